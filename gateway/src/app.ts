@@ -1,0 +1,174 @@
+import Fastify, { type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { GatewayConfig } from './config/env.js';
+import { InvalidConfig, errorResponse } from './errors.js';
+import sessiongate from './gateway.js';
+import opsRoutes from './ops/health.js';
+import { GatewayMetrics } from './ops/metrics.js';
+import { formatProblems, loadRoutesFile } from './routes/config.js';
+import type { RouteSet } from './routes/types.js';
+import sessionPlugin from './session/plugin.js';
+
+export interface BuildGatewayOptions {
+  /** Fastify logger options, or a pino logger to use as is. @default false (silent) */
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+  /** Routes already loaded (else read from `config.routesFile`). */
+  routes?: RouteSet;
+}
+
+export type ReloadResult = { ok: true; routes: number } | { ok: false; problems: string };
+
+/** A built gateway: the public app, the metrics/health app, and the operations on them. */
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly ops: FastifyInstance;
+  readonly metrics: GatewayMetrics;
+  /** Re-reads the routes file; an invalid file keeps the routes in force. */
+  reload(): Promise<ReloadResult>;
+  /** Marks the gateway as draining: /readyz answers 503 from now on. */
+  drain(): void;
+  /** Closes both apps (in-flight requests finish first), Redis and upstream pools. */
+  close(): Promise<void>;
+}
+
+async function loadRoutesOrThrow(file: string): Promise<RouteSet> {
+  const r = await loadRoutesFile(file);
+  if (!r.ok) throw new InvalidConfig(`invalid routes file:\n${formatProblems(file, r.problems)}`);
+  return r.routes;
+}
+
+function statusClass(code: number): string {
+  return `${Math.floor(code / 100)}xx`;
+}
+
+/**
+ * Builds the gateway from its configuration: what the server listens with and what tests
+ * build. Nothing listens yet.
+ */
+export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOptions = {}): Promise<Gateway> {
+  const routes = opts.routes ?? (await loadRoutesOrThrow(config.routesFile));
+  const loggerOpt = opts.logger ?? false;
+  const isInstance = typeof loggerOpt === 'object' && loggerOpt !== null && typeof (loggerOpt as FastifyBaseLogger).child === 'function';
+  const app = Fastify({
+    ...(isInstance ? { loggerInstance: loggerOpt as FastifyBaseLogger } : { logger: loggerOpt as FastifyServerOptions['logger'] }),
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    requestTimeout: config.requestTimeoutMs,
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    // the gateway never parses bodies; limits are per route and enforced on the stream
+    bodyLimit: Number.MAX_SAFE_INTEGER,
+    frameworkErrors: (err, _req, reply) => {
+      const { statusCode, body } = errorResponse({ ...err, statusCode: err.statusCode ?? 400, message: 'Malformed request' });
+      void (reply as FastifyReply).code(statusCode).type('application/json; charset=utf-8').send(body);
+    },
+  });
+
+  let draining = false;
+  const metrics = new GatewayMetrics({
+    sessionGauges: () => ({
+      active: app.sessions?.resolver.activeSessions ?? 0,
+      cached: app.sessions?.resolver.cacheSize ?? 0,
+      cacheActive: app.sessions?.resolver.cacheActive ?? false,
+    }),
+  });
+  metrics.configLastReloadSuccess.set(Date.now() / 1000);
+
+  await app.register(sessionPlugin, {
+    connection: config.redis,
+    keyPrefix: config.session.keyPrefix,
+    cache: config.cache,
+    refreshFraction: config.refreshFraction,
+    onRedisCommand: (command, seconds, ok) => metrics.redisCommandDuration.observe({ command, result: ok ? 'ok' : 'error' }, seconds),
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.gate?.route.name ?? '(none)';
+    const status = reply.statusCode;
+    const seconds = reply.elapsedTime / 1000;
+    metrics.requests.inc({ route, method: request.raw.method ?? 'GET', status_class: statusClass(status) });
+    metrics.requestDuration.observe({ route }, seconds);
+    request.log.info(
+      {
+        route,
+        method: request.raw.method,
+        path: request.gate?.path ?? '(unrouted)',
+        status,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        ...(request.gate?.session ? { sub: request.gate.session.record.sub } : {}),
+      },
+      'request',
+    );
+    done();
+  });
+
+  await app.register(sessiongate, {
+    routes,
+    resolver: app.sessions.resolver,
+    keys: config.keys,
+    cookieName: config.session.cookieName,
+    authRoute: config.authRoute,
+    xSession: config.xSession,
+    allowedOrigins: config.allowedOrigins,
+    trustedProxies: config.trustedProxies,
+    metrics,
+  });
+
+  const ops = Fastify({
+    loggerInstance: app.log.child({ listener: 'metrics' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+  });
+  const redis = app.sessions.redis;
+  const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
+  await ops.register(opsRoutes, {
+    registry: metrics.registry,
+    draining: () => draining,
+    checks: [
+      {
+        name: 'redis',
+        check: async () => {
+          if (redis.status !== 'ready') return false;
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), pingTimeout);
+          });
+          try {
+            return await Promise.race([redis.ping().then((r) => r === 'PONG'), timeout]);
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      },
+      { name: 'routes', check: async () => app.sessiongate.routes.routes.length > 0 },
+    ],
+  });
+
+  await app.ready();
+  await ops.ready();
+
+  return {
+    app,
+    ops,
+    metrics,
+    async reload() {
+      const r = await loadRoutesFile(config.routesFile);
+      if (!r.ok) {
+        const problems = formatProblems(config.routesFile, r.problems);
+        metrics.configReloads.inc({ result: 'failure' });
+        app.log.error({ file: config.routesFile, problems: problems.split('\n') }, 'routes reload failed: keeping the routes in force');
+        return { ok: false, problems };
+      }
+      app.sessiongate.setRoutes(r.routes);
+      metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccess.set(Date.now() / 1000);
+      app.log.info({ file: config.routesFile, routes: r.routes.routes.length }, 'routes reloaded');
+      return { ok: true, routes: r.routes.routes.length };
+    },
+    drain() {
+      draining = true;
+    },
+    async close() {
+      draining = true;
+      await app.close();
+      await ops.close();
+    },
+  };
+}

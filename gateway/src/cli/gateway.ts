@@ -1,0 +1,118 @@
+import { parseArgs } from 'node:util';
+import { gatewayConfigFromEnv } from '../config/env.js';
+import { SettingError } from '../session/settings.js';
+import { startGatewayServer } from '../server.js';
+import { write, type CliIo } from './io.js';
+
+export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
+
+Runs the edge gateway: resolves the session cookie against Redis, enforces the roles of
+routes.yaml, and forwards requests upstream with a signed X-Session header. This is also
+what \`sessiongate\` runs without a command. Settings come from the environment; options
+override them.
+
+Options:
+  --routes FILE        routes file                      (SESSIONGATE_ROUTES, ./routes.yaml)
+  --host ADDR          public listener address          (HOST, 0.0.0.0)
+  --port N             public listener port             (PORT, 8080)
+  --metrics-port N     metrics and health port          (METRICS_PORT, 9091)
+  -h, --help           show this help
+
+Environment:
+  REDIS_URL                   redis://127.0.0.1:6379   redis:// or rediss:// (TLS); user,
+                                                       password and db come from the URL
+  REDIS_SENTINELS             (unset)   host:port,… of Sentinels; with REDIS_SENTINEL_MASTER
+  REDIS_SENTINEL_MASTER       (unset)   master group name, e.g. mymaster
+  REDIS_SENTINEL_PASSWORD     (unset)   password of the Sentinels themselves
+  REDIS_CLUSTER_NODES         (unset)   host:port,… seed nodes of a Redis Cluster
+  REDIS_COMMAND_TIMEOUT       1s        a Redis command slower than this fails closed (503)
+  SESSIONGATE_REDIS_PREFIX    sg:       prefix of every key sessiongate writes
+  SESSIONGATE_ROUTES          ./routes.yaml
+  HOST, PORT                  0.0.0.0, 8080
+  METRICS_HOST, METRICS_PORT  $HOST, 9091   /metrics, /healthz, /readyz (never on PORT)
+  SESSION_COOKIE_NAME         sid       the session cookie (__Host-sid works with Secure)
+  SESSION_IDLE_TIMEOUT        30m       used to pace expiry refreshes
+  SESSION_ABSOLUTE_TIMEOUT    12h
+  SESSION_REFRESH_FRACTION    0.1       push the idle expiry at most once per this
+                                        fraction of the idle timeout
+  SESSION_CACHE               true      local cache of resolved sessions
+  SESSION_CACHE_MAX           100000    sessions kept in memory
+  SESSION_CACHE_TTL           5s        reuse a resolved session this long (revocations
+                                        arrive by pub/sub within milliseconds)
+  SESSION_CACHE_NEGATIVE_TTL  1s        remember unknown tokens this long
+  X_SESSION_KEYS              required  JWK set (JSON) or a path to one; the first key
+                                        signs, all are published (sessiongate keys generate)
+  X_SESSION_TTL               60s       lifetime of each X-Session
+  X_SESSION_ISSUER            sessiongate
+  SESSIONGATE_AUTH_ROUTE      auth      the only route whose upstream may set the cookie
+  SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins allowed to send cookie writes (CSRF)
+  SESSIONGATE_TRUSTED_PROXIES (none)    CIDRs whose X-Forwarded-*/Forwarded are believed
+  SESSIONGATE_MAX_HEADER_BYTES 16384    largest request head accepted (431 beyond)
+  SESSIONGATE_REQUEST_TIMEOUT 30s       time a client has to send its whole request
+  SESSIONGATE_WATCH_ROUTES    true      reload routes when the file changes (SIGHUP always)
+  SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests
+  LOG_LEVEL                   info      fatal, error, warn, info, debug, trace
+
+Signals: SIGHUP reloads routes (an invalid file keeps the old ones); SIGTERM/SIGINT drain
+and exit 0.
+`;
+
+/** Applies command-line overrides to a copy of the environment. */
+function withOverrides(env: NodeJS.ProcessEnv, values: Record<string, string | boolean | undefined>): NodeJS.ProcessEnv {
+  const out = { ...env };
+  const map: Record<string, string> = { routes: 'SESSIONGATE_ROUTES', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
+  for (const [flag, variable] of Object.entries(map)) {
+    const v = values[flag];
+    if (typeof v === 'string') out[variable] = v;
+  }
+  return out;
+}
+
+export async function gatewayCommand(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        routes: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'metrics-port': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    write(io.stderr, `sessiongate gateway: ${(err as Error).message}\n\n${GATEWAY_HELP}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    write(io.stdout, GATEWAY_HELP);
+    return 0;
+  }
+  const env = withOverrides(io.env ?? process.env, parsed.values);
+  let config;
+  try {
+    config = gatewayConfigFromEnv(env);
+  } catch (err) {
+    if (err instanceof SettingError) {
+      write(io.stderr, `sessiongate gateway: invalid setting ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  try {
+    await startGatewayServer(config, { pretty: Boolean((io.stdout as NodeJS.WriteStream).isTTY) });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'SG_ERR_INVALID_CONFIG') {
+      write(io.stderr, `sessiongate gateway: ${e.message}`);
+      return 1;
+    }
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+      write(io.stderr, `sessiongate gateway: cannot listen: ${e.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  return -1;
+}

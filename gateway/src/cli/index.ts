@@ -1,0 +1,3 @@
+export type { CliIo, Command } from './io.js';
+export { write } from './io.js';
+export { run, main } from './main.js';

@@ -1,0 +1,149 @@
+import { loadKeySet, type KeySet } from '../identity/keys.js';
+import { DEFAULT_X_SESSION_TTL_MS, DEFAULT_ISSUER } from '../identity/signer.js';
+import { parseTrustedProxies } from '../proxy/client-address.js';
+import { redisConnectionFromEnv, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisConnectionOptions } from '../session/redis.js';
+import {
+  DEFAULT_CACHE_MAX,
+  DEFAULT_CACHE_TTL_MS,
+  DEFAULT_NEGATIVE_TTL_MS,
+  DEFAULT_REFRESH_FRACTION,
+  type SessionCacheOptions,
+} from '../session/resolver.js';
+import { SettingError, booleanSetting, durationSetting, sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
+import { DEFAULT_AUTH_ROUTE } from '../gateway.js';
+
+/** @default 8080 */
+export const DEFAULT_GATEWAY_PORT = 8080;
+/** @default 9091 */
+export const DEFAULT_GATEWAY_METRICS_PORT = 9091;
+/** How long shutdown waits for in-flight requests. @default 10 s */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+/** Largest request head (request line + headers) accepted. @default 16 KiB */
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+/** How long a client may take to send its request head. @default 30 s */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** Everything the gateway process reads from its environment, validated and frozen. */
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number;
+  readonly routesFile: string;
+  readonly redis: RedisConnectionOptions;
+  readonly session: SessionSettings;
+  readonly keys: KeySet;
+  readonly xSession: { readonly issuer: string; readonly ttlMs: number };
+  readonly authRoute: string;
+  readonly allowedOrigins: readonly string[];
+  readonly trustedProxies: readonly string[];
+  readonly cache: Required<SessionCacheOptions>;
+  readonly refreshFraction: number;
+  readonly logLevel: string;
+  readonly shutdownTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly watchRoutes: boolean;
+}
+
+export function portSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new SettingError(variable, `"${raw}" is not a port number (0-65535)`);
+  return n;
+}
+
+export function intSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number, min = 0): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new SettingError(variable, `"${raw}" is not a whole number ≥ ${min}`);
+  return n;
+}
+
+function listSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
+  return (env[variable] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function originsSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
+  return listSetting(env, variable).map((o) => {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new SettingError(variable, `"${o}" is not an origin like https://app.example.com`);
+    }
+    if (u.origin === 'null' || u.pathname !== '/' || u.search || u.hash) {
+      throw new SettingError(variable, `"${o}" is not an origin (scheme://host[:port], no path)`);
+    }
+    return u.origin.toLowerCase();
+  });
+}
+
+/** Wraps the first failing setting as a SettingError that names its variable. */
+function setting<T>(variable: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof SettingError) throw err;
+    const msg = (err as Error).message;
+    throw new SettingError(variable, msg.startsWith(`${variable}:`) ? msg.slice(variable.length + 1).trim() : msg);
+  }
+}
+
+/** Reads and validates the gateway's settings; throws SettingError naming the variable. */
+export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const session = sessionSettingsFromEnv(env);
+  const connection = setting('REDIS_URL', () => redisConnectionFromEnv(env));
+  const keys = setting('X_SESSION_KEYS', () => {
+    if (!env.X_SESSION_KEYS?.trim()) {
+      throw new SettingError('X_SESSION_KEYS', 'required: a JWK set (JSON) or a path to one; create one with `sessiongate keys generate`');
+    }
+    return loadKeySet(env.X_SESSION_KEYS);
+  });
+  const trustedProxies = listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES');
+  setting('SESSIONGATE_TRUSTED_PROXIES', () => parseTrustedProxies(trustedProxies));
+  const refreshRaw = env.SESSION_REFRESH_FRACTION?.trim();
+  const refreshFraction = refreshRaw ? Number(refreshRaw) : DEFAULT_REFRESH_FRACTION;
+  if (!(refreshFraction > 0 && refreshFraction < 1)) {
+    throw new SettingError('SESSION_REFRESH_FRACTION', `"${refreshRaw}" is not a number between 0 and 1 (exclusive)`);
+  }
+  const ttlMs = durationSetting(env, 'X_SESSION_TTL', DEFAULT_X_SESSION_TTL_MS);
+  if (ttlMs < 1000) throw new SettingError('X_SESSION_TTL', 'must be at least 1s');
+  const config: GatewayConfig = {
+    host: env.HOST?.trim() || '0.0.0.0',
+    port: portSetting(env, 'PORT', DEFAULT_GATEWAY_PORT),
+    metricsHost: env.METRICS_HOST?.trim() || env.HOST?.trim() || '0.0.0.0',
+    metricsPort: portSetting(env, 'METRICS_PORT', DEFAULT_GATEWAY_METRICS_PORT),
+    routesFile: env.SESSIONGATE_ROUTES?.trim() || './routes.yaml',
+    redis: {
+      connection,
+      commandTimeoutMs: durationSetting(env, 'REDIS_COMMAND_TIMEOUT', DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+      ...(env.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.REDIS_SENTINEL_PASSWORD } : {}),
+      connectionName: 'sessiongate-gateway',
+    },
+    session,
+    keys,
+    xSession: { issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_ISSUER, ttlMs },
+    authRoute: env.SESSIONGATE_AUTH_ROUTE?.trim() || DEFAULT_AUTH_ROUTE,
+    allowedOrigins: originsSetting(env, 'SESSIONGATE_ALLOWED_ORIGINS'),
+    trustedProxies,
+    cache: {
+      enabled: booleanSetting(env, 'SESSION_CACHE', true),
+      max: intSetting(env, 'SESSION_CACHE_MAX', DEFAULT_CACHE_MAX, 1),
+      ttlMs: durationSetting(env, 'SESSION_CACHE_TTL', DEFAULT_CACHE_TTL_MS),
+      negativeTtlMs: durationSetting(env, 'SESSION_CACHE_NEGATIVE_TTL', DEFAULT_NEGATIVE_TTL_MS),
+    },
+    refreshFraction,
+    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
+    requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
+    watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
+  };
+  return Object.freeze(config);
+}

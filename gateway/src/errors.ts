@@ -1,0 +1,78 @@
+import createError from '@fastify/error';
+
+// The one list of errors the gateway answers with. `code` is stable and is what code
+// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+
+export const BadRequest = createError('SG_ERR_BAD_REQUEST', '%s', 400);
+export const Unauthenticated = createError('SG_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
+export const Forbidden = createError('SG_ERR_FORBIDDEN', 'The session lacks a role this route requires', 403);
+export const CsrfRejected = createError('SG_ERR_CSRF_REJECTED', '%s', 403);
+export const NotFound = createError('SG_ERR_NOT_FOUND', 'No route matches this path', 404);
+export const MethodNotAllowed = createError('SG_ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed here', 405);
+export const PayloadTooLarge = createError('SG_ERR_PAYLOAD_TOO_LARGE', 'The request body exceeds %s bytes', 413);
+export const HeadersTooLarge = createError('SG_ERR_HEADERS_TOO_LARGE', '%s', 431);
+export const TooManyRequests = createError('SG_ERR_TOO_MANY_REQUESTS', 'Too many requests, retry later', 429);
+export const UpstreamUnavailable = createError('SG_ERR_UPSTREAM_UNAVAILABLE', 'The upstream service is unavailable', 502);
+export const SessionStoreUnavailable = createError(
+  'SG_ERR_SESSION_STORE_UNAVAILABLE',
+  'The session store is unavailable, retry later',
+  503,
+);
+export const UpstreamTimeout = createError('SG_ERR_UPSTREAM_TIMEOUT', 'The upstream service did not answer in time', 504);
+export const ServiceShuttingDown = createError('SG_ERR_SHUTTING_DOWN', 'The gateway is shutting down', 503);
+
+/** Invalid configuration (environment, routes file, keys): the process refuses to start. */
+export const InvalidConfig = createError('SG_ERR_INVALID_CONFIG', '%s', 500);
+
+const PUBLIC_CODES: Readonly<Record<string, string>> = {
+  SG_ERR_BAD_REQUEST: 'bad_request',
+  SG_ERR_UNAUTHENTICATED: 'unauthenticated',
+  SG_ERR_FORBIDDEN: 'forbidden',
+  SG_ERR_CSRF_REJECTED: 'csrf_rejected',
+  SG_ERR_NOT_FOUND: 'not_found',
+  SG_ERR_METHOD_NOT_ALLOWED: 'method_not_allowed',
+  SG_ERR_PAYLOAD_TOO_LARGE: 'payload_too_large',
+  SG_ERR_HEADERS_TOO_LARGE: 'request_header_fields_too_large',
+  SG_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
+  SG_ERR_UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
+  SG_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
+  SG_ERR_UPSTREAM_TIMEOUT: 'upstream_timeout',
+  SG_ERR_SHUTTING_DOWN: 'service_unavailable',
+};
+
+const STATUS_CODES: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'too_many_requests',
+  431: 'request_header_fields_too_large',
+  502: 'upstream_unavailable',
+  503: 'service_unavailable',
+  504: 'upstream_timeout',
+};
+
+const GENERIC_5XX = 'The gateway could not handle this request';
+
+export interface ErrorBody {
+  error: string;
+  message: string;
+}
+
+/**
+ * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * keep their message (the client can fix it), and no 5xx ever carries internal text.
+ */
+export function errorResponse(err: { code?: string; statusCode?: number; message?: string }): {
+  statusCode: number;
+  body: ErrorBody;
+} {
+  const statusCode = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+  const own = err.code ? PUBLIC_CODES[err.code] : undefined;
+  const error = own ?? STATUS_CODES[statusCode] ?? (statusCode >= 500 ? 'internal_error' : 'bad_request');
+  const message = own || statusCode < 500 ? (err.message ?? error) : GENERIC_5XX;
+  return { statusCode, body: { error, message } };
+}

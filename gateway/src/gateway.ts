@@ -1,0 +1,315 @@
+import type { IncomingMessage } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import replyFrom from '@fastify/reply-from';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import {
+  BadRequest,
+  CsrfRejected,
+  Forbidden,
+  MethodNotAllowed,
+  NotFound,
+  PayloadTooLarge,
+  SessionStoreUnavailable,
+  Unauthenticated,
+  UpstreamTimeout,
+  UpstreamUnavailable,
+  errorResponse,
+} from './errors.js';
+import type { KeySet } from './identity/keys.js';
+import { XSessionSigner } from './identity/signer.js';
+import jwks from './identity/jwks.js';
+import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
+import { decide } from './policy/decide.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
+import { allowedOriginsFor, csrfVerdict } from './proxy/csrf.js';
+import { ClientAddressResolver } from './proxy/client-address.js';
+import { UpgradeProxy } from './proxy/upgrade.js';
+import { canonicalize } from './routes/canonical-path.js';
+import { RouteTable, ruleFor, upstreamPath } from './routes/match.js';
+import { DEFAULT_BODY_LIMIT } from './routes/config.js';
+import type { MethodRule, Route, RouteSet } from './routes/types.js';
+import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
+import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';
+
+/** The route whose upstream may set the session cookie. @default 'auth' */
+export const DEFAULT_AUTH_ROUTE = 'auth';
+
+export interface SessionGateOptions {
+  /** The routes in force; swap them later with `fastify.sessiongate.setRoutes()`. */
+  routes: RouteSet;
+  /** Resolves cookies to sessions; its owner (the session plugin) closes it. */
+  resolver: SessionResolver;
+  /** Keys that sign X-Session (the first signs, all are published). */
+  keys: KeySet;
+  /** @default 'sid' */
+  cookieName?: string;
+  /** @default DEFAULT_AUTH_ROUTE */
+  authRoute?: string;
+  /** X-Session `iss` and lifetime. */
+  xSession?: { issuer?: string; ttlMs?: number };
+  /** Origins allowed to send cookie-authenticated writes; empty: the gateway's own origin. */
+  allowedOrigins?: readonly string[];
+  /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
+  trustedProxies?: readonly string[];
+  metrics?: GatewayMetrics;
+  /** Upstream connection pool settings (undici Agent options). */
+  upstreamPool?: { connections?: number; keepAliveTimeoutMs?: number };
+}
+
+/** What the gate decided for one request, for the proxy step. */
+export interface GateState {
+  readonly route: Route;
+  readonly rule: MethodRule;
+  /** Canonical path: what the policy decided on and what is forwarded. */
+  readonly path: string;
+  /** `?…` exactly as received, or ''. */
+  readonly query: string;
+  readonly session: ResolvedSession | null;
+  /** Cookie header without the session cookie. */
+  readonly cookie: string | null;
+}
+
+export interface SessionGate {
+  /** Routes in force. */
+  readonly routes: RouteSet;
+  /** Swaps the routes atomically; requests already past routing finish on the old ones. */
+  setRoutes(routes: RouteSet): void;
+  readonly resolver: SessionResolver;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessiongate: SessionGate;
+  }
+  interface FastifyRequest {
+    gate: GateState | null;
+  }
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+function lookupRoles(l: Lookup): readonly string[] | null {
+  return l.outcome === 'valid' ? l.session.record.roles : null;
+}
+
+function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
+  switch (code) {
+    case 'FST_REPLY_FROM_GATEWAY_TIMEOUT':
+    case 'FST_REPLY_FROM_TIMEOUT':
+    case 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'timeout';
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return 'reset';
+    case 'FST_REPLY_FROM_SERVICE_UNAVAILABLE':
+    case 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR':
+    case 'FST_REPLY_FROM_BAD_GATEWAY':
+      return 'unavailable';
+    default:
+      return 'other';
+  }
+}
+
+/** Counts body bytes and fails the stream past the route's limit (chunked bodies). */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) cb(new PayloadTooLarge(String(this.limit)));
+    else cb(null, chunk);
+  }
+}
+
+/**
+ * The gateway as a Fastify plugin: canonical path → route → session → policy → signed
+ * X-Session → upstream. Everything it adds (a catch-all route, body pass-through, the JWKS
+ * endpoint) lives in an encapsulated context, so a host application's own routes and
+ * parsers are untouched.
+ */
+const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts) => {
+  const cookieName = opts.cookieName ?? DEFAULT_COOKIE_NAME;
+  const authRoute = opts.authRoute ?? DEFAULT_AUTH_ROUTE;
+  const resolver = opts.resolver;
+  const metrics = opts.metrics;
+  const signer = new XSessionSigner(opts.keys, opts.xSession);
+  const clientAddress = new ClientAddressResolver(opts.trustedProxies ?? []);
+  const configuredOrigins = opts.allowedOrigins ?? [];
+
+  let routes = opts.routes;
+  let table = new RouteTable(routes.routes);
+
+  const gate: SessionGate = {
+    get routes() {
+      return routes;
+    },
+    setRoutes(next: RouteSet) {
+      // one assignment: a request sees either the old table or the new one, never a mix
+      const nextTable = new RouteTable(next.routes);
+      routes = next;
+      table = nextTable;
+    },
+    resolver,
+  };
+  fastify.decorate('sessiongate', gate);
+  fastify.decorateRequest('gate', null);
+
+  function identityFor(session: ResolvedSession, route: Route, now: number): string {
+    const cached = session.identities?.get(route.name);
+    if (cached && cached.reuseUntil > now) {
+      metrics?.xSessionSigned.inc({ reused: 'true' });
+      return cached.token;
+    }
+    const r = session.record;
+    const { token, expiresAtMs } = signer.sign(route.name, { sub: r.sub, roles: r.roles, sid: r.sid, extra: r.claims }, now);
+    session.identities?.set(route.name, { token, reuseUntil: now + (expiresAtMs - now) / 2 });
+    metrics?.xSessionSigned.inc({ reused: 'false' });
+    return token;
+  }
+
+  /**
+   * Routing, session and policy for one request: the canonical path, its route and rule,
+   * the session, the decision. Throws the coded error to answer with. Shared by HTTP
+   * requests and WebSocket upgrades.
+   */
+  async function admit(raw: IncomingMessage, log: FastifyBaseLogger): Promise<GateState> {
+    const method = raw.method ?? 'GET';
+    const c = canonicalize(raw.url ?? '');
+    if (!c.ok) throw new BadRequest(c.reason);
+    const route = table.match(c.path);
+    if (!route) throw new NotFound();
+    const rule = ruleFor(route, method);
+    if (!rule) throw new MethodNotAllowed(method);
+    const cookie = readSessionCookie(raw.headers.cookie, cookieName);
+    let session: ResolvedSession | null = null;
+    if (rule.auth !== 'none') {
+      const lookup: Lookup = cookie.duplicate
+        ? { outcome: 'invalid', source: 'none', reason: 'duplicate session cookie' }
+        : await resolver.resolve(cookie.token);
+      metrics?.lookup(lookup.outcome, lookup.source);
+      if (lookup.outcome === 'store_error') {
+        log.error({ err: lookup.error, route: route.name }, 'session store unavailable');
+        throw new SessionStoreUnavailable();
+      }
+      if (lookup.outcome === 'invalid' && lookup.reason && lookup.source !== 'none') {
+        log.warn({ route: route.name, reason: lookup.reason }, 'unusable session record');
+      }
+      const decision = decide(rule, lookupRoles(lookup));
+      metrics?.decision(route.name, decision);
+      if (decision === 'unauthenticated') throw new Unauthenticated();
+      if (decision === 'forbidden') throw new Forbidden();
+      if (lookup.outcome === 'valid') session = lookup.session;
+      if (route.csrf && UNSAFE_METHODS.has(method) && (cookie.token !== null || cookie.duplicate)) {
+        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(raw, clientAddress);
+        const why = csrfVerdict(raw.headers, origins);
+        if (why) throw new CsrfRejected(why);
+      }
+    }
+    const declared = raw.headers['content-length'];
+    if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
+    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest };
+  }
+
+  // runs before the body is read, so a refusal costs nothing
+  async function admitRequest(request: FastifyRequest): Promise<void> {
+    request.gate = await admit(request.raw, request.log);
+  }
+
+  /** Everything the upstream needs to know about this request. */
+  function forwardContext(g: GateState, raw: IncomingMessage) {
+    const xSession = g.session ? identityFor(g.session, g.route, Date.now()) : null;
+    const addr = clientAddress.resolve(raw);
+    return {
+      // without the query: reply-from appends the client's query exactly as received
+      url: g.route.upstream + upstreamPath(g.route, g.path),
+      query: g.query,
+      headers: {
+        cookie: g.cookie,
+        xSession,
+        forwardedFor: addr.forwardedFor,
+        forwardedProto: addr.proto,
+        forwardedHost: addr.host,
+      },
+    };
+  }
+
+  async function forward(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const g = request.gate;
+    if (!g) throw new NotFound();
+    const route = g.route;
+    const fwd = forwardContext(g, request.raw);
+    return reply.from(fwd.url, {
+      timeout: route.timeout,
+      rewriteRequestHeaders: (_req, headers) => upstreamRequestHeaders(headers, fwd.headers),
+      rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
+      onError: (rep, { error }) => {
+        const err = error as Error & { code?: string };
+        if (err.code === 'SG_ERR_PAYLOAD_TOO_LARGE' || (err.cause as { code?: string } | undefined)?.code === 'SG_ERR_PAYLOAD_TOO_LARGE') {
+          void rep.send(new PayloadTooLarge(String(route.bodyLimit)));
+          return;
+        }
+        const kind = upstreamErrorKind(err.code);
+        metrics?.upstreamErrors.inc({ route: route.name, kind });
+        rep.request.log.warn({ route: route.name, kind, code: err.code }, 'upstream request failed');
+        void rep.send(kind === 'timeout' ? new UpstreamTimeout() : new UpstreamUnavailable());
+      },
+    });
+  }
+
+  await fastify.register(jwks, { getKeys: () => opts.keys });
+
+  // WebSocket (and any other) upgrades pass the same gate as plain requests
+  const upgrades = new UpgradeProxy({
+    admit: (raw) => admit(raw, fastify.log),
+    forward: forwardContext,
+    log: fastify.log,
+    onRejected: (err) => errorResponse(err),
+  });
+  fastify.addHook('onListen', async () => {
+    fastify.server.on('upgrade', upgrades.handle);
+  });
+  fastify.addHook('preClose', async () => {
+    fastify.server.off('upgrade', upgrades.handle);
+    upgrades.closeAll();
+  });
+
+  await fastify.register(async function proxyContext(instance: FastifyInstance) {
+    await instance.register(replyFrom, {
+      disableRequestLogging: true,
+      undici: {
+        connections: opts.upstreamPool?.connections ?? 128,
+        pipelining: 1,
+        keepAliveTimeout: opts.upstreamPool?.keepAliveTimeoutMs ?? 4_000,
+      },
+    });
+    // bodies stream through untouched; the route's limit is enforced on the way
+    instance.removeAllContentTypeParsers();
+    instance.addContentTypeParser('*', (request: FastifyRequest, payload: IncomingMessage, done) => {
+      const limit = request.gate?.route.bodyLimit ?? DEFAULT_BODY_LIMIT;
+      const counted = payload.pipe(new BodyLimit(limit));
+      payload.on('error', (err) => counted.destroy(err));
+      done(null, counted);
+    });
+    instance.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
+      const { statusCode, body } = errorResponse(err);
+      if (statusCode >= 500 && err.code !== 'SG_ERR_SESSION_STORE_UNAVAILABLE') request.log.error({ err }, 'request failed');
+      return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
+    });
+    instance.route({ method: ALL_METHODS, url: '/*', onRequest: admitRequest, handler: forward });
+    // other methods (TRACE, WebDAV…) and targets no route pattern fits (absolute-form, '*')
+    // get the same gate, which answers them with 405 or 400
+    instance.setNotFoundHandler(async (request, reply) => {
+      await admitRequest(request);
+      return forward(request, reply);
+    });
+    instance.route({ method: ALL_METHODS, url: '/', onRequest: admitRequest, handler: forward });
+  });
+};
+
+export default fp(sessiongate, { name: 'sessiongate', fastify: '5.x' });
+export { sessiongate };

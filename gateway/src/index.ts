@@ -1,0 +1,11 @@
+// sessiongate as a library: the Fastify plugins and what configuring them needs.
+export { default as sessiongate, DEFAULT_AUTH_ROUTE, type SessionGateOptions, type SessionGate, type GateState } from './gateway.js';
+export { default as sessionPlugin, type SessionPluginOptions, type Sessions } from './session/plugin.js';
+export { buildGateway, type Gateway, type BuildGatewayOptions, type ReloadResult } from './app.js';
+export { gatewayConfigFromEnv, type GatewayConfig } from './config/env.js';
+export { GatewayMetrics } from './ops/metrics.js';
+export { loadKeySet, parseKeySet, generateKeySet, type KeySet } from './identity/keys.js';
+export { XSessionSigner } from './identity/signer.js';
+export { parseRoutes, loadRoutesFile, formatProblems } from './routes/config.js';
+export type { Route, RouteSet, MethodRule, RoleRule, AuthMode } from './routes/types.js';
+export * as errors from './errors.js';

@@ -1,0 +1,122 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LookupOutcome, LookupSource } from '../session/resolver.js';
+import type { Decision } from '../policy/decide.js';
+
+export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'reset' | 'other';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (two apps in one process must
+ * not collide in the global one), served on the metrics listener only.
+ */
+export class GatewayMetrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'route' | 'method' | 'status_class'>;
+  readonly requestDuration: Histogram<'route'>;
+  readonly sessionLookups: Counter<'outcome' | 'source'>;
+  readonly decisions: Counter<'route' | 'decision'>;
+  readonly redisCommandDuration: Histogram<'command' | 'result'>;
+  readonly upstreamErrors: Counter<'route' | 'kind'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configLastReloadSuccess: Gauge;
+  readonly xSessionSigned: Counter<'reused'>;
+
+  constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheActive: boolean } } = {}) {
+    const registers = [(this.registry = opts.registry ?? new Registry())];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({
+      name: 'sessiongate_requests_total',
+      help: 'Requests answered by the gateway, by route, method and status class',
+      labelNames: ['route', 'method', 'status_class'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'sessiongate_request_duration_seconds',
+      help: 'Time from request to response, by route',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.sessionLookups = new Counter({
+      name: 'sessiongate_session_lookups_total',
+      help: 'Session lookups by outcome (valid, missing, expired, invalid, store_error) and source (cache, redis, none)',
+      labelNames: ['outcome', 'source'],
+      registers,
+    });
+    this.decisions = new Counter({
+      name: 'sessiongate_policy_decisions_total',
+      help: 'Policy decisions by route and decision (allow, unauthenticated, forbidden)',
+      labelNames: ['route', 'decision'],
+      registers,
+    });
+    this.redisCommandDuration = new Histogram({
+      name: 'sessiongate_redis_command_duration_seconds',
+      help: 'Latency of the Redis commands the gateway sends, by command and result',
+      labelNames: ['command', 'result'],
+      buckets: REDIS_BUCKETS,
+      registers,
+    });
+    this.upstreamErrors = new Counter({
+      name: 'sessiongate_upstream_errors_total',
+      help: 'Failed upstream requests by route and kind (timeout, unavailable, reset, other)',
+      labelNames: ['route', 'kind'],
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: 'sessiongate_config_reloads_total',
+      help: 'Routes file reloads by result (success, failure)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configLastReloadSuccess = new Gauge({
+      name: 'sessiongate_config_last_reload_success_timestamp_seconds',
+      help: 'When the routes in force were loaded (Unix time)',
+      registers,
+    });
+    this.xSessionSigned = new Counter({
+      name: 'sessiongate_xsession_headers_total',
+      help: 'X-Session headers attached to forwarded requests, by whether a signed one was reused',
+      labelNames: ['reused'],
+      registers,
+    });
+    const gauges = opts.sessionGauges;
+    if (gauges) {
+      new Gauge({
+        name: 'sessiongate_active_sessions',
+        help: 'Distinct sessions seen by this gateway in the last 5 minutes',
+        registers,
+        collect() {
+          this.set(gauges().active);
+        },
+      });
+      new Gauge({
+        name: 'sessiongate_session_cache_entries',
+        help: 'Sessions held in the local cache',
+        registers,
+        collect() {
+          this.set(gauges().cached);
+        },
+      });
+      new Gauge({
+        name: 'sessiongate_session_cache_active',
+        help: '1 while the local cache is in use (invalidation channel subscribed), else 0',
+        registers,
+        collect() {
+          this.set(gauges().cacheActive ? 1 : 0);
+        },
+      });
+    }
+    this.configReloads.inc({ result: 'success' }, 0);
+    this.configReloads.inc({ result: 'failure' }, 0);
+  }
+
+  lookup(outcome: LookupOutcome, source: LookupSource): void {
+    this.sessionLookups.inc({ outcome, source });
+  }
+
+  decision(route: string, decision: Decision): void {
+    this.decisions.inc({ route, decision });
+  }
+}

@@ -1,0 +1,36 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientAddressResolver } from './client-address.js';
+
+/** The gateway's own origin, as the client addressed it: the default allowed origin. */
+export function allowedOriginsFor(req: IncomingMessage, addresses: ClientAddressResolver): string[] {
+  const a = addresses.resolve(req);
+  return a.host ? [`${a.proto}://${a.host.toLowerCase()}`] : [];
+}
+
+function originOf(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return u.origin === 'null' ? null : u.origin.toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Null when a cookie-authenticated write may proceed, else why not. Accepted: a browser
+ * saying `Sec-Fetch-Site: same-origin`, or an `Origin` (without one, a `Referer`) that is one
+ * of the allowed origins. Anything else, including no evidence at all, is refused.
+ */
+export function csrfVerdict(headers: IncomingHttpHeaders, allowed: readonly string[]): string | null {
+  if (headers['sec-fetch-site'] === 'same-origin') return null;
+  const origin = headers.origin;
+  if (typeof origin === 'string' && origin !== 'null') {
+    return allowed.includes(origin.toLowerCase()) ? null : 'The request origin is not allowed to use this session';
+  }
+  const referer = headers.referer;
+  if (typeof referer === 'string') {
+    const o = originOf(referer);
+    return o && allowed.includes(o) ? null : 'The request referer is not allowed to use this session';
+  }
+  return 'A cross-site check failed: send Origin (browsers do) with cookie-authenticated writes';
+}

@@ -1,0 +1,73 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { setCookieName } from '../session/cookie.js';
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+
+/** The header that carries the signed identity to upstreams. */
+export const X_SESSION_HEADER = 'x-session';
+
+/**
+ * Whether a request header is one the gateway owns, in any spelling an upstream framework
+ * might fold into `x-session` (case, `_` or `.` for `-`): such a header from a client is
+ * never forwarded.
+ */
+export function isOwnedHeader(name: string): boolean {
+  const n = name.toLowerCase();
+  if (n.length < 9) return false;
+  return n.replace(/[_.]/g, '-') === X_SESSION_HEADER;
+}
+
+export interface ForwardContext {
+  /** The Cookie header without the session cookie, or null. */
+  cookie: string | null;
+  /** The signed X-Session for this request, or null. */
+  xSession: string | null;
+  /** Client address, scheme and host as the gateway resolved them. */
+  forwardedFor: string;
+  forwardedProto: string;
+  forwardedHost: string | undefined;
+}
+
+/**
+ * The headers an upstream receives. Runs after the client's Connection header and the
+ * headers it lists were removed, so a client cannot strip what is set here.
+ */
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
+  for (const name of Object.keys(headers)) {
+    if (isOwnedHeader(name)) delete headers[name];
+  }
+  if (ctx.cookie === null) delete headers.cookie;
+  else headers.cookie = ctx.cookie;
+  // the gateway speaks for the client: its own view replaces whatever the client claimed
+  delete headers.forwarded;
+  headers['x-forwarded-for'] = ctx.forwardedFor;
+  headers['x-forwarded-proto'] = ctx.forwardedProto;
+  if (ctx.forwardedHost) headers['x-forwarded-host'] = ctx.forwardedHost;
+  else delete headers['x-forwarded-host'];
+  if (ctx.xSession !== null) headers[X_SESSION_HEADER] = ctx.xSession;
+  return headers;
+}
+
+/**
+ * The response headers a client receives: only the auth route may set the session cookie;
+ * from any other upstream such a Set-Cookie is dropped.
+ */
+export function clientResponseHeaders<H extends OutgoingHttpHeaders | IncomingHttpHeaders>(headers: H, mayIssueSessionCookie: boolean, cookieName: string): H {
+  const h = headers as OutgoingHttpHeaders;
+  // hop-by-hop headers describe the upstream connection, not ours (RFC 9110 §7.6.1)
+  const listed = h.connection;
+  if (typeof listed === 'string') for (const name of listed.split(',')) delete h[name.trim().toLowerCase()];
+  for (const name of HOP_BY_HOP) delete h[name];
+  if (mayIssueSessionCookie) return headers;
+  const sc = h['set-cookie'];
+  if (sc === undefined) return headers;
+  const list = (Array.isArray(sc) ? sc : [String(sc)]).filter((c) => !sameCookieName(setCookieName(c), cookieName));
+  if (list.length) h['set-cookie'] = list;
+  else delete h['set-cookie'];
+  return headers;
+}
+
+// browsers match cookie names exactly, but be strict about what could shadow ours
+function sameCookieName(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}

@@ -1,0 +1,111 @@
+import type { MethodRule, Route } from './types.js';
+
+/**
+ * The routes of one routes file, indexed for longest-prefix matching on canonical paths.
+ * Prefixes must be in the form `Route.prefix` documents (no trailing slash except the
+ * root route `/`, no empty segment); the constructor throws a `TypeError` otherwise.
+ * When two routes share a prefix the one listed first wins.
+ */
+export class RouteTable {
+  readonly routes: readonly Route[];
+  readonly #byPrefix = new Map<string, Route>();
+  readonly #root: Route | null;
+  // prefix lengths in use, so match() only slices candidates that can hit
+  readonly #lengths: Uint8Array;
+  readonly #maxLength: number;
+
+  constructor(routes: readonly Route[]) {
+    this.routes = routes;
+    let root: Route | null = null;
+    let maxLength = 0;
+    for (const route of routes) {
+      const { prefix } = route;
+      if (!isNormalizedPrefix(prefix)) {
+        throw new TypeError(`route "${route.name}": prefix ${JSON.stringify(prefix)} is not normalized`);
+      }
+      if (prefix === '/') {
+        root ??= route;
+        continue;
+      }
+      if (!this.#byPrefix.has(prefix)) this.#byPrefix.set(prefix, route);
+      if (prefix.length > maxLength) maxLength = prefix.length;
+    }
+    this.#root = root;
+    this.#maxLength = maxLength;
+    this.#lengths = new Uint8Array(maxLength + 1);
+    for (const prefix of this.#byPrefix.keys()) this.#lengths[prefix.length] = 1;
+  }
+
+  /** Longest prefix on a segment boundary, case-sensitive; null when none matches. */
+  match(canonicalPath: string): Route | null {
+    const path = canonicalPath;
+    // candidate ends: the whole path, then every '/' from the right (the prefix then
+    // ends just before it), never longer than the longest prefix
+    let end = path.length;
+    if (end > this.#maxLength) end = path.lastIndexOf('/', this.#maxLength);
+    while (end > 0) {
+      if (this.#lengths[end] === 1) {
+        const route = this.#byPrefix.get(end === path.length ? path : path.slice(0, end));
+        if (route !== undefined) return route;
+      }
+      end = path.lastIndexOf('/', end - 1);
+    }
+    return this.#root;
+  }
+}
+
+function isNormalizedPrefix(prefix: string): boolean {
+  if (prefix === '/') return true;
+  return prefix.length > 1 && prefix.startsWith('/') && !prefix.endsWith('/') && !prefix.includes('//');
+}
+
+/**
+ * The path to forward for a request matched to `route`: the matched prefix replaced by
+ * `rewritePrefix` (when set), joined under the base path of `route.upstream` without
+ * doubling a slash. Always starts with `/`; a trailing slash of the request is kept.
+ */
+export function upstreamPath(route: Route, canonicalPath: string): string {
+  let path = canonicalPath;
+  if (route.rewritePrefix !== undefined) {
+    // the root route matched with an empty prefix: its rest is the whole path
+    const rest = route.prefix === '/' ? canonicalPath : canonicalPath.slice(route.prefix.length);
+    const to = trimTrailingSlashes(route.rewritePrefix);
+    path = (to === '' || to.startsWith('/') ? to : '/' + to) + rest;
+    if (path === '') path = '/';
+  }
+  const base = basePath(route.upstream);
+  return base === '' ? path : base + path;
+}
+
+// The path part of an upstream URL without trailing slashes: '' for a bare origin.
+function basePath(upstream: string): string {
+  const scheme = upstream.indexOf('://');
+  const start = upstream.indexOf('/', scheme < 0 ? 0 : scheme + 3);
+  if (start < 0) return '';
+  let end = upstream.length;
+  for (let i = start; i < end; i++) {
+    const c = upstream.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) end = i; // '?' or '#': not part of the base path
+  }
+  return trimTrailingSlashes(upstream.slice(start, end));
+}
+
+function trimTrailingSlashes(s: string): string {
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 0x2f) end--;
+  return end === s.length ? s : s.slice(0, end);
+}
+
+/**
+ * The rule `method` is decided by on `route`: its per-method override, for `HEAD` the
+ * `GET` override, else `route.rule`. `null` for `TRACE` and `CONNECT`, which are never
+ * proxied (405). Methods are case-sensitive (RFC 9110 §9.1), as the override keys are.
+ */
+export function ruleFor(route: Route, method: string): MethodRule | null {
+  if (method === 'TRACE' || method === 'CONNECT') return null;
+  const { methods } = route;
+  // own keys only: a method named like an Object.prototype member must not hit it
+  if (Object.hasOwn(methods, method)) return methods[method]!;
+  if (method === 'HEAD' && Object.hasOwn(methods, 'GET')) return methods.GET!;
+  return route.rule;
+}

@@ -1,0 +1,50 @@
+/** How a route treats the session (routes.yaml `auth`). */
+export type AuthMode = 'required' | 'optional' | 'none';
+
+/** A role requirement: any one of the roles, or all of them. */
+export type RoleRule = { readonly any: readonly string[] } | { readonly all: readonly string[] };
+
+/** The rule one method of a route is decided by. */
+export interface MethodRule {
+  readonly auth: AuthMode;
+  /** null: any authenticated session will do (or none is needed, with auth optional/none). */
+  readonly roles: RoleRule | null;
+}
+
+/** One validated, normalized route of routes.yaml. Frozen once loaded. */
+export interface Route {
+  readonly name: string;
+  /** Canonical prefix without a trailing slash, `/` only for the root route. */
+  readonly prefix: string;
+  /** Upstream origin plus optional base path, e.g. `http://127.0.0.1:4001` or `http://svc/base`. */
+  readonly upstream: string;
+  /** Replaces `prefix` in the forwarded path; undefined keeps the path as is. */
+  readonly rewritePrefix: string | undefined;
+  /** The rule for methods without an override. */
+  readonly rule: MethodRule;
+  /** Per-method overrides, keys upper-case (`HEAD` falls back to `GET`). */
+  readonly methods: Readonly<Record<string, MethodRule>>;
+  /** Maximum request body in bytes. */
+  readonly bodyLimit: number;
+  /** Upstream timeout in milliseconds. */
+  readonly timeout: number;
+  /** CSRF check for cookie-authenticated unsafe methods. */
+  readonly csrf: boolean;
+}
+
+/** A loaded routes file. */
+export interface RouteSet {
+  readonly version: 1;
+  readonly routes: readonly Route[];
+  /** Where it was loaded from, for logs. */
+  readonly source: string;
+}
+
+/** One problem found in a routes file, with its position (1-based). */
+export interface RoutesProblem {
+  readonly line: number;
+  readonly column: number;
+  /** JSON-pointer-like path of the offending node, e.g. `/routes/2/name`. */
+  readonly path: string;
+  readonly message: string;
+}

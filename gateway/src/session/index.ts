@@ -1,0 +1,8 @@
+// The session module: the one place that knows the record format, the Redis key layout and
+// how sessions are read and written. The auth service imports this and nothing else.
+export * from './record.js';
+export * from './store.js';
+export * from './redis.js';
+export * from './resolver.js';
+export * from './cookie.js';
+export * from './settings.js';

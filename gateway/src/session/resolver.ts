@@ -1,0 +1,269 @@
+import { LRUCache } from 'lru-cache';
+import { InvalidRecordError, hashToken, isWellFormedToken, parseRecord, type SessionRecord } from './record.js';
+import { subscriberFor } from './redis.js';
+import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
+
+/** Most sessions one gateway keeps resolved in memory. @default 100_000 */
+export const DEFAULT_CACHE_MAX = 100_000;
+/** How long a resolved session is reused without asking Redis (revocations arrive by pub/sub sooner). @default 5000 */
+export const DEFAULT_CACHE_TTL_MS = 5_000;
+/** How long an unknown or malformed token is remembered as such. @default 1000 */
+export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
+/** The idle expiry is pushed forward at most once per this fraction of the idle timeout. @default 0.1 */
+export const DEFAULT_REFRESH_FRACTION = 0.1;
+
+/** The window of `activeSessions`. */
+const ACTIVE_WINDOW_MS = 5 * 60_000;
+
+export type LookupOutcome = 'valid' | 'missing' | 'expired' | 'invalid' | 'store_error';
+export type LookupSource = 'cache' | 'redis' | 'none';
+
+/** A signed X-Session kept for reuse, per route. */
+export interface CachedIdentity {
+  readonly token: string;
+  /** Reuse it until then (half its lifetime). */
+  readonly reuseUntil: number;
+}
+
+/** A session that resolved. `identities` lets the signer reuse headers while the entry lives. */
+export interface ResolvedSession {
+  readonly record: SessionRecord;
+  readonly tokenHash: string;
+  readonly identities: Map<string, CachedIdentity> | null;
+}
+
+export type Lookup =
+  | { outcome: 'valid'; source: 'cache' | 'redis'; session: ResolvedSession }
+  | { outcome: 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
+  | { outcome: 'store_error'; source: 'redis'; error: Error };
+
+export interface SessionCacheOptions {
+  /** Resolve from memory while the invalidation channel is subscribed. @default true */
+  enabled?: boolean;
+  /** @default DEFAULT_CACHE_MAX */
+  max?: number;
+  /** @default DEFAULT_CACHE_TTL_MS */
+  ttlMs?: number;
+  /** @default DEFAULT_NEGATIVE_TTL_MS */
+  negativeTtlMs?: number;
+}
+
+export interface SessionResolverOptions {
+  cache?: SessionCacheOptions;
+  /** @default DEFAULT_REFRESH_FRACTION */
+  refreshFraction?: number;
+  /** Where the resolver reports what happened to its subscription and refreshes. */
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  now?: () => number;
+}
+
+interface Entry {
+  record: SessionRecord | null;
+  /** Why there is no record: 'expired' (unknown token) or 'invalid' (corrupt record). */
+  negative: 'expired' | 'invalid' | null;
+  reason?: string;
+  identities: Map<string, CachedIdentity>;
+}
+
+const noopLog = { info() {}, warn() {} };
+
+/**
+ * Turns a cookie token into a session: through a bounded in-memory cache while revocations
+ * can reach it (the pub/sub channel is subscribed), straight from Redis otherwise. Concurrent
+ * misses for one token share one Redis call. The sliding idle expiry is pushed forward at
+ * most once per refresh interval per session, never by rewriting the record.
+ */
+export class SessionResolver {
+  readonly store: SessionStore;
+  private readonly cacheEnabled: boolean;
+  private readonly cacheTtlMs: number;
+  private readonly negativeTtlMs: number;
+  private readonly refreshFraction: number;
+  private readonly cache: LRUCache<string, Entry, void>;
+  /** When this gateway last pushed each session's expiry forward (bounded like the cache). */
+  private readonly touchedAt: LRUCache<string, number>;
+  private readonly seen: LRUCache<string, true>;
+  private readonly log: NonNullable<SessionResolverOptions['log']>;
+  private readonly now: () => number;
+  private subscriber: RedisClient | null = null;
+  private subscribed = false;
+  private stopped = false;
+
+  constructor(store: SessionStore, opts: SessionResolverOptions = {}) {
+    this.store = store;
+    const c = opts.cache ?? {};
+    this.cacheEnabled = c.enabled ?? true;
+    this.cacheTtlMs = c.ttlMs ?? DEFAULT_CACHE_TTL_MS;
+    this.negativeTtlMs = c.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS;
+    this.refreshFraction = opts.refreshFraction ?? DEFAULT_REFRESH_FRACTION;
+    this.log = opts.log ?? noopLog;
+    this.now = opts.now ?? Date.now;
+    const max = c.max ?? DEFAULT_CACHE_MAX;
+    this.cache = new LRUCache<string, Entry, void>({
+      max,
+      ttl: this.cacheTtlMs,
+      ttlAutopurge: false,
+      fetchMethod: (tokenHash, _stale, { options }) => this.load(tokenHash, options),
+    });
+    this.touchedAt = new LRUCache<string, number>({ max });
+    this.seen = new LRUCache<string, true>({ max, ttl: ACTIVE_WINDOW_MS, ttlResolution: 1000 });
+  }
+
+  /** True while resolved sessions are served from memory. */
+  get cacheActive(): boolean {
+    return this.cacheEnabled && this.subscribed && !this.stopped;
+  }
+
+  /** Distinct sessions resolved in the last 5 minutes (computed when asked: at scrape time). */
+  get activeSessions(): number {
+    this.seen.purgeStale();
+    return this.seen.size;
+  }
+
+  /** Number of sessions held in memory. */
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * Subscribes to the invalidation channel on a connection of its own. Until that
+   * subscription stands (and whenever it drops), every lookup goes to Redis.
+   */
+  async start(): Promise<void> {
+    if (!this.cacheEnabled || this.subscriber) return;
+    const sub = subscriberFor(this.store.redis);
+    this.subscriber = sub;
+    const channel = this.store.keys.invalidationChannel;
+    sub.on('message', (ch: string, raw: string) => {
+      if (ch !== channel) return;
+      const msg = decodeInvalidation(raw);
+      if (msg) for (const h of msg.hashes) this.cache.delete(h);
+    });
+    const down = () => {
+      if (this.subscribed) this.log.warn({ channel }, 'session invalidation channel lost: cache bypassed until it is back');
+      this.subscribed = false;
+      // messages may be lost while down: nothing cached before may be trusted afterwards
+      this.cache.clear();
+    };
+    sub.on('close', down);
+    sub.on('end', down);
+    sub.on('error', () => undefined);
+    sub.on('ready', () => {
+      void this.subscribe(sub, channel);
+    });
+    if (sub.status === 'ready') await this.subscribe(sub, channel);
+  }
+
+  private async subscribe(sub: RedisClient, channel: string): Promise<void> {
+    try {
+      await sub.subscribe(channel);
+      if (this.stopped) return;
+      this.cache.clear();
+      this.subscribed = true;
+      this.log.info({ channel }, 'session invalidation channel subscribed: cache on');
+    } catch (err) {
+      this.log.warn({ err }, 'session invalidation subscribe failed');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.subscribed = false;
+    this.cache.clear();
+    const sub = this.subscriber;
+    this.subscriber = null;
+    if (sub) {
+      sub.removeAllListeners('close');
+      sub.removeAllListeners('end');
+      await sub.quit().catch(() => sub.disconnect());
+    }
+  }
+
+  /** Drops sessions from this gateway's memory (what an invalidation message does). */
+  invalidate(tokenHashes: Iterable<string>): void {
+    for (const h of tokenHashes) this.cache.delete(h);
+  }
+
+  /**
+   * Resolves a token taken from the cookie (null: there was none). Never throws: a Redis
+   * failure is the outcome `store_error`, for the caller to fail closed.
+   */
+  async resolve(token: string | null): Promise<Lookup> {
+    if (token === null) return { outcome: 'missing', source: 'none' };
+    if (!isWellFormedToken(token)) return { outcome: 'invalid', source: 'none', reason: 'malformed token' };
+    const tokenHash = hashToken(token);
+    const now = this.now();
+    if (!this.cacheActive) {
+      let entry: Entry;
+      try {
+        entry = await this.load(tokenHash);
+      } catch (err) {
+        return { outcome: 'store_error', source: 'redis', error: err as Error };
+      }
+      return this.finish(tokenHash, entry, 'redis', now, false);
+    }
+    const cached = this.cache.get(tokenHash);
+    if (cached) return this.finish(tokenHash, cached, 'cache', now, true);
+    try {
+      const entry = await this.cache.fetch(tokenHash);
+      if (entry) return this.finish(tokenHash, entry, 'redis', now, true);
+      // unreachable: fetchMethod always yields an entry
+      return { outcome: 'store_error', source: 'redis', error: new Error('empty fetch') };
+    } catch (err) {
+      // aborted by an invalidation while in flight: ask Redis again, outside the cache
+      if ((err as Error)?.message === 'deleted') {
+        try {
+          return this.finish(tokenHash, await this.load(tokenHash), 'redis', now, false);
+        } catch (err2) {
+          return { outcome: 'store_error', source: 'redis', error: err2 as Error };
+        }
+      }
+      return { outcome: 'store_error', source: 'redis', error: err as Error };
+    }
+  }
+
+  /** Reads one session from Redis into an entry (negative entries live shorter). */
+  private async load(tokenHash: string, options?: { ttl?: number }): Promise<Entry> {
+    const raw = await this.store.readRaw(tokenHash);
+    if (raw === null) {
+      if (options) options.ttl = this.negativeTtlMs;
+      return { record: null, negative: 'expired', identities: new Map() };
+    }
+    try {
+      return { record: parseRecord(raw), negative: null, identities: new Map() };
+    } catch (err) {
+      if (options) options.ttl = this.negativeTtlMs;
+      const reason = err instanceof InvalidRecordError ? err.message : 'unreadable record';
+      return { record: null, negative: 'invalid', reason, identities: new Map() };
+    }
+  }
+
+  private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number, cached: boolean): Lookup {
+    const record = entry.record;
+    if (!record) {
+      const outcome = entry.negative ?? 'expired';
+      return entry.reason ? { outcome, source, reason: entry.reason } : { outcome, source };
+    }
+    if (record.absoluteExpiresAt <= now) {
+      this.cache.delete(tokenHash);
+      this.store.redis.del(this.store.keys.session(tokenHash)).catch(() => undefined);
+      return { outcome: 'expired', source };
+    }
+    this.maybeTouch(tokenHash, record, now);
+    this.seen.set(tokenHash, true);
+    return { outcome: 'valid', source, session: { record, tokenHash, identities: cached ? entry.identities : null } };
+  }
+
+  /** Pushes the idle expiry forward when this gateway has not done so for a refresh interval. */
+  private maybeTouch(tokenHash: string, record: SessionRecord, now: number): void {
+    const interval = record.idleTimeoutMs * this.refreshFraction;
+    // a session is as fresh as its creation until this gateway touches it
+    const last = this.touchedAt.get(tokenHash) ?? record.createdAt;
+    if (now - last < interval) return;
+    this.touchedAt.set(tokenHash, now);
+    this.store.touch(tokenHash, record, now).catch((err: unknown) => {
+      this.touchedAt.delete(tokenHash);
+      this.log.warn({ err }, 'session refresh failed');
+    });
+  }
+}

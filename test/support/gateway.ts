@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { buildGateway, type Gateway } from '../../gateway/src/app.js';
+import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/config/env.js';
+import { generateKeySet } from '../../gateway/src/identity/keys.js';
+import { formatProblems, parseRoutes } from '../../gateway/src/routes/config.js';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
+
+export interface TestGatewayOptions {
+  redisUrl: string;
+  /** routes.yaml text. */
+  routes: string;
+  /** Extra environment settings (strings), e.g. { SESSION_CACHE: 'false' }. */
+  env?: Record<string, string>;
+  alg?: 'HS256' | 'EdDSA';
+  /** Share the key prefix (and so the sessions) of another gateway. */
+  keyPrefix?: string;
+  /** Share the keys of another gateway. */
+  keysJson?: string;
+  /** A pino destination to capture logs. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export interface TestGateway {
+  readonly gw: Gateway;
+  readonly config: GatewayConfig;
+  readonly keyPrefix: string;
+  /** X_SESSION_KEYS as given to the gateway (private parts included). */
+  readonly keysJson: string;
+  /** A client of the test's own for arranging sessions directly. */
+  readonly redis: RedisClient;
+  readonly store: SessionStore;
+  /** Listens on a free port (once) and returns it, for raw-socket requests. */
+  listen(): Promise<number>;
+  /** Creates a session the way the auth service does and returns its cookie token. */
+  login(sub: string, roles: string[], extra?: { claims?: Record<string, string>; idleTimeoutMs?: number; absoluteTimeoutMs?: number }): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A gateway built from app.ts on a real Redis, isolated by its own key prefix. */
+export async function startTestGateway(o: TestGatewayOptions): Promise<TestGateway> {
+  const keyPrefix = o.keyPrefix ?? `sgtest:${randomUUID()}:`;
+  const keysJson = o.keysJson ?? JSON.stringify(generateKeySet(o.alg ?? 'HS256'));
+  const parsed = parseRoutes(o.routes, 'routes.yaml');
+  if (!parsed.ok) throw new Error(formatProblems('routes.yaml', parsed.problems));
+  const config = gatewayConfigFromEnv({
+    REDIS_URL: o.redisUrl,
+    SESSIONGATE_REDIS_PREFIX: keyPrefix,
+    X_SESSION_KEYS: keysJson,
+    SESSIONGATE_WATCH_ROUTES: 'false',
+    ...o.env,
+  });
+  const logger = o.logStream ? { level: 'info', stream: o.logStream } : false;
+  const gw = await buildGateway(config, { routes: parsed.routes, logger });
+  const redis = createRedisClient({ connection: { mode: 'standalone', url: o.redisUrl } });
+  const store = new SessionStore(redis, new KeyLayout(keyPrefix));
+  // start from a settled state: both clients connected, the cache subscribed (when on)
+  await Promise.all([waitUntilReady(redis, 5000), waitUntilReady(gw.app.sessions.redis, 5000)]);
+  if (config.cache.enabled) {
+    const deadline = Date.now() + 5000;
+    while (!gw.app.sessions.resolver.cacheActive && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+  let port: number | undefined;
+  return {
+    gw,
+    config,
+    keyPrefix,
+    keysJson,
+    redis,
+    store,
+    async listen() {
+      if (port === undefined) {
+        await gw.app.listen({ port: 0, host: '127.0.0.1' });
+        port = (gw.app.server.address() as { port: number }).port;
+      }
+      return port;
+    },
+    async login(sub, roles, extra = {}) {
+      const s = await store.create({
+        sub,
+        roles,
+        claims: extra.claims ?? {},
+        idleTimeoutMs: extra.idleTimeoutMs ?? config.session.idleTimeoutMs,
+        absoluteTimeoutMs: extra.absoluteTimeoutMs ?? config.session.absoluteTimeoutMs,
+      });
+      return s.token;
+    },
+    async close() {
+      await gw.close();
+      // remove what this test wrote (never FLUSHDB: the Redis may be shared)
+      const stream = redis.scanStream({ match: `${keyPrefix}*`, count: 500 });
+      for await (const keys of stream as AsyncIterable<string[]>) if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    },
+  };
+}
+
+/** A routes.yaml naming the given upstream URLs. */
+export function routesYaml(up: Record<string, string>, extra = ''): string {
+  return `version: 1
+routes:
+  - name: auth
+    prefix: /auth
+    upstream: ${up.auth ?? up.public}
+    auth: optional
+  - name: public
+    prefix: /public
+    upstream: ${up.public}
+    auth: none
+  - name: opt
+    prefix: /opt
+    upstream: ${up.opt ?? up.public}
+    auth: optional
+  - name: orders
+    prefix: /api/orders
+    upstream: ${up.orders ?? up.public}
+    rewritePrefix: /orders
+    roles: [user]
+    methods:
+      DELETE: { roles: [admin] }
+  - name: admin
+    prefix: /admin
+    upstream: ${up.admin ?? up.public}
+    roles: [admin]
+  - name: reports
+    prefix: /reports
+    upstream: ${up.reports ?? up.public}
+    roles: { all: [analyst, billing] }
+${extra}`;
+}
