@@ -1,4 +1,4 @@
-import Fastify, { type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './config/env.js';
 import { InvalidConfig, errorResponse } from './errors.js';
 import sessiongate from './gateway.js';
@@ -50,7 +50,8 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
   const isInstance = typeof loggerOpt === 'object' && loggerOpt !== null && typeof (loggerOpt as FastifyBaseLogger).child === 'function';
   const app = Fastify({
     ...(isInstance ? { loggerInstance: loggerOpt as FastifyBaseLogger } : { logger: loggerOpt as FastifyServerOptions['logger'] }),
-    disableRequestLogging: true,
+    // one line per request is ours (onResponse below): route, status, duration, user
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     requestTimeout: config.requestTimeoutMs,
     http: { maxHeaderSize: config.maxHeaderBytes },
@@ -78,6 +79,12 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     cache: config.cache,
     refreshFraction: config.refreshFraction,
     onRedisCommand: (command, seconds, ok) => metrics.redisCommandDuration.observe({ command, result: ok ? 'ok' : 'error' }, seconds),
+  });
+
+  // while draining, every response closes its connection, so keep-alive clients let go
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (draining) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.addHook('onResponse', (request, reply, done) => {
@@ -114,7 +121,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
 
   const ops = Fastify({
     loggerInstance: app.log.child({ listener: 'metrics' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   const redis = app.sessions.redis;
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;

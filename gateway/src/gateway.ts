@@ -88,6 +88,7 @@ declare module 'fastify' {
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const LOGGED_ELSEWHERE = new Set(['SG_ERR_SESSION_STORE_UNAVAILABLE', 'SG_ERR_UPSTREAM_UNAVAILABLE', 'SG_ERR_UPSTREAM_TIMEOUT']);
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 function lookupRoles(l: Lookup): readonly string[] | null {
@@ -297,7 +298,8 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     });
     instance.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
       const { statusCode, body } = errorResponse(err);
-      if (statusCode >= 500 && err.code !== 'SG_ERR_SESSION_STORE_UNAVAILABLE') request.log.error({ err }, 'request failed');
+      // store and upstream failures were logged where they happened, with their cause
+      if (statusCode >= 500 && !LOGGED_ELSEWHERE.has(err.code ?? '')) request.log.error({ err }, 'request failed');
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });
     instance.route({ method: ALL_METHODS, url: '/*', onRequest: admitRequest, handler: forward });

@@ -16,6 +16,7 @@ const METHOD_NOT_ALLOWED =
 export async function startGatewayServer(config: GatewayConfig, opts: { pretty?: boolean } = {}): Promise<Gateway> {
   const gw = await buildGateway(config, { logger: loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }) });
   const log = gw.app.log;
+  const closeGateway = gw.close.bind(gw);
 
   // CONNECT never reaches a route handler: answer it here, never tunnel
   gw.app.server.on('connect', (_req, socket) => {
@@ -65,16 +66,20 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
     }
   }
 
-  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs }, async ({ signal, err }) => {
+  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error: shutting down');
     else log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down: draining in-flight requests');
     process.off('SIGHUP', onHup);
     watcher?.close();
-    await gw.close();
+    await closeGateway();
     log.info('shutdown complete');
   });
-  gw.app.addHook('onClose', async () => {
-    grace.uninstall();
+  return Object.assign(gw, {
+    async close() {
+      grace.uninstall();
+      process.off('SIGHUP', onHup);
+      watcher?.close();
+      await closeGateway();
+    },
   });
-  return gw;
 }

@@ -10,7 +10,7 @@ import {
   loadRoutesFile,
   parseRoutes,
 } from '../src/routes/config.js';
-import { parseByteSize, parseDuration } from '../src/routes/duration.js';
+import { parseByteSize, parseDuration } from '../src/config/duration.js';
 import type { Route, RouteSet, RoutesProblem } from '../src/routes/types.js';
 
 // The example of DESIGN.md "routes.yaml (version 1)", verbatim.
@@ -178,7 +178,7 @@ describe('parseRoutes: YAML problems', () => {
 
   it('a list or mapping as a key', () => {
     expect(problem(oneRoute('    ? [csrf]', '    : true'))).toBe(
-      '6:7 /routes/0/[csrf] routes[0]["[csrf]"]: invalid YAML: a key must be a plain string, not a list or mapping',
+      '6:7 /routes/0 routes[0]: invalid YAML: a key must be a plain string, not a list or mapping',
     );
   });
 

@@ -23,7 +23,7 @@ import {
   type Pair,
   type YAMLError,
 } from 'yaml';
-import { parseByteSize, parseDuration } from './duration.js';
+import { parseByteSize, parseDuration } from '../config/duration.js';
 import type { AuthMode, MethodRule, RoleRule, Route, RouteSet, RoutesProblem } from './types.js';
 
 /**
@@ -166,13 +166,19 @@ export function parseRoutes(text: string, source: string): ParseResult {
   }
   // Another version means another schema: its other keys are not ours to judge.
   if (isRecord(data) && typeof data.version === 'number' && data.version !== 1) {
-    ctx.report(['version'], `version: must be 1 (the only routes.yaml version this gateway reads), got ${show(data.version)}`);
+    const message = `version: must be 1 (the only routes.yaml version this gateway reads), got ${show(data.version)}`;
+    ctx.report(['version'], message);
     return ctx.failure();
   }
 
   reportSchemaProblems(ctx, data);
   const drafts = checkRoutes(ctx, data);
-  if (ctx.problems.length > 0 || !Value.Check(RoutesFileSchema, data)) return ctx.failure();
+  if (ctx.problems.length > 0) return ctx.failure();
+  if (!Value.Check(RoutesFileSchema, data)) {
+    // unreachable while the passes above are complete; never answer ok: false with no problem
+    ctx.reportAt(0, [], 'the file does not match the routes.yaml schema');
+    return ctx.failure();
+  }
 
   const routes = data.routes.map((input, i) => buildRoute(input, drafts[i]!));
   return { ok: true, routes: Object.freeze({ version: 1, routes: Object.freeze(routes), source }) };
@@ -303,9 +309,9 @@ function isEmptyNode(node: unknown): boolean {
   return node === null || node === undefined || (isScalar(node) && node.range?.[0] === node.range?.[1]);
 }
 
+// Keys as toJS() turns them into object keys (collection keys are refused in pass 1).
 function keyText(key: unknown): string | undefined {
-  if (isScalar(key)) return String(key.value);
-  return isNode(key) ? String(key) : undefined;
+  return isScalar(key) ? String(key.value) : undefined;
 }
 
 function pointer(segments: Segments): string {
@@ -333,7 +339,9 @@ function reportYamlProblems(ctx: Context): void {
     const opener = openers.find((o) => o.node.range?.[1] === offset);
     if (opener !== undefined) {
       const segments = pathOf(doc, opener.node) ?? [];
-      const message = `invalid YAML: this ${opener.open} is never closed (expected ${opener.close} before ${positionText(ctx, offset)})`;
+      const message =
+        `invalid YAML: this ${opener.open} is never closed ` +
+        `(expected ${opener.close} before ${positionText(ctx, offset)})`;
       ctx.reportAt(start(opener.node) ?? offset, segments, withPath(ctx, segments, message));
       continue;
     }
@@ -344,8 +352,10 @@ function reportYamlProblems(ctx: Context): void {
   visit(doc, {
     Pair(_key, pair) {
       if (isCollection(pair.key)) {
-        const segments = pathOf(doc, pair) ?? [];
-        ctx.reportAt(start(pair.key) ?? 0, segments, 'invalid YAML: a key must be a plain string, not a list or mapping');
+        // such a key has no name to show: name the mapping holding it
+        const segments = (pathOf(doc, pair) ?? []).slice(0, -1);
+        const message = 'invalid YAML: a key must be a plain string, not a list or mapping';
+        ctx.reportAt(start(pair.key) ?? 0, segments, withPath(ctx, segments, message));
       }
     },
   });
@@ -608,13 +618,17 @@ function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
     const draft: RouteDraft = {};
     if (!isRecord(route)) return draft;
     const at = (...rest: string[]): string[] => ['routes', String(i), ...rest];
-    const fail = (segments: Segments, message: string): void => ctx.report(segments, `${ctx.display(segments)}: ${message}`);
+    const fail = (segments: Segments, message: string): void =>
+      ctx.report(segments, `${ctx.display(segments)}: ${message}`);
 
     const { name } = route;
     if (Value.Check(RouteSchema.properties.name, name)) {
       const first = names.get(name);
       if (first === undefined) names.set(name, i);
-      else fail(at('name'), `${show(name)} is already the name of routes[${first}]${lineOf(ctx, first, 'name')}; names must be unique`);
+      else {
+        const where = `routes[${first}]${lineOf(ctx, first, 'name')}`;
+        fail(at('name'), `${show(name)} is already the name of ${where}; names must be unique`);
+      }
     }
 
     if (typeof route.prefix === 'string') {
@@ -626,7 +640,8 @@ function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
         if (first === undefined) prefixes.set(checked.value, i);
         else {
           const as = checked.value === route.prefix ? '' : ` (${show(route.prefix)} normalizes to ${show(checked.value)})`;
-          fail(at('prefix'), `${show(checked.value)} is already the prefix of routes[${first}]${lineOf(ctx, first, 'prefix')}${as}; prefixes must be unique`);
+          const where = `routes[${first}]${lineOf(ctx, first, 'prefix')}`;
+          fail(at('prefix'), `${show(checked.value)} is already the prefix of ${where}${as}; prefixes must be unique`);
         }
       }
     }
@@ -655,7 +670,8 @@ function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
     if (Value.Check(RouteSchema.properties.bodyLimit, route.bodyLimit)) {
       const bytes = parseByteSize(route.bodyLimit);
       if (bytes === null) {
-        fail(at('bodyLimit'), `must be a positive integer number of bytes or a size like "512kb", "10mb" (kb = 1024 bytes), got ${show(route.bodyLimit)}`);
+        const expected = 'a positive integer number of bytes or a size like "512kb", "10mb" (kb = 1024 bytes)';
+        fail(at('bodyLimit'), `must be ${expected}, got ${show(route.bodyLimit)}`);
       } else if (bytes === 0) {
         fail(at('bodyLimit'), `must be positive, got ${show(route.bodyLimit)}`);
       } else draft.bodyLimit = bytes;
@@ -664,11 +680,13 @@ function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
     if (Value.Check(RouteSchema.properties.timeout, route.timeout)) {
       const ms = parseDuration(route.timeout);
       if (ms === null) {
-        fail(at('timeout'), `must be a positive integer number of milliseconds or a duration like "500ms", "30s", "2m", got ${show(route.timeout)}`);
+        const expected = 'a positive integer number of milliseconds or a duration like "500ms", "30s", "2m"';
+        fail(at('timeout'), `must be ${expected}, got ${show(route.timeout)}`);
       } else if (ms === 0) {
         fail(at('timeout'), `must be positive, got ${show(route.timeout)}`);
       } else if (ms > MAX_UPSTREAM_TIMEOUT_MS) {
-        fail(at('timeout'), `must be at most ${MAX_UPSTREAM_TIMEOUT_MS} ms (about 24.8 days, the longest timer Node.js keeps), got ${show(route.timeout)}`);
+        const limit = `${MAX_UPSTREAM_TIMEOUT_MS} ms (about 24.8 days, the longest timer Node.js keeps)`;
+        fail(at('timeout'), `must be at most ${limit}, got ${show(route.timeout)}`);
       } else draft.timeout = ms;
     }
 
@@ -706,8 +724,10 @@ function checkMethods(ctx: Context, methods: Record<string, unknown>, routeAuth:
 function rolesWithoutRequiredAuth(auth: 'optional' | 'none', inherited: boolean): string {
   const from = inherited ? ' (inherited from the route)' : '';
   return auth === 'none'
-    ? `cannot be used with auth: none${from}: the session is never looked at, so the roles could never be checked; remove roles or set auth: required`
-    : `cannot be used with auth: optional${from}: a request without a session would still pass, so the roles would protect nothing; set auth: required`;
+    ? `cannot be used with auth: none${from}: the session is never looked at, so the roles could never be ` +
+        'checked; remove roles or set auth: required'
+    : `cannot be used with auth: optional${from}: a request without a session would still pass, so the roles ` +
+        'would protect nothing; set auth: required';
 }
 
 function lineOf(ctx: Context, index: number, key: string): string {
@@ -732,7 +752,9 @@ function checkPath(raw: string, allowEmpty: boolean, why: string): Checked<strin
     if (code <= 0x20 || code >= 0x7f || '?#%\\;'.includes(char)) {
       return {
         ok: false,
-        message: `must not contain ${describeChar(char)} (only printable ASCII without ? # % \\ ; and spaces), got ${show(raw)}`,
+        message:
+          `must not contain ${describeChar(char)} ` +
+          `(only printable ASCII without ? # % \\ ; and spaces), got ${show(raw)}`,
       };
     }
   }
@@ -774,7 +796,8 @@ function checkUpstream(raw: string): Checked<string> {
     return { ok: false, message: `must not contain spaces, control characters or "\\", got ${show(raw)}` };
   }
   if (rest.includes('?') || rest.includes('#')) {
-    return { ok: false, message: `must not have a query or fragment (the request's own query is forwarded), got ${show(raw)}` };
+    const why = "the request's own query is forwarded";
+    return { ok: false, message: `must not have a query or fragment (${why}), got ${show(raw)}` };
   }
   let url: URL;
   try {

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeySet } from '../src/identity/keys.js';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../src/session/index.js';
+import { freePort } from '../../test/support/redis-server.js';
+import { assertBuilt, runCli, startService, type Service } from '../../test/support/process.js';
+import { startUpstream, type Upstream } from '../../test/support/upstream.js';
+
+// The gateway as operators run it: a real `sessiongate gateway` process, signals and files.
+
+const dir = mkdtempSync(path.join(tmpdir(), 'sessiongate-proc-'));
+const keysJson = JSON.stringify(generateKeySet('HS256'));
+const prefix = `sgtest:${randomUUID()}:`;
+let up: Upstream;
+let slow: Upstream;
+let redis: RedisClient;
+
+function routes(extra = ''): string {
+  return `version: 1
+routes:
+  - name: public
+    prefix: /public
+    upstream: ${up.url}
+    auth: none
+  - name: slow
+    prefix: /slow
+    upstream: ${slow.url}
+    auth: none
+  - name: orders
+    prefix: /orders
+    upstream: ${up.url}
+    roles: [user]
+${extra}`;
+}
+
+async function start(routesFile: string): Promise<{ svc: Service; port: number; metricsPort: number }> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const svc = startService(['gateway'], {
+    REDIS_URL: inject('redisUrl'),
+    SESSIONGATE_REDIS_PREFIX: prefix,
+    SESSIONGATE_ROUTES: routesFile,
+    X_SESSION_KEYS: keysJson,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    METRICS_PORT: String(metricsPort),
+    SHUTDOWN_TIMEOUT: '5s',
+  });
+  await svc.waitFor(/sessiongate gateway ready/);
+  await svc.waitFor(/cache on/);
+  return { svc, port, metricsPort };
+}
+
+beforeAll(async () => {
+  assertBuilt();
+  up = await startUpstream('up');
+  slow = await startUpstream('slow');
+  slow.respond((_req, res) => setTimeout(() => res.end('slow done'), 600));
+  redis = createRedisClient({ connection: { mode: 'standalone', url: inject('redisUrl') } });
+  await waitUntilReady(redis, 5000);
+});
+
+afterAll(async () => {
+  await up?.close();
+  await slow?.close();
+  await redis?.quit();
+});
+
+describe('startup', () => {
+  it('refuses to start without X_SESSION_KEYS, naming the variable', async () => {
+    const r = await runCli(['gateway'], { env: { SESSIONGATE_ROUTES: '/nonexistent.yaml' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/X_SESSION_KEYS/);
+  });
+
+  it('refuses to start on a bad duration, naming the variable', async () => {
+    const r = await runCli(['gateway'], { env: { X_SESSION_KEYS: keysJson, SESSION_IDLE_TIMEOUT: 'soon' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/SESSION_IDLE_TIMEOUT/);
+  });
+
+  it('refuses to start on an invalid routes file, with line:column', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, 'version: 1\nroutes:\n  - name: Bad_Name!\n    prefix: /x\n    upstream: http://127.0.0.1:1\n');
+    const r = await runCli(['gateway'], { env: { X_SESSION_KEYS: keysJson, SESSIONGATE_ROUTES: file, PORT: '0', METRICS_PORT: '0' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bad\.yaml:3:\d+/);
+  });
+});
+
+describe('sessiongate check', () => {
+  it('exits 0 on a valid file and 1 with line:column on an invalid one', async () => {
+    const good = path.join(dir, 'good.yaml');
+    writeFileSync(good, routes());
+    const ok = await runCli(['check', good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/valid, 3 routes/);
+    const broken = path.join(dir, 'broken.yaml');
+    writeFileSync(broken, 'version: 1\nroutes:\n  - name: orders\n    prefix: /api/orders\n    upstream: http://x.invalid\n    roles: [user\n');
+    const bad = await runCli(['check', broken]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/broken\.yaml:\d+:\d+/);
+  });
+
+  it('documents every command with --help', async () => {
+    for (const args of [['--help'], ['gateway', '--help'], ['check', '--help'], ['keys', '--help'], ['help', 'check']]) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Usage: sessiongate/);
+    }
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command/);
+  });
+});
+
+describe('a running gateway', () => {
+  it('reloads routes on SIGHUP and on file change, and keeps them when the new file is invalid', async () => {
+    const file = path.join(dir, `routes-${randomUUID()}.yaml`);
+    writeFileSync(file, routes());
+    const { svc, port, metricsPort } = await start(file);
+    try {
+      const get = (p: string) => fetch(`http://127.0.0.1:${port}${p}`);
+      expect((await get('/extra/x')).status).toBe(404);
+
+      // an invalid file: the routes in force stay, the failure is logged with its position and counted
+      writeFileSync(file, `${routes()}  - name: BAD\n    prefix: /extra\n    upstream: ${up.url}\n`);
+      svc.child.kill('SIGHUP');
+      await svc.waitFor(/routes reload failed/);
+      expect(svc.output()).toMatch(/routes-[^:]+\.yaml:\d+:\d+/);
+      expect((await get('/public/x')).status).toBe(200);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/sessiongate_config_reloads_total\{result="failure"\} [1-9]/);
+
+      // a valid file, replaced the way editors and config management do (write + rename)
+      const tmp = `${file}.tmp`;
+      writeFileSync(tmp, `${routes()}  - name: extra\n    prefix: /extra\n    upstream: ${up.url}\n    auth: none\n`);
+      renameSync(tmp, file);
+      await svc.waitFor(/routes reloaded/);
+      expect((await get('/extra/x')).status).toBe(200);
+
+      // SIGHUP alone reloads too
+      writeFileSync(file, routes());
+      svc.child.kill('SIGHUP');
+      const deadline = Date.now() + 5000;
+      while ((await get('/extra/x')).status !== 404 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect((await get('/extra/x')).status).toBe(404);
+    } finally {
+      await svc.stop();
+    }
+  });
+
+  it('drains in-flight requests on SIGTERM and exits 0', async () => {
+    const file = path.join(dir, `routes-${randomUUID()}.yaml`);
+    writeFileSync(file, routes());
+    const { svc, port } = await start(file);
+    const inflight = fetch(`http://127.0.0.1:${port}/slow/x`).then(async (r) => ({ status: r.status, body: await r.text() }));
+    await new Promise((r) => setTimeout(r, 150));
+    svc.child.kill('SIGTERM');
+    const res = await inflight;
+    expect(res).toEqual({ status: 200, body: 'slow done' });
+    expect(await svc.exited()).toEqual({ code: 0, signal: null });
+    expect(svc.output()).toMatch(/shutdown complete/);
+    await expect(fetch(`http://127.0.0.1:${port}/public/x`)).rejects.toThrow();
+  });
+
+  it('never writes the session token or an X-Session value to its log', async () => {
+    const file = path.join(dir, `routes-${randomUUID()}.yaml`);
+    writeFileSync(file, routes());
+    const store = new SessionStore(redis, new KeyLayout(prefix));
+    const { token } = await store.create({ sub: 'alice', roles: ['user'], idleTimeoutMs: 60_000, absoluteTimeoutMs: 120_000 });
+    const { svc, port } = await start(file);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/orders/1`, { headers: { cookie: `sid=${token}`, 'x-session': 'forged-identity-value' } });
+      expect(res.status).toBe(200);
+      const xs = up.last().headers['x-session'] as string;
+      expect(xs).toMatch(/^ey/);
+      await svc.waitFor(/"path":"\/orders\/1"/);
+      const out = svc.output();
+      expect(out).toMatch(/"sub":"alice"/);
+      expect(out).not.toContain(token);
+      expect(out).not.toContain(xs);
+      expect(out).not.toContain('forged-identity-value');
+    } finally {
+      await svc.stop();
+    }
+  });
+});
