@@ -88,7 +88,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.gate?.route.name ?? '(none)';
+    const route = request.gateRoute ?? '(none)';
     const status = reply.statusCode;
     const seconds = reply.elapsedTime / 1000;
     metrics.requests.inc({ route, method: request.raw.method ?? 'GET', status_class: statusClass(status) });

@@ -84,6 +84,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     gate: GateState | null;
+    /** The matched route's name, set as soon as it is known (also on refused requests). */
+    gateRoute: string | null;
   }
 }
 
@@ -159,6 +161,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   };
   fastify.decorate('sessiongate', gate);
   fastify.decorateRequest('gate', null);
+  fastify.decorateRequest('gateRoute', null);
 
   function identityFor(session: ResolvedSession, route: Route, now: number): string {
     const cached = session.identities?.get(route.name);
@@ -178,12 +181,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
    * the session, the decision. Throws the coded error to answer with. Shared by HTTP
    * requests and WebSocket upgrades.
    */
-  async function admit(raw: IncomingMessage, log: FastifyBaseLogger): Promise<GateState> {
+  async function admit(raw: IncomingMessage, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState> {
     const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) throw new BadRequest(c.reason);
     const route = table.match(c.path);
     if (!route) throw new NotFound();
+    matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
     const cookie = readSessionCookie(raw.headers.cookie, cookieName);
@@ -218,7 +222,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   // runs before the body is read, so a refusal costs nothing
   async function admitRequest(request: FastifyRequest): Promise<void> {
-    request.gate = await admit(request.raw, request.log);
+    request.gate = await admit(request.raw, request.log, (route) => {
+      request.gateRoute = route.name;
+    });
   }
 
   /** Everything the upstream needs to know about this request. */

@@ -11,6 +11,10 @@ export const DEFAULT_CACHE_TTL_MS = 5_000;
 export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
 /** The idle expiry is pushed forward at most once per this fraction of the idle timeout. @default 0.1 */
 export const DEFAULT_REFRESH_FRACTION = 0.1;
+/** How often the invalidation connection is pinged to prove revocations can still arrive. @default 250 */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
+/** A ping on the invalidation connection unanswered this long bypasses the cache until it answers. @default 500 */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
 
 /** The window of `activeSessions`. */
 const ACTIVE_WINDOW_MS = 5 * 60_000;
@@ -52,6 +56,18 @@ export interface SessionResolverOptions {
   cache?: SessionCacheOptions;
   /** @default DEFAULT_REFRESH_FRACTION */
   refreshFraction?: number;
+  /**
+   * A silent Redis (paused, or a network path that drops packets without closing the
+   * connection) never closes the subscription, so the cache is trusted only while a ping on
+   * that connection is answered: from a stall to no more cache hits takes at most
+   * `intervalMs + timeoutMs`.
+   */
+  heartbeat?: {
+    /** @default DEFAULT_HEARTBEAT_INTERVAL_MS */
+    intervalMs?: number;
+    /** @default DEFAULT_HEARTBEAT_TIMEOUT_MS */
+    timeoutMs?: number;
+  };
   /** Where the resolver reports what happened to its subscription and refreshes. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
@@ -88,6 +104,14 @@ export class SessionResolver {
   private subscriber: RedisClient | null = null;
   private subscribed = false;
   private stopped = false;
+  private readonly heartbeatIntervalMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private heartbeat: NodeJS.Timeout | null = null;
+  /** When the unanswered ping on the invalidation connection was sent (monotonic ms), or null. */
+  private pingSentAt: number | null = null;
+  private silenceLogged = false;
+  /** The last command on the request path failed: Redis may not be answering anyone. */
+  private storeFailing = false;
 
   constructor(store: SessionStore, opts: SessionResolverOptions = {}) {
     this.store = store;
@@ -98,6 +122,8 @@ export class SessionResolver {
     this.refreshFraction = opts.refreshFraction ?? DEFAULT_REFRESH_FRACTION;
     this.log = opts.log ?? noopLog;
     this.now = opts.now ?? Date.now;
+    this.heartbeatIntervalMs = opts.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.heartbeatTimeoutMs = opts.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
     const max = c.max ?? DEFAULT_CACHE_MAX;
     this.cache = new LRUCache<string, Entry, void>({
       max,
@@ -109,9 +135,17 @@ export class SessionResolver {
     this.seen = new LRUCache<string, true>({ max, ttl: ACTIVE_WINDOW_MS, ttlResolution: 1000 });
   }
 
-  /** True while resolved sessions are served from memory. */
+  /**
+   * True while resolved sessions are served from memory: the invalidation channel is
+   * subscribed and answering, and Redis answered the last command of the request path.
+   * Otherwise every lookup asks Redis, so a Redis that is gone or silent fails closed.
+   */
   get cacheActive(): boolean {
-    return this.cacheEnabled && this.subscribed && !this.stopped;
+    return this.cacheEnabled && this.subscribed && !this.stopped && !this.storeFailing && this.channelAnswering() && this.store.redis.status === 'ready';
+  }
+
+  private channelAnswering(): boolean {
+    return this.pingSentAt === null || performance.now() - this.pingSentAt <= this.heartbeatTimeoutMs;
   }
 
   /** Distinct sessions resolved in the last 5 minutes (computed when asked: at scrape time). */
@@ -151,7 +185,33 @@ export class SessionResolver {
     sub.on('ready', () => {
       void this.subscribe(sub, channel);
     });
+    this.heartbeat = setInterval(() => this.ping(sub, channel), this.heartbeatIntervalMs);
+    this.heartbeat.unref();
     if (sub.status === 'ready') await this.subscribe(sub, channel);
+  }
+
+  /** One ping at a time on the subscribed connection; its answer proves messages still flow. */
+  private ping(sub: RedisClient, channel: string): void {
+    if (!this.subscribed) return;
+    if (this.pingSentAt !== null) {
+      if (!this.channelAnswering() && !this.silenceLogged) {
+        this.silenceLogged = true;
+        this.log.warn({ channel }, 'session invalidation channel not answering: cache bypassed until it does');
+      }
+      return;
+    }
+    const sentAt = performance.now();
+    this.pingSentAt = sentAt;
+    sub.ping().then(
+      () => {
+        if (this.pingSentAt !== sentAt) return;
+        this.pingSentAt = null;
+        if (this.silenceLogged) this.log.info({ channel }, 'session invalidation channel answering again: cache on');
+        this.silenceLogged = false;
+      },
+      // a dropped connection is handled by 'close'; subscribe() starts pinging afresh
+      () => undefined,
+    );
   }
 
   private async subscribe(sub: RedisClient, channel: string): Promise<void> {
@@ -159,6 +219,8 @@ export class SessionResolver {
       await sub.subscribe(channel);
       if (this.stopped) return;
       this.cache.clear();
+      this.pingSentAt = null;
+      this.silenceLogged = false;
       this.subscribed = true;
       this.log.info({ channel }, 'session invalidation channel subscribed: cache on');
     } catch (err) {
@@ -170,6 +232,8 @@ export class SessionResolver {
     this.stopped = true;
     this.subscribed = false;
     this.cache.clear();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const sub = this.subscriber;
     this.subscriber = null;
     if (sub) {
@@ -224,7 +288,14 @@ export class SessionResolver {
 
   /** Reads one session from Redis into an entry (negative entries live shorter). */
   private async load(tokenHash: string, options?: { ttl?: number }): Promise<Entry> {
-    const raw = await this.store.readRaw(tokenHash);
+    let raw: string | null;
+    try {
+      raw = await this.store.readRaw(tokenHash);
+      this.storeFailing = false;
+    } catch (err) {
+      this.storeFailing = true;
+      throw err;
+    }
     if (raw === null) {
       if (options) options.ttl = this.negativeTtlMs;
       return { record: null, negative: 'expired', identities: new Map() };
@@ -261,9 +332,15 @@ export class SessionResolver {
     const last = this.touchedAt.get(tokenHash) ?? record.createdAt;
     if (now - last < interval) return;
     this.touchedAt.set(tokenHash, now);
-    this.store.touch(tokenHash, record, now).catch((err: unknown) => {
-      this.touchedAt.delete(tokenHash);
-      this.log.warn({ err }, 'session refresh failed');
-    });
+    this.store.touch(tokenHash, record, now).then(
+      () => {
+        this.storeFailing = false;
+      },
+      (err: unknown) => {
+        this.storeFailing = true;
+        this.touchedAt.delete(tokenHash);
+        this.log.warn({ err }, 'session refresh failed');
+      },
+    );
   }
 }
