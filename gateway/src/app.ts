@@ -116,6 +116,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     xSession: config.xSession,
     allowedOrigins: config.allowedOrigins,
     trustedProxies: config.trustedProxies,
+    maxCookieBytes: config.maxCookieBytes,
     metrics,
   });
 

@@ -7,6 +7,7 @@ import {
   BadRequest,
   CsrfRejected,
   Forbidden,
+  HeadersTooLarge,
   MethodNotAllowed,
   NotFound,
   PayloadTooLarge,
@@ -32,6 +33,9 @@ import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
 import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';
 
+/** Largest Cookie header accepted (browsers send at most ~4 KiB per cookie). @default 8192 */
+export const DEFAULT_MAX_COOKIE_BYTES = 8192;
+
 /** The route whose upstream may set the session cookie. @default 'auth' */
 export const DEFAULT_AUTH_ROUTE = 'auth';
 
@@ -53,6 +57,8 @@ export interface SessionGateOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies?: readonly string[];
   metrics?: GatewayMetrics;
+  /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
+  maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
   upstreamPool?: { connections?: number; keepAliveTimeoutMs?: number };
 }
@@ -143,6 +149,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const signer = new XSessionSigner(opts.keys, opts.xSession);
   const clientAddress = new ClientAddressResolver(opts.trustedProxies ?? []);
   const configuredOrigins = opts.allowedOrigins ?? [];
+  const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
 
   let routes = opts.routes;
   let table = new RouteTable(routes.routes);
@@ -190,7 +197,11 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
-    const cookie = readSessionCookie(raw.headers.cookie, cookieName);
+    const cookieHeader = raw.headers.cookie;
+    if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
+      throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
+    }
+    const cookie = readSessionCookie(cookieHeader, cookieName);
     let session: ResolvedSession | null = null;
     if (rule.auth !== 'none') {
       const lookup: Lookup = cookie.duplicate
@@ -306,6 +317,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       const { statusCode, body } = errorResponse(err);
       // store and upstream failures were logged where they happened, with their cause
       if (statusCode >= 500 && !LOGGED_ELSEWHERE.has(err.code ?? '')) request.log.error({ err }, 'request failed');
+      // the rest of an oversized body may still be on the wire, unread: the connection
+      // cannot carry another request, so say so and close it
+      if (statusCode === 413) reply.header('connection', 'close');
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });
     instance.route({ method: ALL_METHODS, url: '/*', onRequest: admitRequest, handler: forward });

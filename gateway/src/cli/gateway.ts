@@ -48,6 +48,7 @@ Environment:
   SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins allowed to send cookie writes (CSRF)
   SESSIONGATE_TRUSTED_PROXIES (none)    CIDRs whose X-Forwarded-*/Forwarded are believed
   SESSIONGATE_MAX_HEADER_BYTES 16384    largest request head accepted (431 beyond)
+  SESSIONGATE_MAX_COOKIE_BYTES 8192    largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT 30s       time a client has to send its whole request
   SESSIONGATE_WATCH_ROUTES    true      reload routes when the file changes (SIGHUP always)
   SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests

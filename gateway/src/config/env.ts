@@ -10,7 +10,7 @@ import {
   type SessionCacheOptions,
 } from '../session/resolver.js';
 import { SettingError, booleanSetting, durationSetting, sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
-import { DEFAULT_AUTH_ROUTE } from '../gateway.js';
+import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
 
 /** @default 8080 */
 export const DEFAULT_GATEWAY_PORT = 8080;
@@ -42,6 +42,7 @@ export interface GatewayConfig {
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
   readonly maxHeaderBytes: number;
+  readonly maxCookieBytes: number;
   readonly requestTimeoutMs: number;
   readonly watchRoutes: boolean;
 }
@@ -142,6 +143,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     logLevel: env.LOG_LEVEL?.trim() || 'info',
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
+    maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
     requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
   };

@@ -17,6 +17,32 @@ export function isOwnedHeader(name: string): boolean {
   return n.replace(/[_.]/g, '-') === X_SESSION_HEADER;
 }
 
+/**
+ * Client headers that some upstream frameworks obey to re-route a request or change its
+ * method (IIS/Symfony `X-Original-URL`, Spring `X-Forwarded-Prefix`, Rails/Express method
+ * overrides…). The gateway decided on the path and method it saw, so an upstream must not be
+ * told a different one: these never pass.
+ */
+export const REROUTING_HEADERS = [
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-forwarded-uri',
+  'x-forwarded-path',
+  'x-forwarded-prefix',
+  'x-forwarded-port',
+  'x-forwarded-server',
+  'x-forwarded-scheme',
+  'x-forwarded-ssl',
+  'x-url-scheme',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-real-ip',
+  'client-ip',
+  'true-client-ip',
+];
+
 export interface ForwardContext {
   /** The Cookie header without the session cookie, or null. */
   cookie: string | null;
@@ -36,6 +62,7 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: Forwar
   for (const name of Object.keys(headers)) {
     if (isOwnedHeader(name)) delete headers[name];
   }
+  for (const name of REROUTING_HEADERS) delete headers[name];
   if (ctx.cookie === null) delete headers.cookie;
   else headers.cookie = ctx.cookie;
   // the gateway speaks for the client: its own view replaces whatever the client claimed
