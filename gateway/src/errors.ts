@@ -76,3 +76,24 @@ export function errorResponse(err: { code?: string; statusCode?: number; message
   const message = own || statusCode < 500 ? (err.message ?? error) : GENERIC_5XX;
   return { statusCode, body: { error, message } };
 }
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * Whether the client is a browser navigating (it asks for HTML before JSON): such a client
+ * gets a readable page; everyone else gets the JSON body.
+ */
+export function prefersHtml(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const html = accept.indexOf('text/html');
+  if (html < 0) return false;
+  const json = accept.indexOf('application/json');
+  return json < 0 || html < json;
+}
+
+/** The error as a small HTML page (same status and code as the JSON body). */
+export function errorPage(statusCode: number, body: ErrorBody, loginUrl: string | null): string {
+  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+  const action = statusCode === 401 && loginUrl ? `<p><a href="${esc(loginUrl)}">Sign in</a></p>` : '';
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${statusCode} ${esc(body.error)}</title></head><body><h1>${statusCode}</h1><p>${esc(body.message)}</p><p><code>${esc(body.error)}</code></p>${action}</body></html>`;
+}

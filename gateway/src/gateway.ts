@@ -15,7 +15,9 @@ import {
   Unauthenticated,
   UpstreamTimeout,
   UpstreamUnavailable,
+  errorPage,
   errorResponse,
+  prefersHtml,
 } from './errors.js';
 import type { KeySet } from './identity/keys.js';
 import { XSessionSigner } from './identity/signer.js';
@@ -57,6 +59,8 @@ export interface SessionGateOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies?: readonly string[];
   metrics?: GatewayMetrics;
+  /** Linked from the HTML 401 page browsers see; null for none. @default '/auth/login' */
+  loginPath?: string | null;
   /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
@@ -150,6 +154,8 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const clientAddress = new ClientAddressResolver(opts.trustedProxies ?? []);
   const configuredOrigins = opts.allowedOrigins ?? [];
   const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
+  // where a browser that hit a 401 can sign in: the auth route's login page, when there is one
+  const loginPath = opts.loginPath === undefined ? '/auth/login' : opts.loginPath;
 
   let routes = opts.routes;
   let table = new RouteTable(routes.routes);
@@ -320,6 +326,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       // the rest of an oversized body may still be on the wire, unread: the connection
       // cannot carry another request, so say so and close it
       if (statusCode === 413) reply.header('connection', 'close');
+      if (prefersHtml(request.headers.accept)) {
+        return reply.code(statusCode).type('text/html; charset=utf-8').send(errorPage(statusCode, body, loginPath));
+      }
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });
     instance.route({ method: ALL_METHODS, url: '/*', onRequest: admitRequest, handler: forward });

@@ -219,3 +219,18 @@ describe('canonical path', () => {
     expect(up.received).toHaveLength(0);
   });
 });
+
+describe('error bodies', () => {
+  it('are JSON for API clients and a small HTML page for browsers navigating', async () => {
+    const api = await get('/api/orders/1', { accept: 'application/json, text/html' });
+    expect(api.headers['content-type']).toMatch(/^application\/json/);
+    expect(api.json().error).toBe('unauthenticated');
+    const any = await get('/api/orders/1', { accept: '*/*' });
+    expect(any.headers['content-type']).toMatch(/^application\/json/);
+    const page = await get('/api/orders/1', { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' });
+    expect(page.statusCode).toBe(401);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toContain('unauthenticated');
+    expect(page.body).toContain('href="/auth/login"');
+  });
+});
