@@ -1,7 +1,4 @@
 import { parseArgs } from 'node:util';
-import { gatewayConfigFromEnv } from '../config/env.js';
-import { SettingError } from '../session/settings.js';
-import { startGatewayServer } from '../server.js';
 import { write, type CliIo } from './io.js';
 
 export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
@@ -91,6 +88,11 @@ export async function gatewayCommand(argv: string[], io: CliIo): Promise<number>
     return 0;
   }
   const env = withOverrides(io.env ?? process.env, parsed.values);
+  const [{ gatewayConfigFromEnv }, { SettingError }, { startGatewayServer }] = await Promise.all([
+    import('../config/env.js'),
+    import('../session/settings.js'),
+    import('../server.js'),
+  ]);
   let config;
   try {
     config = gatewayConfigFromEnv(env);

@@ -1,8 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { checkCommand } from './check.js';
-import { gatewayCommand } from './gateway.js';
 import { write, type CliIo, type Command } from './io.js';
-import { keysCommand } from './keys.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -47,10 +44,11 @@ async function authServiceCommand(name: 'authCommand' | 'usersCommand'): Promise
   }
 }
 
+// each command loads its own modules when it runs, so `--help` and `check` start fast
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  gateway: async () => gatewayCommand,
-  check: async () => checkCommand,
-  keys: async () => keysCommand,
+  gateway: async () => (await import('./gateway.js')).gatewayCommand,
+  check: async () => (await import('./check.js')).checkCommand,
+  keys: async () => (await import('./keys.js')).keysCommand,
   auth: () => authServiceCommand('authCommand'),
   users: () => authServiceCommand('usersCommand'),
 };
@@ -74,7 +72,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     write(io.stdout, MAIN_HELP);
     return 0;
   }
-  if (first === undefined || first.startsWith('-')) return gatewayCommand(argv, io);
+  if (first === undefined || first.startsWith('-')) return (await COMMANDS.gateway!())(argv, io);
   const load = COMMANDS[first];
   if (!load) {
     write(io.stderr, `sessiongate: unknown command "${first}"\n\n${MAIN_HELP}`);
