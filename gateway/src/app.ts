@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './config/env.js';
 import { InvalidConfig, errorResponse } from './errors.js';
@@ -57,6 +58,24 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     http: { maxHeaderSize: config.maxHeaderBytes },
     // the gateway never parses bodies; limits are per route and enforced on the stream
     bodyLimit: Number.MAX_SAFE_INTEGER,
+    // errors Node's parser raises before Fastify sees a request: same JSON as everything else
+    clientErrorHandler(err: Error & { code?: string }, socket) {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, error, message] =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'request_header_fields_too_large', 'The request head exceeds the size limit']
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, 'request_timeout', 'The request was not received in time']
+            : [400, 'bad_request', 'Malformed HTTP request'];
+      const body = JSON.stringify({ error, message });
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy();
+    },
     frameworkErrors: (err, _req, reply) => {
       const { statusCode, body } = errorResponse({ ...err, statusCode: err.statusCode ?? 400, message: 'Malformed request' });
       void (reply as FastifyReply).code(statusCode).type('application/json; charset=utf-8').send(body);

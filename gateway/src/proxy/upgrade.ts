@@ -21,6 +21,9 @@ function writeError(socket: Duplex, statusCode: number, body: object): void {
   );
 }
 
+/** Response headers of a declined upgrade that are the gateway's to set, or never relayed. */
+const NOT_RELAYED = /^(connection|keep-alive|proxy-connection|transfer-encoding|te|trailer|upgrade|set-cookie)$/i;
+
 function hopByHopListed(headers: http.IncomingHttpHeaders): string[] {
   const c = headers.connection;
   return c ? c.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) : [];
@@ -73,14 +76,17 @@ export class UpgradeProxy {
       });
     });
     upReq.on('response', (res) => {
-      // the upstream declined to switch protocols: relay its answer as is
+      // the upstream declined to switch protocols: relay its answer, delimited by the end of
+      // the connection, without its hop-by-hop headers and, as after a 101, without cookies
+      // (an upgrade never reaches the auth route's login)
+      const listed = new Set(hopByHopListed(res.headers));
       let headText = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
       for (let i = 0; i < res.rawHeaders.length; i += 2) {
         const k = res.rawHeaders[i]!;
-        if (/^(connection|transfer-encoding|keep-alive)$/i.test(k)) continue;
+        if (NOT_RELAYED.test(k) || listed.has(k.toLowerCase())) continue;
         headText += `${k}: ${res.rawHeaders[i + 1]}\r\n`;
       }
-      socket.write(`${headText}Connection: close\r\nTransfer-Encoding: identity\r\n\r\n`);
+      socket.write(`${headText}Connection: close\r\n\r\n`);
       res.pipe(socket);
     });
     upReq.on('upgrade', (res, upSocket, upHead) => {

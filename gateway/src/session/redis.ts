@@ -100,9 +100,13 @@ export function createRedisClient(opts: RedisConnectionOptions): RedisClient {
     return new Redis(c.url, common);
   }
   if (c.mode === 'sentinel') {
+    const data = urlOptions(c.url);
     return new Redis({
       ...common,
-      ...urlOptions(c.url),
+      ...data,
+      // without this flag ioredis ignores `tls` for the master it was sent to: a rediss://
+      // REDIS_URL would silently talk plaintext to the data nodes
+      ...(data.tls ? { enableTLSForSentinelMode: true } : {}),
       sentinels: c.sentinels,
       name: c.masterName,
       ...(opts.sentinelPassword ? { sentinelPassword: opts.sentinelPassword } : {}),

@@ -60,7 +60,7 @@ export interface SessionResolverOptions {
    * A silent Redis (paused, or a network path that drops packets without closing the
    * connection) never closes the subscription, so the cache is trusted only while a ping on
    * that connection is answered: from a stall to no more cache hits takes at most
-   * `intervalMs + timeoutMs`.
+   * `intervalMs + timeoutMs` (the timeout rounded up to whole intervals): 750 ms by default.
    */
   heartbeat?: {
     /** @default DEFAULT_HEARTBEAT_INTERVAL_MS */
@@ -109,7 +109,8 @@ export class SessionResolver {
   private heartbeat: NodeJS.Timeout | null = null;
   /** When the unanswered ping on the invalidation connection was sent (monotonic ms), or null. */
   private pingSentAt: number | null = null;
-  private silenceLogged = false;
+  /** That ping went unanswered past the heartbeat timeout. */
+  private channelSilent = false;
   /** The last command on the request path failed: Redis may not be answering anyone. */
   private storeFailing = false;
 
@@ -141,11 +142,7 @@ export class SessionResolver {
    * Otherwise every lookup asks Redis, so a Redis that is gone or silent fails closed.
    */
   get cacheActive(): boolean {
-    return this.cacheEnabled && this.subscribed && !this.stopped && !this.storeFailing && this.channelAnswering() && this.store.redis.status === 'ready';
-  }
-
-  private channelAnswering(): boolean {
-    return this.pingSentAt === null || performance.now() - this.pingSentAt <= this.heartbeatTimeoutMs;
+    return this.cacheEnabled && this.subscribed && !this.stopped && !this.storeFailing && !this.channelSilent && this.store.redis.status === 'ready';
   }
 
   /** Distinct sessions resolved in the last 5 minutes (computed when asked: at scrape time). */
@@ -194,8 +191,8 @@ export class SessionResolver {
   private ping(sub: RedisClient, channel: string): void {
     if (!this.subscribed) return;
     if (this.pingSentAt !== null) {
-      if (!this.channelAnswering() && !this.silenceLogged) {
-        this.silenceLogged = true;
+      if (!this.channelSilent && performance.now() - this.pingSentAt >= this.heartbeatTimeoutMs) {
+        this.channelSilent = true;
         this.log.warn({ channel }, 'session invalidation channel not answering: cache bypassed until it does');
       }
       return;
@@ -206,8 +203,8 @@ export class SessionResolver {
       () => {
         if (this.pingSentAt !== sentAt) return;
         this.pingSentAt = null;
-        if (this.silenceLogged) this.log.info({ channel }, 'session invalidation channel answering again: cache on');
-        this.silenceLogged = false;
+        if (this.channelSilent) this.log.info({ channel }, 'session invalidation channel answering again: cache on');
+        this.channelSilent = false;
       },
       // a dropped connection is handled by 'close'; subscribe() starts pinging afresh
       () => undefined,
@@ -220,7 +217,7 @@ export class SessionResolver {
       if (this.stopped) return;
       this.cache.clear();
       this.pingSentAt = null;
-      this.silenceLogged = false;
+      this.channelSilent = false;
       this.subscribed = true;
       this.log.info({ channel }, 'session invalidation channel subscribed: cache on');
     } catch (err) {
