@@ -37,7 +37,7 @@ function post(url: string, headers: Record<string, string>) {
 
 describe('CSRF on cookie-authenticated writes', () => {
   it('refuses a write with no origin evidence, or from a foreign origin', async () => {
-    for (const headers of [{}, { origin: 'https://evil.example' }, { referer: 'https://evil.example/page' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'null' }]) {
+    for (const headers of <Record<string, string>[]>[{}, { origin: 'https://evil.example' }, { referer: 'https://evil.example/page' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }, { origin: 'null' }]) {
       up.clear();
       const res = await post('/api/orders/1', { cookie: `sid=${alice}`, ...headers });
       expect(res.statusCode, JSON.stringify(headers)).toBe(403);
@@ -47,7 +47,7 @@ describe('CSRF on cookie-authenticated writes', () => {
   });
 
   it('accepts same-origin writes: Sec-Fetch-Site, Origin, or Referer of the gateway itself', async () => {
-    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, { origin: 'http://gw.example' }, { referer: 'http://gw.example/orders' }]) {
+    for (const headers of <Record<string, string>[]>[{ 'sec-fetch-site': 'same-origin' }, { origin: 'http://gw.example' }, { referer: 'http://gw.example/orders' }]) {
       const res = await post('/api/orders/1', { cookie: `sid=${alice}`, ...headers });
       expect(res.statusCode, JSON.stringify(headers)).toBe(200);
     }

@@ -127,7 +127,7 @@ describe('identity headers', () => {
           }
           const rec = up.last();
           const ids = rec.rawHeaders.filter(([k]) => k.toLowerCase().replace(/[_.]/g, '-') === 'x-session');
-          const forgedValues = new Set(forged.map(([, v]) => v));
+          const forgedValues = new Set<string>(forged.map(([, v]) => v));
           for (const [, v] of ids) expect(forgedValues.has(v)).toBe(false);
           if (path === '/public/p' || !withCookie) {
             expect(ids).toEqual([]);

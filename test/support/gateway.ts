@@ -3,6 +3,7 @@ import { buildGateway, type Gateway } from '../../gateway/src/app.js';
 import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/config/env.js';
 import { generateKeySet } from '../../gateway/src/identity/keys.js';
 import { formatProblems, parseRoutes } from '../../gateway/src/routes/config.js';
+import type { Redis } from 'ioredis';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
 
 export interface TestGatewayOptions {
@@ -27,7 +28,7 @@ export interface TestGateway {
   /** X_SESSION_KEYS as given to the gateway (private parts included). */
   readonly keysJson: string;
   /** A client of the test's own for arranging sessions directly. */
-  readonly redis: RedisClient;
+  readonly redis: Redis;
   readonly store: SessionStore;
   /** Listens on a free port (once) and returns it, for raw-socket requests. */
   listen(): Promise<number>;
@@ -51,7 +52,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
   });
   const logger = o.logStream ? { level: 'info', stream: o.logStream } : false;
   const gw = await buildGateway(config, { routes: parsed.routes, logger });
-  const redis = createRedisClient({ connection: { mode: 'standalone', url: o.redisUrl } });
+  const redis = createRedisClient({ connection: { mode: 'standalone', url: o.redisUrl } }) as Redis;
   const store = new SessionStore(redis, new KeyLayout(keyPrefix));
   // start from a settled state: both clients connected, the cache subscribed (when on)
   await Promise.all([waitUntilReady(redis, 5000), waitUntilReady(gw.app.sessions.redis, 5000)]);

@@ -1,0 +1,119 @@
+import { parseArgs } from 'node:util';
+import { SettingError } from 'sessiongate/session';
+import { authConfigFromEnv, DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT, DEFAULT_USERS_FILE } from './config.js';
+import { startAuthServer } from './server.js';
+import type { CliIo } from './users/command.js';
+
+export { usersCommand, USERS_HELP, type CliIo } from './users/command.js';
+
+export const AUTH_HELP = `Usage: sessiongate auth [options]
+
+Runs the auth service: POST /auth/login, /auth/logout, /auth/logout-all, GET /auth/sessions,
+DELETE /auth/sessions/:sid, GET /auth/me. It runs behind the gateway as the route named
+"auth" (auth: optional) and learns who is calling from the gateway's signed X-Session.
+Settings come from the environment; options override them.
+
+Options:
+  --users FILE         users file                       (SESSIONGATE_USERS, ${DEFAULT_USERS_FILE})
+  --host ADDR          public listener address          (HOST, 0.0.0.0)
+  --port N             public listener port             (PORT, ${DEFAULT_AUTH_PORT})
+  --metrics-port N     metrics and health port          (METRICS_PORT, ${DEFAULT_AUTH_METRICS_PORT})
+  -h, --help           show this help
+
+Environment:
+  REDIS_URL                   redis://127.0.0.1:6379   redis:// or rediss:// (TLS); user,
+                                                       password and db come from the URL
+  REDIS_SENTINELS             (unset)   host:port,… of Sentinels; with REDIS_SENTINEL_MASTER
+  REDIS_SENTINEL_MASTER       (unset)   master group name, e.g. mymaster
+  REDIS_SENTINEL_PASSWORD     (unset)   password of the Sentinels themselves
+  REDIS_CLUSTER_NODES         (unset)   host:port,… seed nodes of a Redis Cluster
+  REDIS_COMMAND_TIMEOUT       1s        a slower Redis command fails closed (503)
+  SESSIONGATE_REDIS_PREFIX    sg:       prefix of every key (must match the gateway's)
+  SESSIONGATE_USERS           ${DEFAULT_USERS_FILE}   the users file (see \`sessiongate users --help\`)
+  SESSIONGATE_WATCH_USERS     true      reload the users file when it changes (SIGHUP always)
+  SESSIONGATE_SCRYPT_COST     17        log2 of scrypt's N for new hashes (14-20); unknown
+                                        user names are checked at the file's own cost
+  HOST, PORT                  0.0.0.0, ${DEFAULT_AUTH_PORT}
+  METRICS_HOST, METRICS_PORT  $HOST, ${DEFAULT_AUTH_METRICS_PORT}   /metrics, /healthz, /readyz (never on PORT)
+  SESSION_COOKIE_NAME         sid       the session cookie (__Host-sid works with Secure)
+  SESSION_IDLE_TIMEOUT        30m       a session unused this long ends
+  SESSION_ABSOLUTE_TIMEOUT    12h       no session lives longer
+  COOKIE_SECURE               true      false only for local http
+  X_SESSION_KEYS              required  the gateway's JWK set (JSON) or a path to one; only
+                                        public parts are used (EdDSA), or the HS256 secret
+  X_SESSION_ISSUER            sessiongate   expected "iss" of X-Session
+  SESSIONGATE_AUTH_ROUTE      auth      the gateway's route name for this service: the
+                                        expected "aud" of X-Session
+  SESSIONGATE_TRUSTED_PROXIES 127.0.0.1/32,::1/128
+                                        peers whose X-Forwarded-For is believed; the client
+                                        IP is then the rightmost hop that is not one of them.
+                                        The default fits a gateway on the same host; set the
+                                        gateway's addresses otherwise ("" trusts nobody)
+  LOGIN_MAX_FAILURES_PER_ACCOUNT 5      failed logins per account and window, then 429
+  LOGIN_MAX_FAILURES_PER_IP   100       failed logins per client IP (IPv6: per /64) and window
+  LOGIN_FAILURE_WINDOW        15m       the throttling window
+  SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests
+  LOG_LEVEL                   info      fatal, error, warn, info, debug, trace, silent
+
+Signals: SIGHUP reloads the users file (an invalid file keeps the users in force);
+SIGTERM/SIGINT drain and exit 0.
+`;
+
+function withOverrides(env: NodeJS.ProcessEnv, values: Record<string, string | boolean | undefined>): NodeJS.ProcessEnv {
+  const out = { ...env };
+  const map: Record<string, string> = { users: 'SESSIONGATE_USERS', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
+  for (const [flag, variable] of Object.entries(map)) {
+    const v = values[flag];
+    if (typeof v === 'string') out[variable] = v;
+  }
+  return out;
+}
+
+/**
+ * `sessiongate auth`: starts the auth service. Resolves -1 once it serves (the process then
+ * lives until a signal), 1 for a bad setting or a failed start, 2 for a usage error.
+ */
+export async function authCommand(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        users: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'metrics-port': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    io.stderr.write(`sessiongate auth: ${(err as Error).message}\n\n${AUTH_HELP}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    io.stdout.write(AUTH_HELP);
+    return 0;
+  }
+  const env = withOverrides(io.env ?? process.env, parsed.values);
+  let config;
+  try {
+    config = authConfigFromEnv(env);
+  } catch (err) {
+    if (err instanceof SettingError) {
+      io.stderr.write(`sessiongate auth: invalid setting ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  try {
+    await startAuthServer(config);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'SA_ERR_INVALID_USERS_FILE' || e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      io.stderr.write(`sessiongate auth: ${e.code.startsWith('E') ? 'cannot listen: ' : ''}${e.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  return -1;
+}

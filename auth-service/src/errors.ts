@@ -1,0 +1,68 @@
+import createError from '@fastify/error';
+
+// The one list of errors the auth service answers with. `code` is stable and is what code
+// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+
+export const BadRequest = createError('SA_ERR_BAD_REQUEST', '%s', 400);
+export const InvalidCredentials = createError('SA_ERR_INVALID_CREDENTIALS', 'The user name or password is not correct', 401);
+export const Unauthenticated = createError('SA_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
+export const NotFound = createError('SA_ERR_NOT_FOUND', '%s', 404);
+export const TooManyRequests = createError('SA_ERR_TOO_MANY_REQUESTS', 'Too many failed logins, retry later', 429);
+export const SessionStoreUnavailable = createError(
+  'SA_ERR_SESSION_STORE_UNAVAILABLE',
+  'The session store is unavailable, retry later',
+  503,
+);
+
+/** The users file is missing parts or malformed: the process refuses to start. */
+export const InvalidUsersFile = createError('SA_ERR_INVALID_USERS_FILE', '%s', 500);
+
+const PUBLIC_CODES: Readonly<Record<string, string>> = {
+  SA_ERR_BAD_REQUEST: 'bad_request',
+  SA_ERR_INVALID_CREDENTIALS: 'invalid_credentials',
+  SA_ERR_UNAUTHENTICATED: 'unauthenticated',
+  SA_ERR_NOT_FOUND: 'not_found',
+  SA_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
+  SA_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
+};
+
+const STATUS_CODES: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'too_many_requests',
+  431: 'request_header_fields_too_large',
+  503: 'service_unavailable',
+};
+
+const GENERIC_5XX = 'The auth service could not handle this request';
+
+export interface ErrorBody {
+  error: string;
+  message: string;
+}
+
+/**
+ * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * keep their message (the client can fix it), and no 5xx ever carries internal text.
+ */
+export function errorResponse(err: { code?: string; statusCode?: number; message?: string }): { statusCode: number; body: ErrorBody } {
+  const statusCode = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+  const own = err.code ? PUBLIC_CODES[err.code] : undefined;
+  const error = own ?? STATUS_CODES[statusCode] ?? (statusCode >= 500 ? 'internal_error' : 'bad_request');
+  const message = statusCode < 500 || own ? (err.message ?? error) : GENERIC_5XX;
+  return { statusCode, body: { error, message } };
+}
+
+/** Runs a session-store operation; any Redis failure becomes a 503 that fails closed. */
+export async function storeCall<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw new SessionStoreUnavailable({ cause: err });
+  }
+}

@@ -1,0 +1,64 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type LoginOutcome = 'success' | 'invalid_credentials' | 'throttled' | 'disabled' | 'bad_request';
+export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced';
+
+/**
+ * The auth service's Prometheus metrics, in a registry of its own (two apps in one process
+ * must not collide in the global one), served on the metrics listener only.
+ */
+export class AuthMetrics {
+  readonly registry: Registry;
+  readonly logins: Counter<'outcome'>;
+  readonly throttled: Counter<'scope'>;
+  readonly sessionsCreated: Counter;
+  readonly sessionsRevoked: Counter<'reason'>;
+  readonly usersReloads: Counter<'result'>;
+
+  constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
+    const registers = [(this.registry = new Registry())];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.logins = new Counter({
+      name: 'sessiongate_auth_logins_total',
+      help: 'Login attempts by outcome (success, invalid_credentials, throttled, disabled, bad_request)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.throttled = new Counter({
+      name: 'sessiongate_auth_throttled_total',
+      help: 'Login attempts refused with 429, by the limit that was hit (account, ip)',
+      labelNames: ['scope'],
+      registers,
+    });
+    this.sessionsCreated = new Counter({
+      name: 'sessiongate_auth_sessions_created_total',
+      help: 'Sessions created by successful logins',
+      registers,
+    });
+    this.sessionsRevoked = new Counter({
+      name: 'sessiongate_auth_sessions_revoked_total',
+      help: 'Sessions ended by the auth service, by reason (logout, logout_all, revoke, disable, replaced)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.usersReloads = new Counter({
+      name: 'sessiongate_auth_users_reloads_total',
+      help: 'Reloads of the users file by result (success, failure)',
+      labelNames: ['result'],
+      registers,
+    });
+    const users = opts.users;
+    new Gauge({
+      name: 'sessiongate_auth_users',
+      help: 'Users in the loaded users directory',
+      registers,
+      collect() {
+        if (users) this.set(users());
+      },
+    });
+    // pre-create the series so dashboards see zeros, not gaps
+    for (const outcome of ['success', 'invalid_credentials', 'throttled', 'disabled', 'bad_request'] as const) this.logins.inc({ outcome }, 0);
+    for (const scope of ['account', 'ip'] as const) this.throttled.inc({ scope }, 0);
+    for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced'] as const) this.sessionsRevoked.inc({ reason }, 0);
+  }
+}

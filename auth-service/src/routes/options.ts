@@ -1,0 +1,13 @@
+import type { CookieAttributes, SessionSettings } from 'sessiongate/session';
+import type { AuthMetrics } from '../metrics.js';
+import type { LoginThrottle } from '../throttle.js';
+import type { UserDirectory } from '../users/directory.js';
+
+/** What every route plugin of the auth service is registered with. */
+export interface AuthRouteOptions {
+  directory: UserDirectory;
+  session: SessionSettings;
+  cookie: CookieAttributes;
+  throttle: LoginThrottle;
+  metrics: AuthMetrics;
+}

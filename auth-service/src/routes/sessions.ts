@@ -1,0 +1,55 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { clearSessionSetCookie } from 'sessiongate/session';
+import { NotFound, storeCall } from '../errors.js';
+import { requireIdentity } from '../identity.js';
+import type { AuthRouteOptions } from './options.js';
+
+const SessionParams = Type.Object({ sid: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) });
+type SessionParams = Static<typeof SessionParams>;
+
+/** One session as GET /auth/sessions shows it. */
+export interface SessionView {
+  sid: string;
+  createdAt: string;
+  lastSeenAt: string;
+  /** When the session ends if it is not used again (idle timeout, capped by the absolute one). */
+  expiresAt: string;
+  userAgent: string | null;
+  current: boolean;
+}
+
+/** GET /auth/sessions (mine, the current one marked) and DELETE /auth/sessions/:sid. */
+const sessionsRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
+  const store = fastify.sessionStore;
+  const idleMs = opts.session.idleTimeoutMs;
+
+  fastify.get('/auth/sessions', async (request) => {
+    const id = requireIdentity(request);
+    const list = await storeCall(() => store.list(id.sub));
+    const sessions: SessionView[] = list.map((s) => ({
+      sid: s.sid,
+      createdAt: new Date(s.createdAt).toISOString(),
+      lastSeenAt: new Date(s.lastSeenAt).toISOString(),
+      expiresAt: new Date(Math.min(s.lastSeenAt + idleMs, s.absoluteExpiresAt)).toISOString(),
+      userAgent: s.userAgent,
+      current: s.sid === id.sid,
+    }));
+    return { sessions };
+  });
+
+  fastify.delete<{ Params: SessionParams }>('/auth/sessions/:sid', { schema: { params: SessionParams } }, async (request, reply) => {
+    const id = requireIdentity(request);
+    const { sid } = request.params;
+    // looked up in the caller's own index only: another user's sid is simply not found
+    const ended = await storeCall(() => store.destroyBySid(id.sub, sid));
+    if (!ended) throw new NotFound('You have no session with this id');
+    opts.metrics.sessionsRevoked.inc({ reason: 'revoke' });
+    request.log.info({ event: 'revoke', user: id.sub, sid }, 'session ended');
+    // ending the current session is a logout: the browser forgets its cookie too
+    if (sid === id.sid) reply.header('set-cookie', clearSessionSetCookie(opts.cookie));
+    return reply.code(204).send();
+  });
+};
+
+export default sessionsRoutes;

@@ -1,0 +1,55 @@
+import closeWithGrace from 'close-with-grace';
+import { describeConnection } from 'sessiongate/session';
+import { buildAuthService, type AuthService } from './app.js';
+import type { AuthConfig } from './config.js';
+import type { AuthLoggerOptions } from './logging.js';
+import { FileUserDirectory } from './users/file-directory.js';
+
+/**
+ * Runs the auth service: builds it, listens on the public and the metrics port, reloads the
+ * users file on SIGHUP (and on change), and shuts down gracefully on SIGTERM/SIGINT.
+ */
+export async function startAuthServer(config: AuthConfig, opts: { logger?: AuthLoggerOptions } = {}): Promise<AuthService> {
+  const svc = await buildAuthService(config, { logger: opts.logger ?? {} });
+  const log = svc.app.log;
+  try {
+    await svc.app.listen({ host: config.host, port: config.port });
+    await svc.ops.listen({ host: config.metricsHost, port: config.metricsPort });
+  } catch (err) {
+    await svc.close();
+    throw err;
+  }
+  const directory = svc.directory;
+  log.info(
+    {
+      usersFile: directory instanceof FileUserDirectory ? directory.file : '(custom directory)',
+      users: directory instanceof FileUserDirectory ? directory.size : undefined,
+      redis: describeConnection(config.redis.connection),
+      keyPrefix: config.session.keyPrefix,
+      verifies: { issuer: config.xSession.issuer, audience: config.xSession.audience, kids: config.xSession.keys.keys.map((k) => `${k.alg}:${k.kid}`) },
+      trustedProxies: config.trustedProxies,
+      throttle: config.throttle,
+    },
+    'sessiongate auth ready',
+  );
+
+  const onHup = () => {
+    if (directory instanceof FileUserDirectory) void directory.reload();
+  };
+  process.on('SIGHUP', onHup);
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      process.off('SIGHUP', onHup);
+      grace.uninstall();
+      await svc.close();
+    })());
+  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'fatal error: shutting down');
+    else log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down: draining in-flight requests');
+    await close();
+    log.info('shutdown complete');
+  });
+  return { ...svc, close };
+}

@@ -1,0 +1,192 @@
+import { watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { InvalidUsersFile } from '../errors.js';
+import type { User, UserChange, UserDirectory, Verification } from './directory.js';
+import { defaultParams, dummyHash, formatParams, verifyPassword, type PasswordHash, type ScryptParams } from './password.js';
+import { formatProblems, readUsersFile, type LoadedUser } from './users-file.js';
+
+/** How long to wait for a burst of file events to settle before reloading. @default 100 */
+export const DEFAULT_RELOAD_DEBOUNCE_MS = 100;
+
+interface Log {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const silent: Log = { info() {}, warn() {}, error() {} };
+
+export interface FileUserDirectoryOptions {
+  /** log2 N of new hashes: the dummy hash for unknown users uses it when the file has no users. */
+  scryptCost: number;
+  /** Reload when the file changes. @default false */
+  watch?: boolean;
+  /** @default DEFAULT_RELOAD_DEBOUNCE_MS */
+  debounceMs?: number;
+  log?: Log;
+  /** Told the result of every reload (for a metric). */
+  onReload?: (ok: boolean) => void;
+}
+
+export type ReloadOutcome = { ok: true; users: number; changes: readonly UserChange[] } | { ok: false; problems: string };
+
+/** Users from the YAML users file, reloaded when it changes. */
+export class FileUserDirectory implements UserDirectory {
+  readonly file: string;
+  private users: ReadonlyMap<string, LoadedUser> = new Map();
+  private loaded = false;
+  private readonly log: Log;
+  private readonly fallbackParams: ScryptParams;
+  // the parameters most hashes of the file use: unknown names are checked at that cost
+  private prevailing: ScryptParams;
+  private readonly dummies = new Map<string, Promise<PasswordHash>>();
+  private readonly listeners = new Set<(changes: readonly UserChange[]) => void>();
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<unknown> = Promise.resolve();
+
+  private constructor(file: string, private readonly opts: FileUserDirectoryOptions) {
+    this.file = path.resolve(file);
+    this.log = opts.log ?? silent;
+    this.fallbackParams = defaultParams(opts.scryptCost);
+    this.prevailing = this.fallbackParams;
+  }
+
+  /**
+   * Loads the file. A file that does not exist yet gives an empty directory (not ready) that
+   * fills once the file appears; an invalid file refuses to start.
+   *
+   * @throws InvalidUsersFile (`SA_ERR_INVALID_USERS_FILE`) with every problem and its line.
+   */
+  static async open(file: string, opts: FileUserDirectoryOptions): Promise<FileUserDirectory> {
+    const dir = new FileUserDirectory(file, opts);
+    const r = await readUsersFile(dir.file);
+    if (r.ok) dir.swap(r.users);
+    else if ('missing' in r) dir.log.warn({ file: dir.file }, 'users file does not exist yet: nobody can log in until it is created');
+    else throw new InvalidUsersFile(`invalid users file:\n${formatProblems(dir.file, r.problems)}`);
+    // computed now so the first unknown name costs no more than any other
+    await dir.dummyFor(dir.prevailing);
+    if (opts.watch) dir.startWatching();
+    return dir;
+  }
+
+  ready(): boolean {
+    return this.loaded;
+  }
+
+  get size(): number {
+    return this.users.size;
+  }
+
+  async find(name: string): Promise<User | null> {
+    return this.users.get(name) ?? null;
+  }
+
+  async verify(name: string, password: string): Promise<Verification> {
+    const user = this.users.get(name);
+    const hash = user?.hash ?? (await this.dummyFor(this.prevailing));
+    const match = await verifyPassword(password, hash);
+    if (!user) return { outcome: 'unknown_user' };
+    if (!match) return { outcome: 'wrong_password' };
+    return user.disabled ? { outcome: 'disabled', user } : { outcome: 'ok', user };
+  }
+
+  onChange(listener: (changes: readonly UserChange[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Re-reads the file; an invalid or vanished file keeps the users in force. */
+  reload(): Promise<ReloadOutcome> {
+    const next = this.reloading.then(() => this.reloadNow());
+    this.reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.watcher?.close();
+    this.watcher = undefined;
+    await this.reloading;
+  }
+
+  private async reloadNow(): Promise<ReloadOutcome> {
+    const r = await readUsersFile(this.file);
+    if (!r.ok) {
+      const problems = formatProblems(this.file, r.problems);
+      if ('missing' in r) this.log.warn({ file: this.file, users: this.users.size }, 'users file vanished: keeping the users loaded');
+      else this.log.error({ file: this.file, problems: problems.split('\n') }, 'users file reload failed: keeping the users loaded');
+      this.opts.onReload?.(false);
+      return { ok: false, problems };
+    }
+    const changes = this.loaded ? diff(this.users, r.users) : [];
+    this.swap(r.users);
+    await this.dummyFor(this.prevailing);
+    this.log.info({ file: this.file, users: r.users.size, changed: changes.length }, 'users file reloaded');
+    this.opts.onReload?.(true);
+    if (changes.length) for (const l of this.listeners) l(changes);
+    return { ok: true, users: r.users.size, changes };
+  }
+
+  private swap(users: ReadonlyMap<string, LoadedUser>): void {
+    this.users = users;
+    this.loaded = true;
+    this.prevailing = prevailingParams(users) ?? this.fallbackParams;
+  }
+
+  private dummyFor(params: ScryptParams): Promise<PasswordHash> {
+    const key = formatParams(params);
+    let d = this.dummies.get(key);
+    if (!d) {
+      d = dummyHash(params);
+      this.dummies.set(key, d);
+    }
+    return d;
+  }
+
+  private startWatching(): void {
+    // watch the directory: editors and our own atomic writes replace the file (rename),
+    // which a watch on the file itself would lose
+    const base = path.basename(this.file);
+    try {
+      this.watcher = watch(path.dirname(this.file), (_event, name) => {
+        if (name !== null && name !== base) return;
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? DEFAULT_RELOAD_DEBOUNCE_MS);
+      });
+      this.watcher.on('error', (err) => this.log.warn({ err }, 'users file watch failed; SIGHUP still reloads'));
+      this.watcher.unref();
+    } catch (err) {
+      this.log.warn({ err, file: this.file }, 'cannot watch the users file; SIGHUP still reloads');
+    }
+  }
+}
+
+/** What changed between two loads that live sessions must follow. */
+export function diff(before: ReadonlyMap<string, User>, after: ReadonlyMap<string, User>): UserChange[] {
+  const out: UserChange[] = [];
+  for (const [name, old] of before) {
+    const now = after.get(name);
+    if (!now) out.push({ kind: 'removed', name });
+    else if (now.disabled && !old.disabled) out.push({ kind: 'disabled', name });
+    else if (!now.disabled && !sameRoles(old.roles, now.roles)) out.push({ kind: 'roles', name, roles: now.roles });
+  }
+  return out;
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+function prevailingParams(users: ReadonlyMap<string, LoadedUser>): ScryptParams | null {
+  const counts = new Map<string, { params: ScryptParams; n: number }>();
+  for (const u of users.values()) {
+    const key = formatParams(u.hash);
+    const c = counts.get(key) ?? { params: { ln: u.hash.ln, r: u.hash.r, p: u.hash.p }, n: 0 };
+    c.n++;
+    counts.set(key, c);
+  }
+  let best: { params: ScryptParams; n: number } | null = null;
+  for (const c of counts.values()) if (!best || c.n > best.n) best = c;
+  return best?.params ?? null;
+}

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { hashToken } from 'sessiongate/session';
+import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
+
+const USERS = {
+  fred: { password: 'fred-password', roles: ['user'], profile: { name: 'Fred', team: 'ops' } },
+  gina: { password: 'gina-password', roles: ['user'] },
+};
+
+describe('my sessions', () => {
+  let t: TestAuth;
+
+  beforeAll(async () => {
+    t = await startTestAuth({ redisUrl: inject('redisUrl'), users: USERS });
+  });
+  afterAll(() => t.close());
+
+  async function login(user: keyof typeof USERS, ua: string): Promise<{ token: string; header: string; sid: string }> {
+    const token = cookieToken(await t.login(user, USERS[user].password, { 'user-agent': ua }));
+    const record = (await t.store.read(hashToken(token)))!;
+    return { token, header: await t.xSessionFor(token), sid: record.sid };
+  }
+
+  it('lists the live sessions with the current one marked', async () => {
+    const laptop = await login('fred', 'Laptop/1.0');
+    const phone = await login('fred', 'Phone/2.0');
+    const res = await t.svc.app.inject({ method: 'GET', url: '/auth/sessions', headers: { 'x-session': phone.header } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const { sessions } = res.json() as { sessions: Record<string, unknown>[] };
+    expect(sessions).toHaveLength(2);
+    const bySid = new Map(sessions.map((s) => [s.sid, s]));
+    expect(bySid.get(phone.sid)).toMatchObject({ current: true, userAgent: 'Phone/2.0' });
+    expect(bySid.get(laptop.sid)).toMatchObject({ current: false, userAgent: 'Laptop/1.0' });
+    for (const s of sessions) {
+      expect(Object.keys(s).sort()).toEqual(['createdAt', 'current', 'expiresAt', 'lastSeenAt', 'sid', 'userAgent']);
+      for (const k of ['createdAt', 'lastSeenAt', 'expiresAt'] as const) {
+        expect(new Date(s[k] as string).toISOString()).toBe(s[k]);
+      }
+      expect(Date.parse(s.expiresAt as string)).toBeGreaterThan(Date.parse(s.createdAt as string));
+    }
+    // never a token or its hash
+    expect(res.body).not.toContain(phone.token);
+    expect(res.body).not.toContain(hashToken(phone.token));
+  });
+
+  it('ends one session by its sid, and never another user\'s', async () => {
+    const one = await login('fred', 'A/1');
+    const two = await login('fred', 'B/1');
+    const hers = await login('gina', 'C/1');
+
+    const theirs = await t.svc.app.inject({ method: 'DELETE', url: `/auth/sessions/${hers.sid}`, headers: { 'x-session': one.header } });
+    expect(theirs.statusCode).toBe(404);
+    expect(theirs.json().error).toBe('not_found');
+    expect(await t.redis.exists(t.keys.session(hashToken(hers.token)))).toBe(1);
+
+    const res = await t.svc.app.inject({ method: 'DELETE', url: `/auth/sessions/${two.sid}`, headers: { 'x-session': one.header } });
+    expect(res.statusCode).toBe(204);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(await t.redis.exists(t.keys.session(hashToken(two.token)))).toBe(0);
+    expect(await t.redis.exists(t.keys.session(hashToken(one.token)))).toBe(1);
+
+    const again = await t.svc.app.inject({ method: 'DELETE', url: `/auth/sessions/${two.sid}`, headers: { 'x-session': one.header } });
+    expect(again.statusCode).toBe(404);
+
+    // ending the current one is a logout: the cookie is cleared too
+    const self = await t.svc.app.inject({ method: 'DELETE', url: `/auth/sessions/${one.sid}`, headers: { 'x-session': one.header } });
+    expect(self.statusCode).toBe(204);
+    expect(self.headers['set-cookie']).toMatch(/^sid=;.*Max-Age=0/);
+  });
+
+  it('needs a session', async () => {
+    for (const [method, url] of [['GET', '/auth/sessions'], ['DELETE', '/auth/sessions/abc'], ['GET', '/auth/me']] as const) {
+      const res = await t.svc.app.inject({ method, url });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error).toBe('unauthenticated');
+    }
+  });
+
+  it('prunes index entries of sessions that expired', async () => {
+    const live = await login('gina', 'Live/1');
+    // one session past its absolute expiry (created 13 h ago), one whose idle TTL ran out
+    const old = await t.store.create(
+      { sub: 'gina', roles: ['user'], idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3_600_000 },
+      Date.now() - 13 * 3_600_000,
+    );
+    const idle = await t.store.create({ sub: 'gina', roles: ['user'], idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3_600_000 });
+    await t.redis.del(t.keys.session(idle.tokenHash)); // what Redis does when the idle TTL runs out
+    const index = t.keys.userIndex('gina');
+    const members = await t.redis.zrange(index, 0, '-1');
+    expect(members).toEqual(expect.arrayContaining([`${old.record.sid}.${old.tokenHash}`, `${idle.record.sid}.${idle.tokenHash}`]));
+
+    // the next login cleans up the index
+    const fresh = await login('gina', 'Fresh/1');
+    const after = await t.redis.zrange(index, 0, '-1');
+    expect(after).not.toContain(`${old.record.sid}.${old.tokenHash}`);
+    expect(after).not.toContain(`${idle.record.sid}.${idle.tokenHash}`);
+    expect(after).toEqual(expect.arrayContaining([`${live.sid}.${hashToken(live.token)}`, `${fresh.sid}.${hashToken(fresh.token)}`]));
+    // and the index itself expires with the last absolute expiry
+    const pttl = await t.redis.pttl(index);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(t.config.session.absoluteTimeoutMs);
+
+    // listing prunes too
+    const idle2 = await t.store.create({ sub: 'gina', roles: ['user'], idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3_600_000 });
+    await t.redis.del(t.keys.session(idle2.tokenHash));
+    const res = await t.svc.app.inject({ method: 'GET', url: '/auth/sessions', headers: { 'x-session': fresh.header } });
+    expect((res.json() as { sessions: { sid: string }[] }).sessions.map((s) => s.sid)).not.toContain(idle2.record.sid);
+    expect(await t.redis.zrange(index, 0, '-1')).not.toContain(`${idle2.record.sid}.${idle2.tokenHash}`);
+  });
+
+  it('GET /auth/me says who I am, from the users directory', async () => {
+    const s = await login('fred', 'Me/1');
+    const res = await t.svc.app.inject({ method: 'GET', url: '/auth/me', headers: { 'x-session': s.header } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ sub: 'fred', roles: ['user'], name: 'Fred', team: 'ops' });
+  });
+});

@@ -1,0 +1,194 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeInvalidation, hashToken, KeyLayout } from '../src/session/index.js';
+import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
+import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
+import { nodeKeys, startRedisCluster, type RedisCluster } from '../../test/support/redis-cluster.js';
+import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
+
+// Sessions on a 3-master Redis Cluster: every command the gateway and the auth service send
+// names one key, so login, access, logout and logout-all work whichever master holds a key,
+// and a revocation published through any node reaches a gateway subscribed through another.
+
+const USERS = {
+  alice: { password: 'alice-password-1', roles: ['user'] },
+  bob: { password: 'bob-password-1', roles: ['user', 'admin'] },
+  carol: { password: 'carol-password-1', roles: ['user'] },
+};
+
+let cluster: RedisCluster;
+let up: Upstream;
+let auth: TestAuth;
+let gwA: TestGateway;
+let gwB: TestGateway;
+let data: Cluster;
+let keys: KeyLayout;
+let usersDir: string;
+
+beforeAll(async () => {
+  cluster = await startRedisCluster(3);
+  up = await startUpstream('svc');
+  usersDir = mkdtempSync(path.join(tmpdir(), 'sg-cluster-users-'));
+  const usersFile = await writeUsersFile(USERS, usersDir);
+  const env = { REDIS_CLUSTER_NODES: cluster.seeds };
+  // the harnesses' own standalone clients point at one node; this file arranges and inspects
+  // data with a Cluster client of its own instead
+  const redisUrl = `redis://127.0.0.1:${cluster.nodes[0]!.port}`;
+  auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env });
+  await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
+  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as { port: number }).port}`;
+  const routes = routesYaml({ public: up.url, auth: authUrl });
+  // long cache TTL: only an invalidation message can end a cached session within the test
+  const gwEnv = { ...env, SESSION_CACHE_TTL: '60s' };
+  gwA = await startTestGateway({ redisUrl, routes, env: gwEnv, keyPrefix: auth.keyPrefix, keysJson: auth.keysJson });
+  gwB = await startTestGateway({ redisUrl, routes, env: gwEnv, keyPrefix: auth.keyPrefix, keysJson: auth.keysJson });
+  data = cluster.client();
+  keys = new KeyLayout(auth.keyPrefix);
+}, 60_000);
+
+afterAll(async () => {
+  // the cluster goes away as a whole: close the apps, not the harnesses' key cleanup
+  const closing = [gwA, gwB].map(async (g) => {
+    await g?.gw.close();
+    g?.redis.disconnect();
+  });
+  await Promise.allSettled(closing);
+  if (auth) {
+    await auth.svc.close().catch(() => undefined);
+    auth.redis.disconnect();
+  }
+  await up?.close();
+  await cluster?.stop();
+  if (usersDir) rmSync(usersDir, { recursive: true, force: true });
+});
+
+async function login(g: TestGateway, user: keyof typeof USERS): Promise<string> {
+  const res = await g.gw.app.inject({ method: 'POST', url: '/auth/login', payload: { username: user, password: USERS[user].password } });
+  expect(res.statusCode, res.body).toBe(204);
+  return cookieToken(res);
+}
+
+function access(g: TestGateway, token: string) {
+  return g.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } });
+}
+
+function post(g: TestGateway, url: string, token: string) {
+  return g.gw.app.inject({ method: 'POST', url, headers: { cookie: `sid=${token}`, 'sec-fetch-site': 'same-origin' } });
+}
+
+/** Which master (index) holds each key, by asking every master which of the keys it has. */
+async function sessionKeysPerNode(): Promise<string[][]> {
+  return Promise.all(cluster.nodes.map((_, i) => nodeKeys(cluster.node(i), `${keys.prefix}s:*`)));
+}
+
+/** Polls every `pollMs` until the token is refused; resolves the time it took. */
+async function msUntilRefused(g: TestGateway, token: string, limitMs = 3000, pollMs = 50): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    const res = await access(g, token);
+    const elapsed = performance.now() - t0;
+    if (res.statusCode === 401) return elapsed;
+    expect(res.statusCode).toBe(200);
+    if (elapsed > limitMs) throw new Error(`still ${res.statusCode} after ${Math.round(elapsed)} ms`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+describe('on a 3-master Redis Cluster', () => {
+  it('logs in, forwards the identity, lists, and logs out through the auth service', async () => {
+    const bad = await gwA.gw.app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'alice', password: 'wrong' } });
+    expect(bad.statusCode).toBe(401);
+    expect(bad.json().error).toBe('invalid_credentials');
+
+    const token = await login(gwA, 'alice');
+    up.clear();
+    const res = await access(gwB, token);
+    expect(res.statusCode).toBe(200);
+    expect(headerValues(up.last(), 'x-session')).toHaveLength(1);
+
+    const list = await gwA.gw.app.inject({ url: '/auth/sessions', headers: { cookie: `sid=${token}` } });
+    expect(list.statusCode).toBe(200);
+    expect(JSON.stringify(list.json())).toContain('"current":true');
+
+    expect((await post(gwA, '/auth/logout', token)).statusCode).toBe(204);
+    // both gateways hold the session in their caches: the revocation reaches them by pub/sub
+    expect(await msUntilRefused(gwA, token, 1000)).toBeLessThan(1000);
+    expect(await msUntilRefused(gwB, token, 1000)).toBeLessThan(1000);
+    expect(await data.exists(keys.session(hashToken(token)))).toBe(0);
+  });
+
+  it('spreads sessions over every master', async () => {
+    const users = ['alice', 'bob', 'carol'] as const;
+    const tokens: string[] = [];
+    for (let i = 0; i < 30; i++) tokens.push(await login(i % 2 ? gwA : gwB, users[i % 3]!));
+    const perNode = await sessionKeysPerNode();
+    const counts = perNode.map((k) => k.length);
+    console.log(`[cluster] 30 sessions over 3 masters: ${counts.join(' / ')} session keys`);
+    for (const c of counts) expect(c).toBeGreaterThan(0);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(30);
+    // every one of them resolves through either gateway, whichever master holds it
+    for (const [i, token] of tokens.entries()) expect((await access(i % 2 ? gwB : gwA, token)).statusCode).toBe(200);
+    for (const u of users) await data.del(keys.userIndex(u));
+    for (const k of perNode.flat()) await data.del(k);
+  });
+
+  it('logs out everywhere: every session of the user ends, on every master and every gateway', async () => {
+    const tokens: string[] = [];
+    for (let i = 0; i < 9; i++) tokens.push(await login(gwA, 'bob'));
+    const carol = await login(gwA, 'carol');
+    const holders = new Set(
+      (await sessionKeysPerNode()).flatMap((k, node) => (tokens.some((t) => k.includes(keys.session(hashToken(t)))) ? [node] : [])),
+    );
+    // nine sessions on one master only would make this test prove nothing about slots
+    expect(holders.size).toBeGreaterThan(1);
+    // warm both gateways' caches
+    for (const t of tokens) {
+      expect((await access(gwA, t)).statusCode).toBe(200);
+      expect((await access(gwB, t)).statusCode).toBe(200);
+    }
+
+    expect((await post(gwB, '/auth/logout-all', tokens[4]!)).statusCode).toBe(204);
+    for (const t of tokens) {
+      expect(await msUntilRefused(gwA, t, 1000)).toBeLessThan(1000);
+      expect(await msUntilRefused(gwB, t, 1000)).toBeLessThan(1000);
+    }
+    expect(await data.exists(keys.userIndex('bob'))).toBe(0);
+    for (const t of tokens) expect(await data.exists(keys.session(hashToken(t)))).toBe(0);
+    // another user's session is untouched
+    expect((await access(gwA, carol)).statusCode).toBe(200);
+  });
+
+  it('delivers a revocation published through any node to a gateway subscribed through another', async () => {
+    const subscribedOn = await Promise.all(
+      cluster.nodes.map(async (_, i) => {
+        const list = (await cluster.node(i).client('LIST')) as string;
+        return list.split('\n').filter((l) => l.includes('name=ioredis-cluster(subscriber):sessiongate-gateway') && /\bsub=1\b/.test(l)).length;
+      }),
+    );
+    console.log(`[cluster] gateway invalidation subscriptions per master: ${subscribedOn.join(' / ')}`);
+    expect(subscribedOn.reduce((a, b) => a + b, 0)).toBe(2);
+
+    for (const [i] of cluster.nodes.entries()) {
+      const token = await login(gwA, 'carol');
+      const hash = hashToken(token);
+      expect((await access(gwB, token)).statusCode).toBe(200);
+      // delete the record without telling anyone: the cached session keeps being served…
+      await data.del(keys.session(hash));
+      expect((await access(gwB, token)).statusCode).toBe(200);
+      // …until the invalidation arrives, published through master i
+      await cluster.node(i).publish(keys.invalidationChannel, encodeInvalidation({ hashes: [hash] }));
+      // fine-grained polling: this measures the cross-node delivery itself
+      const ms = await msUntilRefused(gwB, token, 1000, 2);
+      console.log(`[cluster] revocation published on master ${i} honoured by gateway B after ${ms.toFixed(1)} ms`);
+      expect(ms).toBeLessThan(1000);
+    }
+  });
+
+  it('answers /readyz 200 on the Cluster', async () => {
+    const ready = await gwA.gw.ops.inject({ url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+  });
+});
