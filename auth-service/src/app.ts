@@ -3,9 +3,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { CookieAttributes, RedisClient } from 'sessiongate/session';
 import type { AuthConfig } from './config.js';
 import { BadRequest, errorResponse } from './errors.js';
-import opsRoutes from './health.js';
+import { opsRoutes } from '@sessiongate/service-kit';
 import identityPlugin, { XSessionVerifier } from './identity.js';
-import { loggerOptions, type AuthLoggerOptions } from './logging.js';
+import { loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
 import { AuthMetrics } from './metrics.js';
 import redisPlugin from './redis.js';
 import loginRoute from './routes/login.js';
@@ -22,7 +22,7 @@ const BODY_LIMIT = 16 * 1024;
 
 export interface BuildAuthServiceOptions {
   /** Log as JSON lines (redacted) at this level / to this stream; false for silence. @default false */
-  logger?: false | AuthLoggerOptions;
+  logger?: false | LoggerChoice;
   /** A Redis client the caller owns (left open on close); otherwise one is opened from `config.redis`. */
   redis?: RedisClient;
   /** A users directory the caller owns; otherwise the users file of `config.usersFile` is opened. */

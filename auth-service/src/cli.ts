@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { SettingError } from 'sessiongate/session';
+import { SettingError, withOverrides, type CliIo } from '@sessiongate/service-kit';
 import { authConfigFromEnv, DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT, DEFAULT_USERS_FILE } from './config.js';
 import { startAuthServer } from './server.js';
-import type { CliIo } from './users/command.js';
 
-export { usersCommand, USERS_HELP, type CliIo } from './users/command.js';
+export { usersCommand, USERS_HELP } from './users/command.js';
+export type { CliIo } from '@sessiongate/service-kit';
 
 export const AUTH_HELP = `Usage: sessiongate auth [options]
 
@@ -59,15 +59,7 @@ Signals: SIGHUP reloads the users file (an invalid file keeps the users in force
 SIGTERM/SIGINT drain and exit 0.
 `;
 
-function withOverrides(env: NodeJS.ProcessEnv, values: Record<string, string | boolean | undefined>): NodeJS.ProcessEnv {
-  const out = { ...env };
-  const map: Record<string, string> = { users: 'SESSIONGATE_USERS', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
-  for (const [flag, variable] of Object.entries(map)) {
-    const v = values[flag];
-    if (typeof v === 'string') out[variable] = v;
-  }
-  return out;
-}
+const FLAG_VARIABLES = { users: 'SESSIONGATE_USERS', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
 
 /**
  * `sessiongate auth`: starts the auth service. Resolves -1 once it serves (the process then
@@ -94,7 +86,7 @@ export async function authCommand(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(AUTH_HELP);
     return 0;
   }
-  const env = withOverrides(io.env ?? process.env, parsed.values);
+  const env = withOverrides(io.env ?? process.env, parsed.values, FLAG_VARIABLES);
   let config;
   try {
     config = authConfigFromEnv(env);

@@ -1,9 +1,16 @@
-import { BlockList, isIP } from 'node:net';
 import {
-  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   SettingError,
   booleanSetting,
   durationSetting,
+  intSetting,
+  listSetting,
+  logLevelSetting,
+  parseCidrs,
+  portSetting,
+  setting,
+} from '@sessiongate/service-kit';
+import {
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   redisConnectionFromEnv,
   sessionSettingsFromEnv,
   type RedisConnectionOptions,
@@ -38,7 +45,6 @@ export const DEFAULT_AUTH_TRUSTED_PROXIES: readonly string[] = Object.freeze(['1
 /** How long shutdown waits for in-flight requests. @default 10 s */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Everything the auth service reads from its environment, validated and frozen. */
 export interface AuthConfig {
@@ -59,51 +65,8 @@ export interface AuthConfig {
   readonly shutdownTimeoutMs: number;
 }
 
-export function portSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
-  const raw = env[variable]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new SettingError(variable, `"${raw}" is not a port number (0-65535)`);
-  return n;
-}
-
-export function intSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[variable]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < min || n > max) {
-    throw new SettingError(variable, `"${raw}" is not a whole number${max === Number.MAX_SAFE_INTEGER ? ` ≥ ${min}` : ` from ${min} to ${max}`}`);
-  }
-  return n;
-}
-
 export function scryptCostSetting(env: NodeJS.ProcessEnv): number {
   return intSetting(env, 'SESSIONGATE_SCRYPT_COST', DEFAULT_SCRYPT_COST, MIN_SCRYPT_COST, MAX_SCRYPT_COST);
-}
-
-/** A CIDR list (`10.0.0.0/8, ::1/128, 192.168.1.7`); throws naming the bad entry. */
-export function parseCidrs(variable: string, list: readonly string[]): string[] {
-  const bl = new BlockList();
-  return list.map((entry) => {
-    const [addr = '', bits] = entry.split('/');
-    const type = isIP(addr);
-    if (!type) throw new SettingError(variable, `"${entry}" is not an IP address or CIDR`);
-    const max = type === 4 ? 32 : 128;
-    const prefix = bits === undefined ? max : Number(bits);
-    if (!/^\d+$/.test(bits ?? String(max)) || prefix > max) throw new SettingError(variable, `"${entry}" has a bad prefix length`);
-    bl.addSubnet(addr, prefix, type === 4 ? 'ipv4' : 'ipv6');
-    return `${addr}/${prefix}`;
-  });
-}
-
-function setting<T>(variable: string, read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    if (err instanceof SettingError) throw err;
-    const msg = (err as Error).message;
-    throw new SettingError(variable, msg.startsWith(`${variable}:`) ? msg.slice(variable.length + 1).trim() : msg);
-  }
 }
 
 /** Reads and validates the auth service's settings; throws SettingError naming the variable. */
@@ -116,15 +79,8 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
   const trustedProxies =
     proxiesRaw === undefined
       ? [...DEFAULT_AUTH_TRUSTED_PROXIES]
-      : parseCidrs(
-          'SESSIONGATE_TRUSTED_PROXIES',
-          proxiesRaw
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean),
-        );
-  const logLevel = env.LOG_LEVEL?.trim().toLowerCase() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new SettingError('LOG_LEVEL', `"${env.LOG_LEVEL}" is not one of ${LOG_LEVELS.join(', ')}`);
+      : setting('SESSIONGATE_TRUSTED_PROXIES', () => parseCidrs(listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES')).cidrs);
+  const logLevel = logLevelSetting(env);
   const host = env.HOST?.trim() || '0.0.0.0';
   const config: AuthConfig = {
     host,

@@ -1,4 +1,5 @@
 import createError from '@fastify/error';
+import { errorResponder } from '@sessiongate/service-kit';
 
 // The one list of errors the auth service answers with. `code` is stable and is what code
 // branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
@@ -26,37 +27,13 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SA_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
 };
 
-const STATUS_CODES: Readonly<Record<number, string>> = {
-  400: 'bad_request',
-  401: 'unauthenticated',
-  403: 'forbidden',
-  404: 'not_found',
-  405: 'method_not_allowed',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  429: 'too_many_requests',
-  431: 'request_header_fields_too_large',
-  503: 'service_unavailable',
-};
-
 const GENERIC_5XX = 'The auth service could not handle this request';
-
-export interface ErrorBody {
-  error: string;
-  message: string;
-}
 
 /**
  * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
-export function errorResponse(err: { code?: string; statusCode?: number; message?: string }): { statusCode: number; body: ErrorBody } {
-  const statusCode = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-  const own = err.code ? PUBLIC_CODES[err.code] : undefined;
-  const error = own ?? STATUS_CODES[statusCode] ?? (statusCode >= 500 ? 'internal_error' : 'bad_request');
-  const message = statusCode < 500 || own ? (err.message ?? error) : GENERIC_5XX;
-  return { statusCode, body: { error, message } };
-}
+export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);
 
 /** Runs a session-store operation; any Redis failure becomes a 503 that fails closed. */
 export async function storeCall<T>(run: () => Promise<T>): Promise<T> {

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
-import { SettingError } from 'sessiongate/session';
+import { SettingError } from '@sessiongate/service-kit';
 import { Unauthenticated } from './errors.js';
 
 // X-Session verification: the auth service is an upstream like any other. It checks the

@@ -2,14 +2,14 @@ import closeWithGrace from 'close-with-grace';
 import { describeConnection } from 'sessiongate/session';
 import { buildAuthService, type AuthService } from './app.js';
 import type { AuthConfig } from './config.js';
-import type { AuthLoggerOptions } from './logging.js';
+import type { LoggerChoice } from '@sessiongate/service-kit';
 import { FileUserDirectory } from './users/file-directory.js';
 
 /**
  * Runs the auth service: builds it, listens on the public and the metrics port, reloads the
  * users file on SIGHUP (and on change), and shuts down gracefully on SIGTERM/SIGINT.
  */
-export async function startAuthServer(config: AuthConfig, opts: { logger?: AuthLoggerOptions } = {}): Promise<AuthService> {
+export async function startAuthServer(config: AuthConfig, opts: { logger?: LoggerChoice } = {}): Promise<AuthService> {
   const svc = await buildAuthService(config, { logger: opts.logger ?? {} });
   const log = svc.app.log;
   try {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SettingError } from 'sessiongate/session';
+import { SettingError } from '@sessiongate/service-kit';
 import { XSessionVerifier, loadVerificationKeys } from '../src/identity.js';
 import { newKeysJson, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 

@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyReply, type FastifyBaseLogger, type
 import type { GatewayConfig } from './config/env.js';
 import { InvalidConfig, errorResponse } from './errors.js';
 import sessiongate from './gateway.js';
-import opsRoutes from './ops/health.js';
+import { opsRoutes } from '@sessiongate/service-kit';
 import { GatewayMetrics } from './ops/metrics.js';
 import { formatProblems, loadRoutesFile } from './routes/config.js';
 import type { RouteSet } from './routes/types.js';

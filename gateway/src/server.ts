@@ -3,7 +3,7 @@ import path from 'node:path';
 import closeWithGrace from 'close-with-grace';
 import { buildGateway, type Gateway } from './app.js';
 import type { GatewayConfig } from './config/env.js';
-import { loggerOptions } from './ops/logging.js';
+import { loggerOptions } from '@sessiongate/service-kit';
 import { describeConnection } from './session/redis.js';
 
 const METHOD_NOT_ALLOWED =

@@ -10,7 +10,7 @@ import {
   loadRoutesFile,
   parseRoutes,
 } from '../src/routes/config.js';
-import { parseByteSize, parseDuration } from '../src/config/duration.js';
+import { parseByteSize, parseDuration } from '@sessiongate/service-kit';
 import type { Route, RouteSet, RoutesProblem } from '../src/routes/types.js';
 
 // The example of DESIGN.md "routes.yaml (version 1)", verbatim.

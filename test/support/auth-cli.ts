@@ -1,5 +1,5 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
-import type { CliIo } from '../../auth-service/src/users/command.js';
+import type { CliIo } from '@sessiongate/service-kit';
 
 export interface CapturedIo extends CliIo {
   out(): string;

@@ -1,10 +1,10 @@
 import path from 'node:path';
+import { SettingError, type CliIo } from '@sessiongate/service-kit';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Document } from 'yaml';
 import {
   KeyLayout,
   SessionStore,
-  SettingError,
   createRedisClient,
   describeConnection,
   redisConnectionFromEnv,
@@ -30,13 +30,6 @@ import {
   MAX_ROLES,
 } from './users-file.js';
 
-/** Where a command writes; tests pass buffers (the shape of the gateway CLI's CliIo). */
-export interface CliIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  stdin?: NodeJS.ReadableStream;
-  env?: NodeJS.ProcessEnv;
-}
 
 /** How long the CLI waits for Redis before it warns that live sessions were not updated. @default 3000 */
 export const CLI_REDIS_WAIT_MS = 3000;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { write, type CliIo } from './io.js';
+import { withOverrides, write, type CliIo } from '@sessiongate/service-kit';
 
 export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
 
@@ -55,16 +55,7 @@ Signals: SIGHUP reloads routes (an invalid file keeps the old ones); SIGTERM/SIG
 and exit 0.
 `;
 
-/** Applies command-line overrides to a copy of the environment. */
-function withOverrides(env: NodeJS.ProcessEnv, values: Record<string, string | boolean | undefined>): NodeJS.ProcessEnv {
-  const out = { ...env };
-  const map: Record<string, string> = { routes: 'SESSIONGATE_ROUTES', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
-  for (const [flag, variable] of Object.entries(map)) {
-    const v = values[flag];
-    if (typeof v === 'string') out[variable] = v;
-  }
-  return out;
-}
+const FLAG_VARIABLES = { routes: 'SESSIONGATE_ROUTES', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
 
 export async function gatewayCommand(argv: string[], io: CliIo): Promise<number> {
   let parsed;
@@ -87,10 +78,10 @@ export async function gatewayCommand(argv: string[], io: CliIo): Promise<number>
     write(io.stdout, GATEWAY_HELP);
     return 0;
   }
-  const env = withOverrides(io.env ?? process.env, parsed.values);
+  const env = withOverrides(io.env ?? process.env, parsed.values, FLAG_VARIABLES);
   const [{ gatewayConfigFromEnv }, { SettingError }, { startGatewayServer }] = await Promise.all([
     import('../config/env.js'),
-    import('../session/settings.js'),
+    import('@sessiongate/service-kit'),
     import('../server.js'),
   ]);
   let config;

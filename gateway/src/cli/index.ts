@@ -1,3 +1,3 @@
-export type { CliIo, Command } from './io.js';
-export { write } from './io.js';
+export type { CliIo, Command } from '@sessiongate/service-kit';
+export { write } from '@sessiongate/service-kit';
 export { run, main } from './main.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { write, type CliIo, type Command } from './io.js';
+import { write, type CliIo, type Command } from '@sessiongate/service-kit';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -1,6 +1,5 @@
 import { loadKeySet, type KeySet } from '../identity/keys.js';
 import { DEFAULT_X_SESSION_TTL_MS, DEFAULT_ISSUER } from '../identity/signer.js';
-import { parseTrustedProxies } from '../proxy/client-address.js';
 import { redisConnectionFromEnv, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisConnectionOptions } from '../session/redis.js';
 import {
   DEFAULT_CACHE_MAX,
@@ -9,7 +8,18 @@ import {
   DEFAULT_REFRESH_FRACTION,
   type SessionCacheOptions,
 } from '../session/resolver.js';
-import { SettingError, booleanSetting, durationSetting, sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
+import {
+  SettingError,
+  booleanSetting,
+  durationSetting,
+  intSetting,
+  listSetting,
+  logLevelSetting,
+  portSetting,
+  parseCidrs,
+  setting,
+} from '@sessiongate/service-kit';
+import { sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
 import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
 
 /** @default 8080 */
@@ -47,29 +57,6 @@ export interface GatewayConfig {
   readonly watchRoutes: boolean;
 }
 
-export function portSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
-  const raw = env[variable]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new SettingError(variable, `"${raw}" is not a port number (0-65535)`);
-  return n;
-}
-
-export function intSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number, min = 0): number {
-  const raw = env[variable]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new SettingError(variable, `"${raw}" is not a whole number ≥ ${min}`);
-  return n;
-}
-
-function listSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
-  return (env[variable] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 function originsSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
   return listSetting(env, variable).map((o) => {
     let u: URL;
@@ -85,17 +72,6 @@ function originsSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
   });
 }
 
-/** Wraps the first failing setting as a SettingError that names its variable. */
-function setting<T>(variable: string, read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    if (err instanceof SettingError) throw err;
-    const msg = (err as Error).message;
-    throw new SettingError(variable, msg.startsWith(`${variable}:`) ? msg.slice(variable.length + 1).trim() : msg);
-  }
-}
-
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
 export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const session = sessionSettingsFromEnv(env);
@@ -107,7 +83,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     return loadKeySet(env.X_SESSION_KEYS);
   });
   const trustedProxies = listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES');
-  setting('SESSIONGATE_TRUSTED_PROXIES', () => parseTrustedProxies(trustedProxies));
+  setting('SESSIONGATE_TRUSTED_PROXIES', () => parseCidrs(trustedProxies));
   const refreshRaw = env.SESSION_REFRESH_FRACTION?.trim();
   const refreshFraction = refreshRaw ? Number(refreshRaw) : DEFAULT_REFRESH_FRACTION;
   if (!(refreshFraction > 0 && refreshFraction < 1)) {
@@ -140,7 +116,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
       negativeTtlMs: durationSetting(env, 'SESSION_CACHE_NEGATIVE_TTL', DEFAULT_NEGATIVE_TTL_MS),
     },
     refreshFraction,
-    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    logLevel: logLevelSetting(env),
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),

@@ -1,4 +1,5 @@
-import { BlockList, isIP } from 'node:net';
+import { isIP, type BlockList } from 'node:net';
+import { parseCidrs } from '@sessiongate/service-kit';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 
@@ -27,23 +28,6 @@ function forwardedForValue(v: string): string {
   return normalizeIp(s);
 }
 
-/** Parses a CIDR list (`10.0.0.0/8, ::1/128, 192.168.1.7`); throws naming the bad entry. */
-export function parseTrustedProxies(list: readonly string[]): BlockList {
-  const bl = new BlockList();
-  for (const entry of list) {
-    const e = entry.trim();
-    if (!e) continue;
-    const [addr, bits] = e.split('/');
-    const type = isIP(addr ?? '');
-    if (!type) throw new Error(`"${e}" is not an IP address or CIDR`);
-    const max = type === 4 ? 32 : 128;
-    const prefix = bits === undefined ? max : Number(bits);
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) throw new Error(`"${e}" has a bad prefix length`);
-    bl.addSubnet(addr!, prefix, type === 4 ? 'ipv4' : 'ipv6');
-  }
-  return bl;
-}
-
 /**
  * Resolves the client behind a request. `X-Forwarded-*` and `Forwarded` are believed only
  * when the peer is a trusted proxy; from anyone else they are ignored and replaced.
@@ -53,7 +37,7 @@ export class ClientAddressResolver {
   private readonly any: boolean;
 
   constructor(trustedProxies: readonly string[]) {
-    this.trusted = parseTrustedProxies(trustedProxies);
+    this.trusted = parseCidrs(trustedProxies.filter((s) => s.trim() !== '')).blockList;
     this.any = trustedProxies.some((s) => s.trim() !== '');
   }
 

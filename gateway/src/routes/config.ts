@@ -23,7 +23,7 @@ import {
   type Pair,
   type YAMLError,
 } from 'yaml';
-import { parseByteSize, parseDuration } from '../config/duration.js';
+import { parseByteSize, parseDuration } from '@sessiongate/service-kit';
 import type { AuthMode, MethodRule, RoleRule, Route, RouteSet, RoutesProblem } from './types.js';
 
 /**

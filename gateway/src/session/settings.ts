@@ -1,4 +1,4 @@
-import { parseDuration } from '../config/duration.js';
+import { SettingError, booleanSetting, durationSetting } from '@sessiongate/service-kit';
 import { DEFAULT_COOKIE_NAME, cookieNameProblem } from './cookie.js';
 import { DEFAULT_KEY_PREFIX } from './record.js';
 
@@ -14,32 +14,6 @@ export interface SessionSettings {
   readonly idleTimeoutMs: number;
   readonly absoluteTimeoutMs: number;
   readonly keyPrefix: string;
-}
-
-/** A setting that stops the process at start, naming its variable. */
-export class SettingError extends Error {
-  override readonly name = 'SettingError';
-  readonly variable: string;
-  constructor(variable: string, message: string) {
-    super(`${variable}: ${message}`);
-    this.variable = variable;
-  }
-}
-
-export function durationSetting(env: NodeJS.ProcessEnv, variable: string, fallbackMs: number): number {
-  const raw = env[variable]?.trim();
-  if (!raw) return fallbackMs;
-  const ms = parseDuration(raw);
-  if (ms === null || ms <= 0) throw new SettingError(variable, `"${raw}" is not a duration like 90s, 30m or 12h`);
-  return ms;
-}
-
-export function booleanSetting(env: NodeJS.ProcessEnv, variable: string, fallback: boolean): boolean {
-  const raw = env[variable]?.trim().toLowerCase();
-  if (!raw) return fallback;
-  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
-  if (['false', '0', 'no', 'off'].includes(raw)) return false;
-  throw new SettingError(variable, `"${env[variable]}" is not true or false`);
 }
 
 export function sessionSettingsFromEnv(env: NodeJS.ProcessEnv): SessionSettings {

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Registry } from 'prom-client';
 
 export interface ReadinessCheck {
   /** A short name shown in the /readyz body. */
@@ -9,8 +8,14 @@ export interface ReadinessCheck {
   check(): Promise<boolean>;
 }
 
+/** What /metrics serves: a prom-client Registry fits. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 export interface OpsRoutesOptions {
-  registry: Registry;
+  registry: MetricsSource;
   checks: readonly ReadinessCheck[];
   /** True once shutdown began: /readyz says 503 so load balancers stop sending. */
   draining: () => boolean;
@@ -24,16 +29,16 @@ const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (fastify, opts) =>
   });
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_req, reply) => {
-    const results: Record<string, boolean> = {};
+    const checks: Record<string, boolean> = {};
     await Promise.all(
       opts.checks.map(async (c) => {
-        results[c.name] = await c.check().catch(() => false);
+        checks[c.name] = await c.check().catch(() => false);
       }),
     );
     const draining = opts.draining();
-    const ready = !draining && Object.values(results).every(Boolean);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : draining ? 'draining' : 'not_ready', checks: results });
+    const ready = !draining && Object.values(checks).every(Boolean);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : draining ? 'draining' : 'not_ready', checks });
   });
 };
 
-export default fp(opsRoutes, { name: 'sessiongate-ops', fastify: '5.x' });
+export default fp(opsRoutes, { name: 'sessiongate-ops-routes', fastify: '5.x' });

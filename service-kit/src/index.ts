@@ -1,0 +1,8 @@
+// What every sessiongate process shares (the gateway and the auth service): settings
+// parsing, logger options, error bodies, the ops routes and CLI plumbing. No product logic.
+export * from './settings.js';
+export * from './duration.js';
+export * from './logging.js';
+export * from './errors.js';
+export * from './cli.js';
+export { default as opsRoutes, type OpsRoutesOptions, type ReadinessCheck, type MetricsSource } from './ops-routes.js';

@@ -1,0 +1,90 @@
+import { BlockList, isIP } from 'node:net';
+import { parseDuration } from './duration.js';
+
+/** A setting that stops the process at start, naming its variable. */
+export class SettingError extends Error {
+  override readonly name = 'SettingError';
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.variable = variable;
+  }
+}
+
+/** Runs a reader and reports whatever it throws as a SettingError naming `variable`. */
+export function setting<T>(variable: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof SettingError) throw err;
+    const msg = (err as Error).message;
+    throw new SettingError(variable, msg.startsWith(`${variable}:`) ? msg.slice(variable.length + 1).trim() : msg);
+  }
+}
+
+export function durationSetting(env: NodeJS.ProcessEnv, variable: string, fallbackMs: number): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallbackMs;
+  const ms = parseDuration(raw);
+  if (ms === null || ms <= 0) throw new SettingError(variable, `"${raw}" is not a duration like 90s, 30m or 12h`);
+  return ms;
+}
+
+export function booleanSetting(env: NodeJS.ProcessEnv, variable: string, fallback: boolean): boolean {
+  const raw = env[variable]?.trim().toLowerCase();
+  if (!raw) return fallback;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new SettingError(variable, `"${env[variable]}" is not true or false`);
+}
+
+export function portSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new SettingError(variable, `"${raw}" is not a port number (0-65535)`);
+  return n;
+}
+
+export function intSetting(env: NodeJS.ProcessEnv, variable: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[variable]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!/^-?\d+$/.test(raw) || n < min || n > max) {
+    throw new SettingError(variable, `"${raw}" is not a whole number${max === Number.MAX_SAFE_INTEGER ? ` ≥ ${min}` : ` from ${min} to ${max}`}`);
+  }
+  return n;
+}
+
+/** A comma-separated list, entries trimmed, empty ones dropped. */
+export function listSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
+  return (env[variable] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Normalizes a CIDR list (`10.0.0.0/8, ::1/128, 192.168.1.7`); throws naming the bad entry. */
+export function parseCidrs(list: readonly string[]): { cidrs: string[]; blockList: BlockList } {
+  const blockList = new BlockList();
+  const cidrs = list.map((entry) => {
+    const e = entry.trim();
+    const [addr = '', bits] = e.split('/');
+    const type = isIP(addr);
+    if (!type) throw new Error(`"${e}" is not an IP address or CIDR`);
+    const max = type === 4 ? 32 : 128;
+    const prefix = bits === undefined ? max : Number(bits);
+    if (!/^\d+$/.test(bits ?? String(max)) || prefix > max) throw new Error(`"${e}" has a bad prefix length`);
+    blockList.addSubnet(addr, prefix, type === 4 ? 'ipv4' : 'ipv6');
+    return `${addr}/${prefix}`;
+  });
+  return { cidrs, blockList };
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function logLevelSetting(env: NodeJS.ProcessEnv, fallback = 'info'): string {
+  const level = env.LOG_LEVEL?.trim().toLowerCase() || fallback;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new SettingError('LOG_LEVEL', `"${env.LOG_LEVEL}" is not one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
