@@ -1,11 +1,10 @@
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { CookieAttributes, RedisClient } from 'sessiongate/session';
+import { pingWithin, type CookieAttributes, type RedisClient } from 'sessiongate/session';
 import type { AuthConfig } from './config.js';
 import { BadRequest, errorResponse } from './errors.js';
-import { opsRoutes } from '@sessiongate/service-kit';
 import identityPlugin, { XSessionVerifier } from './identity.js';
-import { loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
+import { buildOpsApp, loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
 import { AuthMetrics } from './metrics.js';
 import redisPlugin from './redis.js';
 import loginRoute from './routes/login.js';
@@ -165,34 +164,15 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     throw err;
   }
 
-  const ops = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }) as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
-  });
-  const redis = app.redis;
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
-  await ops.register(opsRoutes, {
+  const ops = await buildOpsApp(app.log, {
     registry: metrics.registry,
     draining: () => draining,
     checks: [
-      {
-        name: 'redis',
-        check: async () => {
-          if (redis.status !== 'ready') return false;
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(false), pingTimeout);
-          });
-          try {
-            return await Promise.race([redis.ping().then((r) => r === 'PONG'), timeout]);
-          } finally {
-            clearTimeout(timer);
-          }
-        },
-      },
+      { name: 'redis', check: () => pingWithin(app.redis, pingTimeout) },
       { name: 'users', check: async () => directory.ready() },
     ],
   });
-  await ops.ready();
 
   return {
     app,

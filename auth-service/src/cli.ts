@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { SettingError, withOverrides, type CliIo } from '@sessiongate/service-kit';
+import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
 import { authConfigFromEnv, DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT, DEFAULT_USERS_FILE } from './config.js';
 import { startAuthServer } from './server.js';
 
@@ -59,53 +58,17 @@ Signals: SIGHUP reloads the users file (an invalid file keeps the users in force
 SIGTERM/SIGINT drain and exit 0.
 `;
 
-const FLAG_VARIABLES = { users: 'SESSIONGATE_USERS', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
-
 /**
  * `sessiongate auth`: starts the auth service. Resolves -1 once it serves (the process then
  * lives until a signal), 1 for a bad setting or a failed start, 2 for a usage error.
  */
 export async function authCommand(argv: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        users: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'metrics-port': { type: 'string' },
-      },
-    });
-  } catch (err) {
-    io.stderr.write(`sessiongate auth: ${(err as Error).message}\n\n${AUTH_HELP}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    io.stdout.write(AUTH_HELP);
-    return 0;
-  }
-  const env = withOverrides(io.env ?? process.env, parsed.values, FLAG_VARIABLES);
-  let config;
-  try {
-    config = authConfigFromEnv(env);
-  } catch (err) {
-    if (err instanceof SettingError) {
-      io.stderr.write(`sessiongate auth: invalid setting ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
-  try {
-    await startAuthServer(config);
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    if (e.code === 'SA_ERR_INVALID_USERS_FILE' || e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      io.stderr.write(`sessiongate auth: ${e.code.startsWith('E') ? 'cannot listen: ' : ''}${e.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
-  return -1;
+  return runServiceCommand(argv, io, {
+    name: 'auth',
+    help: AUTH_HELP,
+    flags: { users: 'SESSIONGATE_USERS', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' },
+    loadConfig: async (env) => authConfigFromEnv(env),
+    start: (config) => startAuthServer(config),
+    startErrors: ['SA_ERR_INVALID_USERS_FILE'],
+  });
 }

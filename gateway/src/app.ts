@@ -1,13 +1,14 @@
 import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './config/env.js';
+import { buildOpsApp } from '@sessiongate/service-kit';
 import { InvalidConfig, errorResponse } from './errors.js';
 import sessiongate from './gateway.js';
-import { opsRoutes } from '@sessiongate/service-kit';
 import { GatewayMetrics } from './ops/metrics.js';
 import { formatProblems, loadRoutesFile } from './routes/config.js';
 import type { RouteSet } from './routes/types.js';
 import sessionPlugin from './session/plugin.js';
+import { pingWithin } from './session/redis.js';
 
 export interface BuildGatewayOptions {
   /** Fastify logger options, or a pino logger to use as is. @default false (silent) */
@@ -139,37 +140,17 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     metrics,
   });
 
-  const ops = Fastify({
-    loggerInstance: app.log.child({ listener: 'metrics' }) as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
-  });
-  const redis = app.sessions.redis;
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
-  await ops.register(opsRoutes, {
+  const ops = await buildOpsApp(app.log, {
     registry: metrics.registry,
     draining: () => draining,
     checks: [
-      {
-        name: 'redis',
-        check: async () => {
-          if (redis.status !== 'ready') return false;
-          let timer: NodeJS.Timeout | undefined;
-          const timeout = new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(false), pingTimeout);
-          });
-          try {
-            return await Promise.race([redis.ping().then((r) => r === 'PONG'), timeout]);
-          } finally {
-            clearTimeout(timer);
-          }
-        },
-      },
+      { name: 'redis', check: () => pingWithin(app.sessions.redis, pingTimeout) },
       { name: 'routes', check: async () => app.sessiongate.routes.routes.length > 0 },
     ],
   });
 
   await app.ready();
-  await ops.ready();
 
   return {
     app,

@@ -5,4 +5,4 @@ export * from './duration.js';
 export * from './logging.js';
 export * from './errors.js';
 export * from './cli.js';
-export { default as opsRoutes, type OpsRoutesOptions, type ReadinessCheck, type MetricsSource } from './ops-routes.js';
+export { default as opsRoutes, buildOpsApp, type OpsRoutesOptions, type ReadinessCheck, type MetricsSource } from './ops-routes.js';

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 
 export interface ReadinessCheck {
@@ -42,3 +42,17 @@ const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (fastify, opts) =>
 };
 
 export default fp(opsRoutes, { name: 'sessiongate-ops-routes', fastify: '5.x' });
+
+/**
+ * The metrics listener's app: its own Fastify instance (never the public one), logging
+ * through the service's logger, serving the ops routes. Not listening yet.
+ */
+export async function buildOpsApp(log: FastifyBaseLogger, opts: OpsRoutesOptions): Promise<FastifyInstance> {
+  const ops = Fastify({
+    loggerInstance: log.child({ listener: 'metrics' }),
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  await ops.register(fp(opsRoutes, { name: 'sessiongate-ops-routes', fastify: '5.x' }), opts);
+  await ops.ready();
+  return ops;
+}

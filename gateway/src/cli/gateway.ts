@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { withOverrides, write, type CliIo } from '@sessiongate/service-kit';
+import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
 
 export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
 
@@ -55,58 +54,17 @@ Signals: SIGHUP reloads routes (an invalid file keeps the old ones); SIGTERM/SIG
 and exit 0.
 `;
 
-const FLAG_VARIABLES = { routes: 'SESSIONGATE_ROUTES', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' };
-
 export async function gatewayCommand(argv: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        routes: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'metrics-port': { type: 'string' },
-      },
-    });
-  } catch (err) {
-    write(io.stderr, `sessiongate gateway: ${(err as Error).message}\n\n${GATEWAY_HELP}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    write(io.stdout, GATEWAY_HELP);
-    return 0;
-  }
-  const env = withOverrides(io.env ?? process.env, parsed.values, FLAG_VARIABLES);
-  const [{ gatewayConfigFromEnv }, { SettingError }, { startGatewayServer }] = await Promise.all([
-    import('../config/env.js'),
-    import('@sessiongate/service-kit'),
-    import('../server.js'),
-  ]);
-  let config;
-  try {
-    config = gatewayConfigFromEnv(env);
-  } catch (err) {
-    if (err instanceof SettingError) {
-      write(io.stderr, `sessiongate gateway: invalid setting ${err.message}`);
-      return 1;
-    }
-    throw err;
-  }
-  try {
-    await startGatewayServer(config, { pretty: Boolean((io.stdout as NodeJS.WriteStream).isTTY) });
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    if (e.code === 'SG_ERR_INVALID_CONFIG') {
-      write(io.stderr, `sessiongate gateway: ${e.message}`);
-      return 1;
-    }
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
-      write(io.stderr, `sessiongate gateway: cannot listen: ${e.message}`);
-      return 1;
-    }
-    throw err;
-  }
-  return -1;
+  return runServiceCommand(argv, io, {
+    name: 'gateway',
+    help: GATEWAY_HELP,
+    flags: { routes: 'SESSIONGATE_ROUTES', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' },
+    // the server's modules load only when it starts, so --help stays instant
+    loadConfig: async (env) => (await import('../config/env.js')).gatewayConfigFromEnv(env),
+    start: async (config, out) => {
+      const { startGatewayServer } = await import('../server.js');
+      return startGatewayServer(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
+    },
+    startErrors: ['SG_ERR_INVALID_CONFIG'],
+  });
 }

@@ -149,3 +149,17 @@ export function subscriberFor(client: RedisClient): RedisClient {
   if (client instanceof Cluster) return client.duplicate(undefined, { enableOfflineQueue: true });
   return client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
 }
+
+/** Whether Redis answers a PING within `timeoutMs` (for readiness checks). Never throws. */
+export async function pingWithin(client: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (client.status !== 'ready') return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([client.ping().then((r) => r === 'PONG', () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
