@@ -45,7 +45,8 @@ export async function startAuthServer(config: AuthConfig, opts: { logger?: Logge
       grace.uninstall();
       await svc.close();
     })());
-  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs }, async ({ signal, err }) => {
+  // SIGHUP reloads users (above); close-with-grace would otherwise treat it as a shutdown
+  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error: shutting down');
     else log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down: draining in-flight requests');
     await close();

@@ -82,6 +82,11 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `sessiongate check … | head`: a reader that went away is not an error of ours
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     const code = await run(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
     if (code >= 0) process.exitCode = code;
