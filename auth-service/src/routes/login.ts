@@ -89,7 +89,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
         if (ended) metrics.sessionsRevoked.inc({ reason: 'replaced' });
       }
       // list() drops index entries of sessions that have expired: the index never grows unbounded
-      await store.list(user.name).catch((err: unknown) => request.log.warn({ err }, 'could not prune the session index'));
+      await store.prune(user.name).catch((err: unknown) => request.log.warn({ err }, 'could not prune the session index'));
 
       reply.header('set-cookie', sessionSetCookie(created.token, opts.cookie));
       return reply.code(204).send();

@@ -22,7 +22,6 @@ export interface SessionView {
 /** GET /auth/sessions (mine, the current one marked) and DELETE /auth/sessions/:sid. */
 const sessionsRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
   const store = fastify.sessionStore;
-  const idleMs = opts.session.idleTimeoutMs;
 
   fastify.get('/auth/sessions', async (request) => {
     const id = requireIdentity(request);
@@ -31,7 +30,7 @@ const sessionsRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opt
       sid: s.sid,
       createdAt: new Date(s.createdAt).toISOString(),
       lastSeenAt: new Date(s.lastSeenAt).toISOString(),
-      expiresAt: new Date(Math.min(s.lastSeenAt + idleMs, s.absoluteExpiresAt)).toISOString(),
+      expiresAt: new Date(s.expiresAt).toISOString(),
       userAgent: s.userAgent,
       current: s.sid === id.sid,
     }));

@@ -30,6 +30,8 @@ export interface SessionSummary {
   /** Approximate: when the idle expiry was last pushed forward. */
   lastSeenAt: number;
   absoluteExpiresAt: number;
+  /** When it ends unless used again: the idle expiry, capped by the absolute one. */
+  expiresAt: number;
   userAgent: string | null;
 }
 
@@ -175,12 +177,26 @@ export class SessionStore {
           createdAt: record.createdAt,
           lastSeenAt: Math.max(record.createdAt, Math.min(now, now - (record.idleTimeoutMs - pttl))),
           absoluteExpiresAt: record.absoluteExpiresAt,
+          expiresAt: Math.min(now + pttl, record.absoluteExpiresAt),
           userAgent: record.userAgent ?? null,
         });
       }),
     );
     if (dead.length) await this.redis.zrem(this.keys.userIndex(sub), ...dead);
     return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /**
+   * Removes index entries whose session is gone (expired by idle or absolute timeout), so
+   * the per-user index never grows without bound. One EXISTS per entry; resolves how many
+   * entries were removed.
+   */
+  async prune(sub: string, now = Date.now()): Promise<number> {
+    const entries = await this.indexEntries(sub, now);
+    const alive = await Promise.all(entries.map((e) => this.redis.exists(this.keys.session(e.tokenHash))));
+    const dead = entries.filter((_, i) => alive[i] === 0).map((e) => indexMember(e.sid, e.tokenHash));
+    if (dead.length) await this.redis.zrem(this.keys.userIndex(sub), ...dead);
+    return dead.length;
   }
 
   /** Deletes one session by token hash; resolves true when it existed. Publishes the revocation. */
