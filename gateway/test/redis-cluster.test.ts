@@ -97,6 +97,17 @@ async function msUntilRefused(g: TestGateway, token: string, limitMs = 3000, pol
   }
 }
 
+/** How many gateway invalidation subscriptions each master holds. */
+async function subscriptionsPerNode(alive: readonly number[] = [0, 1, 2]): Promise<number[]> {
+  return Promise.all(
+    cluster.nodes.map(async (_, i) => {
+      if (!alive.includes(i)) return 0;
+      const list = (await cluster.node(i).client('LIST')) as string;
+      return list.split('\n').filter((l) => l.includes('name=sessiongate-gateway') && /\bsub=1\b/.test(l)).length;
+    }),
+  );
+}
+
 describe('on a 3-master Redis Cluster', () => {
   it('logs in, forwards the identity, lists, and logs out through the auth service', async () => {
     const bad = await gwA.gw.app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'alice', password: 'wrong' } });
@@ -162,12 +173,7 @@ describe('on a 3-master Redis Cluster', () => {
   });
 
   it('delivers a revocation published through any node to a gateway subscribed through another', async () => {
-    const subscribedOn = await Promise.all(
-      cluster.nodes.map(async (_, i) => {
-        const list = (await cluster.node(i).client('LIST')) as string;
-        return list.split('\n').filter((l) => l.includes('name=ioredis-cluster(subscriber):sessiongate-gateway') && /\bsub=1\b/.test(l)).length;
-      }),
-    );
+    const subscribedOn = await subscriptionsPerNode();
     console.log(`[cluster] gateway invalidation subscriptions per master: ${subscribedOn.join(' / ')}`);
     expect(subscribedOn.reduce((a, b) => a + b, 0)).toBe(2);
 
@@ -190,5 +196,25 @@ describe('on a 3-master Redis Cluster', () => {
   it('answers /readyz 200 on the Cluster', async () => {
     const ready = await gwA.gw.ops.inject({ url: '/readyz' });
     expect(ready.statusCode).toBe(200);
+  });
+
+  // last: it takes a master down for good
+  it('moves a gateway\'s invalidation subscription to another node when its node dies, bypassing the cache meanwhile', async () => {
+    const before = await subscriptionsPerNode();
+    const victim = before.findIndex((n) => n > 0);
+    expect(victim).toBeGreaterThanOrEqual(0);
+    const resolvers = [gwA, gwB].map((g) => g.gw.app.sessions.resolver);
+    await cluster.nodes[victim]!.kill();
+    const alive = [0, 1, 2].filter((i) => i !== victim);
+    // every subscription ends up on a living node again, and both caches are back on
+    const deadline = Date.now() + 15_000;
+    let now = await subscriptionsPerNode(alive);
+    while ((now.reduce((a, b) => a + b, 0) < 2 || !resolvers.every((r) => r.cacheActive)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = await subscriptionsPerNode(alive);
+    }
+    console.log(`[cluster] subscriptions per master after killing master ${victim}: ${now.join(' / ')}`);
+    expect(now.reduce((a, b) => a + b, 0)).toBe(2);
+    expect(resolvers.every((r) => r.cacheActive)).toBe(true);
   });
 });

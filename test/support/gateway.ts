@@ -53,6 +53,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
   const logger = o.logStream ? { level: 'info', stream: o.logStream } : false;
   const gw = await buildGateway(config, { routes: parsed.routes, logger });
   const redis = createRedisClient({ connection: { mode: 'standalone', url: o.redisUrl } }) as Redis;
+  redis.on('error', () => undefined); // fault tests kill its server on purpose
   const store = new SessionStore(redis, new KeyLayout(keyPrefix));
   // start from a settled state: both clients connected, the cache subscribed (when on)
   await Promise.all([waitUntilReady(redis, 5000), waitUntilReady(gw.app.sessions.redis, 5000)]);

@@ -120,7 +120,9 @@ export function createRedisClient(opts: RedisConnectionOptions): RedisClient {
     clusterRetryStrategy: (times) => Math.min(100 * times, DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS),
     redisOptions: { ...common, ...urlOptions(c.url) },
   };
-  return new Cluster(c.nodes, clusterOpts);
+  const cluster = new Cluster(c.nodes, clusterOpts);
+  clusterSeeds.set(cluster, c.nodes);
+  return cluster;
 }
 
 /**
@@ -141,13 +143,53 @@ export async function waitUntilReady(client: RedisClient, timeoutMs: number): Pr
   });
 }
 
+/** Seed nodes of the Cluster clients made here, for subscribers that must find a node. */
+const clusterSeeds = new WeakMap<Cluster, { host: string; port: number }[]>();
+
+function clusterAddresses(cluster: Cluster): { host: string; port: number }[] {
+  const live = cluster
+    .nodes('all')
+    .map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }));
+  return live.length ? live : (clusterSeeds.get(cluster) ?? []);
+}
+
 /**
  * A second connection for pub/sub (a subscribed connection can send nothing else). It may
  * queue while reconnecting: the subscription is what it waits for.
+ *
+ * On Cluster it is a plain connection to one node (PUBLISH reaches subscribers on every
+ * node), moving to another node whenever it loses its own: so its drops and heartbeats are
+ * those of the very connection that carries the invalidations, which the cache relies on.
  */
 export function subscriberFor(client: RedisClient): RedisClient {
-  if (client instanceof Cluster) return client.duplicate(undefined, { enableOfflineQueue: true });
-  return client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
+  if (!(client instanceof Cluster)) {
+    return client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
+  }
+  const cluster = client;
+  let turn = Math.floor(Math.random() * 1024);
+  const pick = () => {
+    const nodes = clusterAddresses(cluster);
+    const node = nodes.length ? nodes[turn++ % nodes.length]! : { host: '127.0.0.1', port: 6379 };
+    return node;
+  };
+  const first = pick();
+  const sub: Redis = new Redis({
+    ...(cluster.options.redisOptions ?? {}),
+    host: first.host,
+    port: first.port,
+    lazyConnect: true,
+    enableOfflineQueue: true,
+    commandTimeout: undefined,
+    maxRetriesPerRequest: null,
+    retryStrategy: (times) => {
+      // the next attempt goes to another node (ioredis reads host/port at each connect)
+      const next = pick();
+      sub.options.host = next.host;
+      sub.options.port = next.port;
+      return Math.min(50 * times, DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS);
+    },
+  });
+  return sub;
 }
 
 /** Whether Redis answers a PING within `timeoutMs` (for readiness checks). Never throws. */

@@ -184,7 +184,8 @@ export class SessionResolver {
     });
     this.heartbeat = setInterval(() => this.ping(sub, channel), this.heartbeatIntervalMs);
     this.heartbeat.unref();
-    if (sub.status === 'ready') await this.subscribe(sub, channel);
+    if (sub.status === 'wait') sub.connect().catch(() => undefined);
+    else if (sub.status === 'ready') await this.subscribe(sub, channel);
   }
 
   /** One ping at a time on the subscribed connection; its answer proves messages still flow. */
