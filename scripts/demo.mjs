@@ -20,7 +20,8 @@ const HELP = `Usage: npm start [-- --eddsa --logs]
        node scripts/demo.mjs [--eddsa] [--logs]
 
 Runs the demo stack from routes.yaml: Redis, the auth service, the example upstreams and
-the gateway on http://localhost:8080. Ctrl-C stops everything it started.
+the gateway on http://localhost:8080 (in a browser, open http://localhost:8080/app).
+Ctrl-C stops everything it started.
 
 Options:
   --eddsa      sign X-Session with Ed25519: the Node example verifies through the gateway's
@@ -488,7 +489,7 @@ function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logD
     ['gateway', gw, `the way in; routes from ${routesFile === ROUTES_FILE ? 'routes.yaml' : `${routesFile} (routes.yaml, ports moved)`}`],
     ['gateway metrics', `http://localhost:${ports.gatewayMetrics}/metrics`, '/healthz, /readyz too; never on the public port'],
     ['auth service', `http://127.0.0.1:${ports.auth}`, `behind ${gw}/auth (metrics :${ports.authMetrics})`],
-    ['node-upstream', `http://127.0.0.1:${ports.node}`, `/api/orders, /public, /admin (jose, ${alg})`],
+    ['node-upstream', `http://127.0.0.1:${ports.node}`, `/app, /api/orders, /public, /admin (jose, ${alg})`],
     python
       ? ['python-upstream', `http://127.0.0.1:${ports.python}`, '/api/reports (standard library, HS256)']
       : ['python-upstream', 'not started', opts.eddsa ? 'it verifies HS256 only; run without --eddsa for it' : 'python3 is not on PATH'],
@@ -510,6 +511,10 @@ function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logD
     ...users.map((u) => `  ${u.name.padEnd(6)} ${u.password}   roles ${u.roles.join(', ')}`),
     '',
     'Cookies go over plain http here (COOKIE_SECURE=false): fine on localhost, never in production.',
+    '',
+    'In a browser',
+    `  open ${gw}/app: the gateway's 401 page links to the sign-in form; sign in as alice, the page`,
+    '  shows who you are (and that its script cannot read the HttpOnly sid cookie); Sign out ends it',
     '',
     'Try it (writes carrying the cookie need an Origin header: that is the CSRF check)',
     `  ${login(alice)}    # 204 + Set-Cookie: sid`,

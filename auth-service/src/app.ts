@@ -8,6 +8,7 @@ import { buildOpsApp, loggerOptions, type LoggerChoice } from '@sessiongate/serv
 import { AuthMetrics } from './metrics.js';
 import redisPlugin from './redis.js';
 import loginRoute from './routes/login.js';
+import loginPageRoute from './routes/login-page.js';
 import logoutRoutes from './routes/logout.js';
 import meRoute from './routes/me.js';
 import type { AuthRouteOptions } from './routes/options.js';
@@ -149,6 +150,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       metrics,
     };
     await app.register(loginRoute, routeOpts);
+    await app.register(loginPageRoute, routeOpts);
     await app.register(logoutRoutes, routeOpts);
     await app.register(sessionsRoutes, routeOpts);
     await app.register(meRoute, routeOpts);

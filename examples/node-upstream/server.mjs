@@ -23,6 +23,7 @@ const CLOCK_TOLERANCE_SECONDS = 5;
 // routes.yaml that forwards here: the gateway signs each X-Session for one route, so a
 // header minted for /api/orders is refused on /admin.
 const ROUTES = [
+  { prefix: '/app', aud: 'app', page: true }, // a page for browsers: HTML, not JSON
   { prefix: '/orders', aud: 'orders' },
   { prefix: '/admin', aud: 'admin', role: 'admin' },
   { prefix: '/public', aud: null }, // auth: none: the gateway sends no X-Session here
@@ -85,6 +86,63 @@ function send(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
+// The browser page (/app): only script from this origin (no inline script), nothing from
+// anywhere else, the logout form may post only here, and it is never framed.
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+const HTML_ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
+
+function appPage(user) {
+  const roles = user.roles.length ? user.roles.map((r) => `<li>${esc(r)}</li>`).join('') : '<li>(none)</li>';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Signed in as ${esc(user.sub)}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}code{background:#f3f3f3;padding:0 .25rem}button{padding:.5rem 1.25rem;font:inherit}</style>
+<script src="/app/page.js" defer></script>
+</head>
+<body>
+<main>
+<h1>Signed in as <span id="sub">${esc(user.sub)}</span></h1>
+<p>${SERVICE} knows you only from the signed <code>X-Session</code> header the gateway sent with this request.</p>
+<h2>Roles</h2>
+<ul id="roles">${roles}</ul>
+<h2>What page script can read</h2>
+<p><code>document.cookie</code> is <output id="cookie">(not run)</output>: the session cookie is HttpOnly.</p>
+<form method="post" action="/auth/logout"><button type="submit">Sign out</button></form>
+</main>
+</body>
+</html>
+`;
+}
+
+// what the page's script does: show that the session cookie is out of its reach
+const PAGE_SCRIPT = `document.getElementById('cookie').textContent = JSON.stringify(document.cookie);\n`;
+
+function sendPage(req, res, path, user) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    return res.end(JSON.stringify({ error: 'method_not_allowed', message: `${req.method} is not allowed here` }));
+  }
+  let type;
+  let body;
+  if (path === '/app') [type, body] = ['text/html; charset=utf-8', appPage(user)];
+  else if (path === '/app/page.js') [type, body] = ['text/javascript; charset=utf-8', PAGE_SCRIPT];
+  else return send(res, 404, { error: 'not_found', message: `${SERVICE} serves no ${path}` });
+  res.writeHead(200, { ...PAGE_HEADERS, 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 async function handle(req, res) {
   const path = new URL(req.url ?? '/', 'http://upstream').pathname;
   if (path === '/healthz') return send(res, 200, { status: 'ok' });
@@ -109,6 +167,7 @@ async function handle(req, res) {
     }
   }
 
+  if (route.page) return sendPage(req, res, path, user);
   const body = { service: SERVICE, route: route.aud ?? 'public', method: req.method, path, user };
   const order = /^\/orders\/([^/]+)$/.exec(path);
   if (order && user) body.order = { id: decodeURIComponent(order[1]), owner: user.sub, canDelete: user.roles.includes('admin') };

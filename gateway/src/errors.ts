@@ -1,6 +1,8 @@
 import createError from '@fastify/error';
 import { errorResponder, type ErrorBody } from '@sessiongate/service-kit';
 
+export { prefersHtml } from '@sessiongate/service-kit';
+
 export type { ErrorBody };
 
 // The one list of errors the gateway answers with. `code` is stable and is what code
@@ -53,20 +55,10 @@ export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
-/**
- * Whether the client is a browser navigating (it asks for HTML before JSON): such a client
- * gets a readable page; everyone else gets the JSON body.
- */
-export function prefersHtml(accept: string | undefined): boolean {
-  if (!accept) return false;
-  const html = accept.indexOf('text/html');
-  if (html < 0) return false;
-  const json = accept.indexOf('application/json');
-  return json < 0 || html < json;
-}
 
 /** The error as a small HTML page (same status and code as the JSON body). */
 export function errorPage(statusCode: number, body: ErrorBody, loginUrl: string | null): string {
+  // loginUrl may carry ?next=…: escaped like everything else
   const esc = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
   const action = statusCode === 401 && loginUrl ? `<p><a href="${esc(loginUrl)}">Sign in</a></p>` : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${statusCode} ${esc(body.error)}</title></head><body><h1>${statusCode}</h1><p>${esc(body.message)}</p><p><code>${esc(body.error)}</code></p>${action}</body></html>`;

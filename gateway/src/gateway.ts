@@ -176,6 +176,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   fastify.decorateRequest('gate', null);
   fastify.decorateRequest('gateRoute', null);
 
+  /** The 401 page's sign-in link: back to where the browser was, after login. */
+  function signInLink(raw: IncomingMessage): string | null {
+    if (loginPath === null) return null;
+    const c = raw.method === 'GET' ? canonicalize(raw.url ?? '/') : null;
+    return c?.ok ? `${loginPath}?next=${encodeURIComponent(c.path + c.query)}` : loginPath;
+  }
+
   function identityFor(session: ResolvedSession, route: Route, now: number): string {
     const cached = session.identities?.get(route.name);
     if (cached && cached.reuseUntil > now) {
@@ -327,7 +334,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       // cannot carry another request, so say so and close it
       if (statusCode === 413) reply.header('connection', 'close');
       if (prefersHtml(request.headers.accept)) {
-        return reply.code(statusCode).type('text/html; charset=utf-8').send(errorPage(statusCode, body, loginPath));
+        return reply.code(statusCode).type('text/html; charset=utf-8').send(errorPage(statusCode, body, signInLink(request.raw)));
       }
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });

@@ -231,6 +231,6 @@ describe('error bodies', () => {
     expect(page.statusCode).toBe(401);
     expect(page.headers['content-type']).toMatch(/^text\/html/);
     expect(page.body).toContain('unauthenticated');
-    expect(page.body).toContain('href="/auth/login"');
+    expect(page.body).toContain('href="/auth/login?next=%2Fapi%2Forders%2F1"');
   });
 });

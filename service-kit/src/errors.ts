@@ -37,3 +37,15 @@ export function errorResponder(publicCodes: Readonly<Record<string, string>>, ge
     return { statusCode, body: { error, message } };
   };
 }
+
+/**
+ * Whether the client is a browser navigating (it asks for HTML before JSON): such a client
+ * gets a readable page; everyone else gets the JSON body.
+ */
+export function prefersHtml(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const html = accept.indexOf('text/html');
+  if (html < 0) return false;
+  const json = accept.indexOf('application/json');
+  return json < 0 || html < json;
+}

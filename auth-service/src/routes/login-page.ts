@@ -1,3 +1,4 @@
+import { prefersHtml } from '@sessiongate/service-kit';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { AuthRouteOptions } from './options.js';
 
@@ -43,17 +44,6 @@ export function safeNext(value: unknown): string | null {
   return new URL(value, base).origin === base ? value : null;
 }
 
-/**
- * Whether the client prefers HTML to JSON: the gateway's rule for its error pages (text/html
- * named before application/json), so both answer a browser alike.
- */
-export function prefersHtml(accept: string | undefined): boolean {
-  if (!accept) return false;
-  const html = accept.indexOf('text/html');
-  if (html < 0) return false;
-  const json = accept.indexOf('application/json');
-  return json < 0 || html < json;
-}
 
 /**
  * A browser submitting an HTML form: a form-encoded body from a client that prefers HTML.

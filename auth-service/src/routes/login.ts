@@ -1,10 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { sessionSetCookie } from 'sessiongate/session';
 import { BadRequest, InvalidCredentials, TooManyRequests, storeCall } from '../errors.js';
 import { clientThrottleId } from '../throttle.js';
 import { normalizeUserName } from '../users/directory.js';
 import { MAX_PASSWORD_BYTES, passwordTooLong } from '../users/password.js';
+import { DEFAULT_NEXT, browserForm, loginPageUrl, type LoginError } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
 
 /** Largest login body accepted (JSON or form). */
@@ -19,7 +20,19 @@ const LoginBody = Type.Object({
 });
 type LoginBody = Static<typeof LoginBody>;
 
-/** POST /auth/login: name + password → a fresh session and its cookie. */
+/** The login page's error for a failed form login, or null when `err` is no login failure. */
+function formFailure(err: unknown): LoginError | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'SA_ERR_INVALID_CREDENTIALS') return 'invalid';
+  if (code === 'SA_ERR_TOO_MANY_REQUESTS') return 'throttled';
+  return null;
+}
+
+/**
+ * POST /auth/login: name + password → a fresh session and its cookie. JSON clients get
+ * 204 / 401 / 429; a browser's form post gets the same outcome as a 303 (to `next`, or back
+ * to the login page with the error), after exactly the same checks and throttling.
+ */
 const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
   const { directory, throttle, metrics, session } = opts;
   const store = fastify.sessionStore;
@@ -28,73 +41,88 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
     '/auth/login',
     { schema: { body: LoginBody }, bodyLimit: LOGIN_BODY_LIMIT },
     async (request, reply) => {
-      const { password } = request.body;
-      if (passwordTooLong(password)) throw new BadRequest(`body/password must not be longer than ${MAX_PASSWORD_BYTES} bytes`);
-      const name = normalizeUserName(request.body.username);
-      const clientId = clientThrottleId(request.ip);
-
-      const decision = await storeCall(() => throttle.reserve(name, clientId));
-      if (!decision.allowed) {
-        metrics.logins.inc({ outcome: 'throttled' });
-        metrics.throttled.inc({ scope: decision.scope });
-        request.log.warn({ event: 'login', outcome: 'throttled', scope: decision.scope, ip: request.ip }, 'login throttled');
-        reply.header('retry-after', String(decision.retryAfterSeconds));
-        throw new TooManyRequests();
+      const browser = browserForm(request);
+      let token: string;
+      try {
+        token = await logIn(request, reply);
+      } catch (err) {
+        const failure = browser && formFailure(err);
+        if (!failure) throw err;
+        // Retry-After (throttled) is already on the reply and goes with the redirect
+        return reply.redirect(loginPageUrl({ error: failure, next: browser.next }), 303);
       }
-
-      const result = await directory.verify(name, password);
-      if (result.outcome !== 'ok') {
-        metrics.logins.inc({ outcome: result.outcome === 'disabled' ? 'disabled' : 'invalid_credentials' });
-        // a name that is no user may be a password typed in the wrong field: never logged
-        const user = result.outcome === 'unknown_user' ? '(unknown)' : name;
-        request.log.info({ event: 'login', outcome: result.outcome, user, ip: request.ip }, 'login failed');
-        throw new InvalidCredentials();
-      }
-
-      const user = result.user;
-      const created = await storeCall(() =>
-        store.create({
-          sub: user.name,
-          roles: user.roles,
-          claims: user.profile,
-          ...userAgent(request),
-          idleTimeoutMs: session.idleTimeoutMs,
-          absoluteTimeoutMs: session.absoluteTimeoutMs,
-        }),
-      );
-
-      // The user may have been disabled or given other roles while the password was being
-      // checked, after the change was applied to their live sessions: apply it to this one too.
-      const now = await directory.find(user.name);
-      if (!now || now.disabled) {
-        await storeCall(() => store.destroyByHash(user.name, created.record.sid, created.tokenHash));
-        metrics.logins.inc({ outcome: 'disabled' });
-        throw new InvalidCredentials();
-      }
-      if (!sameRoles(now.roles, user.roles)) await storeCall(() => store.setRoles(user.name, now.roles));
-
-      metrics.logins.inc({ outcome: 'success' });
-      metrics.sessionsCreated.inc();
-      request.log.info({ event: 'login', outcome: 'success', user: user.name, sid: created.record.sid, ip: request.ip }, 'login');
-
-      // what follows is housekeeping: the session exists, so failures are logged, not answered
-      await throttle.succeeded(name, clientId).catch((err: unknown) => request.log.warn({ err }, 'could not clear the login throttle'));
-      const old = request.identity;
-      if (old && old.sid !== created.record.sid) {
-        // a new token on every login: the session this browser had before ends now
-        const ended = await store.destroyBySid(old.sub, old.sid).catch((err: unknown) => {
-          request.log.warn({ err, sid: old.sid }, 'could not end the previous session');
-          return false;
-        });
-        if (ended) metrics.sessionsRevoked.inc({ reason: 'replaced' });
-      }
-      // list() drops index entries of sessions that have expired: the index never grows unbounded
-      await store.prune(user.name).catch((err: unknown) => request.log.warn({ err }, 'could not prune the session index'));
-
-      reply.header('set-cookie', sessionSetCookie(created.token, opts.cookie));
-      return reply.code(204).send();
+      reply.header('set-cookie', sessionSetCookie(token, opts.cookie));
+      return browser ? reply.redirect(browser.next ?? DEFAULT_NEXT, 303) : reply.code(204).send();
     },
   );
+
+  /** Checks, throttles and creates the session; resolves its cookie token, or throws. */
+  async function logIn(request: FastifyRequest<{ Body: LoginBody }>, reply: FastifyReply): Promise<string> {
+    const { password } = request.body;
+    if (passwordTooLong(password)) throw new BadRequest(`body/password must not be longer than ${MAX_PASSWORD_BYTES} bytes`);
+    const name = normalizeUserName(request.body.username);
+    const clientId = clientThrottleId(request.ip);
+
+    const decision = await storeCall(() => throttle.reserve(name, clientId));
+    if (!decision.allowed) {
+      metrics.logins.inc({ outcome: 'throttled' });
+      metrics.throttled.inc({ scope: decision.scope });
+      request.log.warn({ event: 'login', outcome: 'throttled', scope: decision.scope, ip: request.ip }, 'login throttled');
+      reply.header('retry-after', String(decision.retryAfterSeconds));
+      throw new TooManyRequests();
+    }
+
+    const result = await directory.verify(name, password);
+    if (result.outcome !== 'ok') {
+      metrics.logins.inc({ outcome: result.outcome === 'disabled' ? 'disabled' : 'invalid_credentials' });
+      // a name that is no user may be a password typed in the wrong field: never logged
+      const user = result.outcome === 'unknown_user' ? '(unknown)' : name;
+      request.log.info({ event: 'login', outcome: result.outcome, user, ip: request.ip }, 'login failed');
+      throw new InvalidCredentials();
+    }
+
+    const user = result.user;
+    const created = await storeCall(() =>
+      store.create({
+        sub: user.name,
+        roles: user.roles,
+        claims: user.profile,
+        ...userAgent(request),
+        idleTimeoutMs: session.idleTimeoutMs,
+        absoluteTimeoutMs: session.absoluteTimeoutMs,
+      }),
+    );
+
+    // The user may have been disabled or given other roles while the password was being
+    // checked, after the change was applied to their live sessions: apply it to this one too.
+    const now = await directory.find(user.name);
+    if (!now || now.disabled) {
+      await storeCall(() => store.destroyByHash(user.name, created.record.sid, created.tokenHash));
+      metrics.logins.inc({ outcome: 'disabled' });
+      throw new InvalidCredentials();
+    }
+    if (!sameRoles(now.roles, user.roles)) await storeCall(() => store.setRoles(user.name, now.roles));
+
+    metrics.logins.inc({ outcome: 'success' });
+    metrics.sessionsCreated.inc();
+    request.log.info({ event: 'login', outcome: 'success', user: user.name, sid: created.record.sid, ip: request.ip }, 'login');
+
+    // what follows is housekeeping: the session exists, so failures are logged, not answered
+    await throttle.succeeded(name, clientId).catch((err: unknown) => request.log.warn({ err }, 'could not clear the login throttle'));
+    const old = request.identity;
+    if (old && old.sid !== created.record.sid) {
+      // a new token on every login: the session this browser had before ends now
+      const ended = await store.destroyBySid(old.sub, old.sid).catch((err: unknown) => {
+        request.log.warn({ err, sid: old.sid }, 'could not end the previous session');
+        return false;
+      });
+      if (ended) metrics.sessionsRevoked.inc({ reason: 'replaced' });
+    }
+    // prune() drops index entries of sessions that have expired: the index never grows unbounded
+    await store.prune(user.name).catch((err: unknown) => request.log.warn({ err }, 'could not prune the session index'));
+
+    return created.token;
+  }
 };
 
 function userAgent(request: FastifyRequest): { userAgent?: string } {

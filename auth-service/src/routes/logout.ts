@@ -1,13 +1,15 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { clearSessionSetCookie } from 'sessiongate/session';
 import { storeCall } from '../errors.js';
 import { requireIdentity } from '../identity.js';
+import { browserForm, loginPageUrl } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
 
 /**
  * POST /auth/logout and /auth/logout-all. The session is named by the verified X-Session
  * (the cookie never reaches this service). Success is reported only once Redis confirmed
- * the delete and the revocation was published to every gateway.
+ * the delete and the revocation was published to every gateway. A browser's form post gets
+ * a 303 back to the login page instead of the 204, with the same clearing cookie.
  */
 const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
   const store = fastify.sessionStore;
@@ -21,7 +23,7 @@ const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts)
       if (ended) opts.metrics.sessionsRevoked.inc({ reason: 'logout' });
       request.log.info({ event: 'logout', user: id.sub, sid: id.sid, ended }, 'logout');
     }
-    return reply.header('set-cookie', clear).code(204).send();
+    return loggedOut(request, reply);
   });
 
   fastify.post('/auth/logout-all', async (request, reply) => {
@@ -29,8 +31,14 @@ const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts)
     const ended = await storeCall(() => store.destroyAll(id.sub));
     opts.metrics.sessionsRevoked.inc({ reason: 'logout_all' }, ended);
     request.log.info({ event: 'logout-all', user: id.sub, ended }, 'logout everywhere');
-    return reply.header('set-cookie', clear).code(204).send();
+    return loggedOut(request, reply);
   });
+
+  // the clearing cookie either way: a browser also goes back to the login page
+  function loggedOut(request: FastifyRequest, reply: FastifyReply) {
+    reply.header('set-cookie', clear);
+    return browserForm(request) ? reply.redirect(loginPageUrl(), 303) : reply.code(204).send();
+  }
 };
 
 export default logoutRoutes;

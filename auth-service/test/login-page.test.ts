@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { hashToken } from 'sessiongate/session';
+import { safeNext } from '../src/routes/login-page.js';
+import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
+
+// A browser signs in with the HTML form of GET /auth/login and gets redirects; every other
+// client keeps the JSON API (login.test.ts, logout.test.ts).
+
+const USERS = {
+  alice: { password: 'alice-password-1', roles: ['user'] },
+  mia: { password: 'mia-password-1', roles: ['user'] },
+};
+// what Chromium sends with a navigation, and with a form submission
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8';
+const FORM = 'application/x-www-form-urlencoded';
+
+describe('the login page and browser forms', () => {
+  let t: TestAuth;
+
+  beforeAll(async () => {
+    t = await startTestAuth({ redisUrl: inject('redisUrl'), users: USERS });
+  });
+  afterAll(() => t.close());
+
+  const page = (query = '') => t.svc.app.inject({ method: 'GET', url: `/auth/login${query}`, headers: { accept: BROWSER_ACCEPT } });
+  const formLogin = (fields: Record<string, string>, accept = BROWSER_ACCEPT) =>
+    t.svc.app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      headers: { 'content-type': FORM, accept },
+      payload: new URLSearchParams(fields).toString(),
+    });
+
+  it('serves an accessible form, with a policy that allows no script and no framing', async () => {
+    const res = await page();
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(res.headers['content-security-policy']).toBe("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    const html = res.body;
+    expect(html).toMatch(/^<!doctype html>\n<html lang="en">/);
+    expect(html).toContain('<form method="post" action="/auth/login">');
+    expect(html).toContain('<label for="username">User name</label>');
+    expect(html).toMatch(/<input id="username" name="username" autocomplete="username"[^>]* required/);
+    expect(html).toContain('<label for="password">Password</label>');
+    expect(html).toMatch(/<input id="password" name="password" type="password" autocomplete="current-password" required/);
+    expect(html).toContain('<button type="submit">Sign in</button>');
+    expect(html).not.toMatch(/<script|role="alert"|name="next"/);
+    // HEAD answers like GET, without the body
+    const head = await t.svc.app.inject({ method: 'HEAD', url: '/auth/login' });
+    expect(head.statusCode).toBe(200);
+    expect(head.body).toBe('');
+  });
+
+  it('shows the error it is sent back with, and ignores any other value', async () => {
+    expect((await page('?error=invalid')).body).toMatch(/<p id="error" role="alert">The user name or password is not correct\.<\/p>/);
+    expect((await page('?error=throttled')).body).toMatch(/role="alert">Too many failed sign-ins/);
+    expect((await page('?error=invalid')).body).toContain('aria-describedby="error" aria-invalid="true"');
+    for (const q of ['?error=%3Cscript%3Ealert(1)%3C/script%3E', '?error=other', '?error=invalid&error=throttled', '?error=']) {
+      const res = await page(q);
+      expect(res.statusCode, q).toBe(200);
+      expect(res.body, q).not.toMatch(/role="alert"|<script/);
+    }
+  });
+
+  it('carries a same-site next on, escaped, and drops any other', async () => {
+    const ok = await page(`?next=${encodeURIComponent('/app/orders?x=1&y="2"')}`);
+    expect(ok.body).toContain('<input type="hidden" name="next" value="/app/orders?x=1&amp;y=&quot;2&quot;">');
+    const tricky = await page(`?next=${encodeURIComponent('/a"><script>alert(1)</script>')}`);
+    expect(tricky.body).not.toContain('<script>');
+    expect(tricky.body).toContain('value="/a&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"');
+    for (const bad of ['//evil.example', 'https://evil.example/', '/\\evil.example', 'javascript:alert(1)', '/ok\nSet-Cookie: x=1', 'app']) {
+      expect((await page(`?next=${encodeURIComponent(bad)}`)).body, bad).not.toContain('name="next"');
+    }
+  });
+
+  it('accepts only paths on this site as next (open-redirect safe)', () => {
+    for (const good of ['/', '/app', '/app/x?y=1#z', '/api/orders/7', '/%2F%2Fevil']) expect(safeNext(good), good).toBe(good);
+    for (const bad of [
+      undefined,
+      42,
+      ['/app'],
+      '',
+      'app',
+      '//evil.example',
+      '///evil.example',
+      '/\\evil.example',
+      '/app\\..\\x',
+      'https://evil.example',
+      'http:/evil.example',
+      'javascript:alert(1)',
+      ' /app',
+      '/app\r\nLocation: //evil',
+      '/\t/evil.example',
+      '/café',
+      `/${'a'.repeat(2048)}`,
+    ]) {
+      expect(safeNext(bad), JSON.stringify(bad)).toBeNull();
+    }
+  });
+
+  it('signs a browser in with a 303 to next, or to /app, and the same cookie as the JSON login', async () => {
+    const plain = await formLogin({ username: 'alice', password: USERS.alice.password });
+    expect(plain.statusCode).toBe(303);
+    expect(plain.headers.location).toBe('/app');
+    expect(plain.body).toBe('');
+    const token = cookieToken(plain);
+    expect(plain.headers['set-cookie']).toMatch(/^sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
+    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(1);
+
+    const next = await formLogin({ username: 'alice', password: USERS.alice.password, next: '/api/orders/7?view=full' });
+    expect(next.statusCode).toBe(303);
+    expect(next.headers.location).toBe('/api/orders/7?view=full');
+
+    for (const bad of ['//evil.example/x', 'https://evil.example/', '/\\evil.example', 'javascript:alert(1)']) {
+      const res = await formLogin({ username: 'alice', password: USERS.alice.password, next: bad });
+      expect(res.statusCode, bad).toBe(303);
+      expect(res.headers.location, bad).toBe('/app');
+    }
+  });
+
+  it('sends a failed browser login back to the form with the error and next, and no cookie', async () => {
+    const res = await formLogin({ username: 'alice', password: 'wrong-password', next: '/app/x' });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/auth/login?error=invalid&next=%2Fapp%2Fx');
+    expect(res.headers['set-cookie']).toBeUndefined();
+    // an unknown user is answered exactly alike
+    const unknown = await formLogin({ username: 'nobody', password: 'wrong-password', next: '/app/x' });
+    expect(unknown.statusCode).toBe(303);
+    expect(unknown.headers.location).toBe(res.headers.location);
+    // and a bad next is not carried back
+    const bad = await formLogin({ username: 'alice', password: 'wrong-password', next: '//evil.example' });
+    expect(bad.headers.location).toBe('/auth/login?error=invalid');
+    await t.redis.del(t.keys.throttle('account', 'alice'), t.keys.throttle('account', 'nobody'));
+  });
+
+  it('throttles browser logins exactly like JSON ones, keeping Retry-After on the redirect', async () => {
+    // failures through the form count toward the same per-account limit (5 by default)
+    for (let i = 0; i < 5; i++) {
+      const res = await formLogin({ username: 'mia', password: `wrong-${i}` });
+      expect(res.headers.location).toBe('/auth/login?error=invalid');
+    }
+    expect(await t.redis.get(t.keys.throttle('account', 'mia'))).toBe('5');
+    // the right password too, once throttled
+    const res = await formLogin({ username: 'mia', password: USERS.mia.password });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/auth/login?error=throttled');
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    // and a JSON client sees the same throttle as a 429
+    const json = await t.login('mia', USERS.mia.password);
+    expect(json.statusCode).toBe(429);
+    expect(json.json()).toMatchObject({ error: 'too_many_requests' });
+    await t.redis.del(t.keys.throttle('account', 'mia'));
+  });
+
+  it('keeps the JSON API for everyone who is not a browser form', async () => {
+    // a form body from a client that does not ask for HTML (curl -d): 204 / 401
+    const curl = await formLogin({ username: 'alice', password: USERS.alice.password }, '*/*');
+    expect(curl.statusCode).toBe(204);
+    const curlBad = await formLogin({ username: 'alice', password: 'wrong-password' }, '*/*');
+    expect(curlBad.statusCode).toBe(401);
+    expect(curlBad.json()).toMatchObject({ error: 'invalid_credentials' });
+    // JSON first in Accept wins, as the gateway decides
+    expect((await formLogin({ username: 'alice', password: USERS.alice.password }, 'application/json, text/html')).statusCode).toBe(204);
+    // a JSON body from a client that asks for HTML is still the JSON API
+    const json = await t.login('alice', USERS.alice.password, { accept: BROWSER_ACCEPT });
+    expect(json.statusCode).toBe(204);
+    // a malformed form is a 400, as before
+    const missing = await formLogin({ username: 'alice' });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json()).toMatchObject({ error: 'bad_request' });
+    await t.redis.del(t.keys.throttle('account', 'alice'));
+  });
+
+  it('logs a browser out with a 303 to the login page and the clearing cookie', async () => {
+    const token = cookieToken(await t.login('alice', USERS.alice.password));
+    const header = await t.xSessionFor(token);
+    const res = await t.svc.app.inject({
+      method: 'POST',
+      url: '/auth/logout',
+      headers: { 'x-session': header, 'content-type': FORM, accept: BROWSER_ACCEPT },
+      payload: '',
+    });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/auth/login');
+    expect(res.headers['set-cookie']).toMatch(/^sid=; Path=\/; Max-Age=0;/);
+    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(0);
+    // without a session too (logging out twice is no error)
+    const again = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'content-type': FORM, accept: BROWSER_ACCEPT }, payload: '' });
+    expect(again.statusCode).toBe(303);
+    // a fetch() logout stays 204
+    const fetchLike = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { accept: '*/*' } });
+    expect(fetchLike.statusCode).toBe(204);
+  });
+});
