@@ -113,6 +113,11 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     const seconds = reply.elapsedTime / 1000;
     metrics.requests.inc({ route, method: request.raw.method ?? 'GET', status_class: statusClass(status) });
     metrics.requestDuration.observe({ route }, seconds);
+    // the line is built only when it will be written (LOG_LEVEL=warn skips it at no cost)
+    if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) {
+      done();
+      return;
+    }
     request.log.info(
       {
         route,

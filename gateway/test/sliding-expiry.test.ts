@@ -11,6 +11,7 @@ import {
 import { startTestGateway, routesYaml } from '../../test/support/gateway.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
+import { commandCounts as counts, delta, requestPathCommands } from '../../test/support/redis-commands.js';
 
 // The sliding idle expiry and the hard absolute one, on a real Redis with the resolver's
 // clock in the test's hands: the key's TTL is pushed forward at most once per refresh
@@ -42,24 +43,12 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Calls per command since the server started (INFO commandstats), lower-case names. */
-async function commandCounts(): Promise<Map<string, number>> {
-  const info = await redis.info('commandstats');
-  const out = new Map<string, number>();
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1]!, Number(m[2]));
-  return out;
-}
+/** Calls per command on this file's server. */
+const commandCounts = () => counts(redis);
 
-function delta(before: Map<string, number>, after: Map<string, number>, command: string): number {
-  return (after.get(command) ?? 0) - (before.get(command) ?? 0);
-}
-
-/** Every command sent between two snapshots, except the probes' and the heartbeat's. */
-function requestPathCommands(before: Map<string, number>, after: Map<string, number>): number {
-  const ignored = new Set(['info', 'ping', 'subscribe']);
-  let n = 0;
-  for (const [cmd, calls] of after) if (!ignored.has(cmd)) n += calls - (before.get(cmd) ?? 0);
-  return n;
+/** Expiry refreshes between two snapshots: PEXPIRE, or GETEX when the refresh rides on a read. */
+function refreshes(before: Map<string, number>, after: Map<string, number>): number {
+  return delta(before, after, 'pexpire') + delta(before, after, 'getex');
 }
 
 /** A store and a resolver with a clock the test moves (no cache unless asked). */
@@ -109,7 +98,7 @@ describe('sliding idle expiry', () => {
       expect((await h.resolver.resolve(s.token)).outcome).toBe('valid');
     }
     const quiet = await commandCounts();
-    expect(delta(before, quiet, 'pexpire')).toBe(0);
+    expect(refreshes(before, quiet)).toBe(0);
     expect(delta(before, quiet, 'get')).toBe(4);
 
     // one interval in: one refresh, however many requests
@@ -117,9 +106,10 @@ describe('sliding idle expiry', () => {
       h.clock.now = t0 + at;
       expect((await h.resolver.resolve(s.token)).outcome).toBe('valid');
     }
-    // the refresh is sent on the same connection before the last GET: it has been applied
+    // the refresh rode on the first read of the interval (GETEX PX): one command per request
     const once = await commandCounts();
-    expect(delta(quiet, once, 'pexpire')).toBe(1);
+    expect(refreshes(quiet, once)).toBe(1);
+    expect(requestPathCommands(quiet, once)).toBe(4);
     // and it set the full idle timeout again (the absolute expiry is far)
     const pttl = await redis.pttl(key);
     expect(pttl).toBeGreaterThan(IDLE - 5_000);
@@ -129,7 +119,7 @@ describe('sliding idle expiry', () => {
     h.clock.now = t0 + 2 * INTERVAL;
     await h.resolver.resolve(s.token);
     await h.resolver.resolve(s.token);
-    expect(delta(once, await commandCounts(), 'pexpire')).toBe(1);
+    expect(refreshes(once, await commandCounts())).toBe(1);
     // never by rewriting the record
     expect(delta(before, await commandCounts(), 'set')).toBe(0);
   });
@@ -149,7 +139,7 @@ describe('sliding idle expiry', () => {
       const before = await commandCounts();
       expect((await h.resolver.resolve(s.token)).outcome).toBe('valid');
       await h.resolver.resolve(s.token);
-      expect(delta(before, await commandCounts(), 'pexpire')).toBe(1);
+      expect(refreshes(before, await commandCounts())).toBe(1);
       const pttl = await redis.pttl(key);
       expect(pttl).toBeGreaterThan(0);
       expect(pttl).toBeLessThanOrEqual(s.record.absoluteExpiresAt - h.clock.now);
@@ -184,6 +174,46 @@ describe('sliding idle expiry', () => {
     expect(delta(before, after, 'pexpire')).toBe(1);
     expect(await redis.exists(key)).toBe(0);
     expect(requestPathCommands(before, after)).toBe(1);
+  });
+
+  it('cannot resurrect a session deleted while its refresh was due (a refresh riding on the read)', async () => {
+    const h = started(harness());
+    await waitUntilReady(h.store.redis, 5000);
+    const s = await h.login();
+    const key = h.store.keys.session(s.tokenHash);
+    expect((await h.resolver.resolve(s.token)).outcome).toBe('valid');
+    // logout deletes the key; the next request is due a refresh, which it sends with its read
+    await redis.del(key);
+    h.clock.now = s.record.createdAt + INTERVAL;
+    const before = await commandCounts();
+    expect((await h.resolver.resolve(s.token)).outcome).toBe('expired');
+    const after = await commandCounts();
+    expect(delta(before, after, 'getex')).toBe(1);
+    expect(requestPathCommands(before, after)).toBe(1);
+    expect(await redis.exists(key)).toBe(0);
+  });
+
+  it('without the cache: an unchanged record keeps its signed headers, a changed or deleted one does not', async () => {
+    const h = started(harness());
+    await waitUntilReady(h.store.redis, 5000);
+    const s = await h.login();
+    const first = await h.resolver.resolve(s.token);
+    if (first.outcome !== 'valid') throw new Error(`expected a valid session, got ${first.outcome}`);
+    expect(first.session.identities).not.toBeNull();
+    const same = await h.resolver.resolve(s.token);
+    if (same.outcome !== 'valid') throw new Error(`expected a valid session, got ${same.outcome}`);
+    // the same stored value: the same identities (headers signed for it stay usable)
+    expect(same.session.identities).toBe(first.session.identities);
+
+    // a role change rewrites the record: read afresh, nothing signed before is reused
+    expect(await h.store.setRoles('alice', ['admin'], h.clock.now)).toBe(1);
+    const changed = await h.resolver.resolve(s.token);
+    if (changed.outcome !== 'valid') throw new Error(`expected a valid session, got ${changed.outcome}`);
+    expect(changed.session.record.roles).toEqual(['admin']);
+    expect(changed.session.identities).not.toBe(first.session.identities);
+
+    await redis.del(h.store.keys.session(s.tokenHash));
+    expect((await h.resolver.resolve(s.token)).outcome).toBe('expired');
   });
 
   it('cannot resurrect a session deleted while its refresh was due (cached resolver, invalidation not yet arrived)', async () => {

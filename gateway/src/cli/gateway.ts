@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
 
 export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
@@ -36,6 +37,8 @@ Environment:
   SESSION_CACHE_TTL           5s        reuse a resolved session this long (revocations
                                         arrive by pub/sub within milliseconds)
   SESSION_CACHE_NEGATIVE_TTL  1s        remember unknown tokens this long
+  SESSIONGATE_HEAP_GROWTH     20        % the heap may grow past its live data before a
+                                        full collection (0: V8's default, up to 300 %)
   X_SESSION_KEYS              required  JWK set (JSON) or a path to one; the first key
                                         signs, all are published (sessiongate keys generate)
   X_SESSION_TTL               60s       lifetime of each X-Session
@@ -62,6 +65,9 @@ export async function gatewayCommand(argv: string[], io: CliIo): Promise<number>
     // the server's modules load only when it starts, so --help stays instant
     loadConfig: async (env) => (await import('../config/env.js')).gatewayConfigFromEnv(env),
     start: async (config, out) => {
+      // a cache of many sessions is long-lived data: by default V8 lets the heap grow to up to
+      // four times what a full collection keeps, which here means hundreds of MB of garbage
+      if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
       const { startGatewayServer } = await import('../server.js');
       return startGatewayServer(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
     },

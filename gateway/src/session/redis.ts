@@ -91,6 +91,8 @@ export function createRedisClient(opts: RedisConnectionOptions): RedisClient {
     commandTimeout,
     connectTimeout: Math.max(commandTimeout, 2000),
     enableOfflineQueue: false,
+    // commands issued in one tick share one write (and their replies one read)
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS),
     ...(opts.connectionName ? { connectionName: opts.connectionName } : {}),
@@ -117,6 +119,7 @@ export function createRedisClient(opts: RedisConnectionOptions): RedisClient {
   }
   const clusterOpts: ClusterOptions = {
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     clusterRetryStrategy: (times) => Math.min(100 * times, DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS),
     redisOptions: { ...common, ...urlOptions(c.url) },
   };

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { InvalidRecordError, hashToken, isWellFormedToken, parseRecord, type SessionRecord } from './record.js';
+import { InvalidRecordError, hashToken, isWellFormedToken, parseRecord, remainingLifetimeMs, type SessionRecord } from './record.js';
 import { subscriberFor } from './redis.js';
 import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
 
@@ -11,6 +11,8 @@ export const DEFAULT_CACHE_TTL_MS = 5_000;
 export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
 /** The idle expiry is pushed forward at most once per this fraction of the idle timeout. @default 0.1 */
 export const DEFAULT_REFRESH_FRACTION = 0.1;
+/** Most sessions that keep their signed X-Session headers for reuse. @default 10_000 */
+export const DEFAULT_SIGNED_HEADERS_MAX = 10_000;
 /** How often the invalidation connection is pinged to prove revocations can still arrive. @default 250 */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
 /** A ping on the invalidation connection unanswered this long bypasses the cache until it answers. @default 500 */
@@ -29,11 +31,17 @@ export interface CachedIdentity {
   readonly reuseUntil: number;
 }
 
+/** The signed X-Session headers of one session, by route, kept for reuse. */
+export interface SignedHeaders {
+  get(route: string): CachedIdentity | undefined;
+  set(route: string, identity: CachedIdentity): void;
+}
+
 /** A session that resolved. `identities` lets the signer reuse headers while the entry lives. */
 export interface ResolvedSession {
   readonly record: SessionRecord;
   readonly tokenHash: string;
-  readonly identities: Map<string, CachedIdentity> | null;
+  readonly identities: SignedHeaders | null;
 }
 
 export type Lookup =
@@ -56,6 +64,8 @@ export interface SessionResolverOptions {
   cache?: SessionCacheOptions;
   /** @default DEFAULT_REFRESH_FRACTION */
   refreshFraction?: number;
+  /** Most sessions that keep signed X-Session headers for reuse. @default DEFAULT_SIGNED_HEADERS_MAX */
+  signedHeadersMax?: number;
   /**
    * A silent Redis (paused, or a network path that drops packets without closing the
    * connection) never closes the subscription, so the cache is trusted only while a ping on
@@ -73,15 +83,136 @@ export interface SessionResolverOptions {
   now?: () => number;
 }
 
-interface Entry {
-  record: SessionRecord | null;
-  /** Why there is no record: 'expired' (unknown token) or 'invalid' (corrupt record). */
-  negative: 'expired' | 'invalid' | null;
-  reason?: string;
-  identities: Map<string, CachedIdentity>;
+/**
+ * What the resolver holds of one session (or of a token that has none), kept small: a
+ * gateway may hold a hundred thousand. Every field is set in the constructor, so all live
+ * in the object itself.
+ */
+class Entry implements SignedHeaders {
+  /**
+   * When this gateway last pushed the session's idle expiry forward (epoch ms), or its
+   * creation. Carried over when the session is read again after its entry expired or was
+   * evicted; after an invalidation it starts from the creation time, which costs at most
+   * one early refresh.
+   */
+  touchedAt: number;
+  /** The second this entry last counted its session as seen (for `activeSessions`). */
+  seenAtSecond = 0;
+  /** The stored value the record was parsed from (kept for entries of `recent` only). */
+  raw: string | null = null;
+  private signedRoute: string | null = null;
+  private signed: CachedIdentity | undefined = undefined;
+  private moreSigned: Map<string, CachedIdentity> | null = null;
+
+  constructor(
+    readonly record: SessionRecord | null,
+    /** Why there is no record: 'expired' (unknown token) or 'invalid' (corrupt record). */
+    readonly negative: 'expired' | 'invalid' | null,
+    private readonly ring: SignedRing | null,
+    readonly reason?: string,
+  ) {
+    this.touchedAt = record ? record.createdAt : 0;
+  }
+
+  get(route: string): CachedIdentity | undefined {
+    return this.signedRoute === route ? this.signed : this.moreSigned?.get(route);
+  }
+
+  set(route: string, identity: CachedIdentity): void {
+    if (this.signedRoute === null) this.ring?.add(this);
+    if (this.signedRoute === null || this.signedRoute === route) {
+      this.signedRoute = route;
+      this.signed = identity;
+    } else {
+      (this.moreSigned ??= new Map()).set(route, identity);
+    }
+  }
+
+  /** Lets go of the signed headers (the ring needs the room). */
+  dropSigned(): void {
+    this.signedRoute = null;
+    this.signed = undefined;
+    this.moreSigned = null;
+  }
+}
+
+/**
+ * The sessions holding signed headers, oldest first, at most `size`: a signed X-Session is
+ * a few hundred bytes, so only that many sessions keep theirs. A busy session signs again at
+ * most once per reuse period; one seen once in a while signs per request, as it would anyway.
+ */
+class SignedRing {
+  private readonly slots: (Entry | undefined)[];
+  private next = 0;
+
+  constructor(readonly size: number) {
+    this.slots = new Array<Entry | undefined>(size);
+  }
+
+  add(entry: Entry): void {
+    const old = this.slots[this.next];
+    if (old !== undefined && old !== entry) old.dropSigned();
+    this.slots[this.next] = entry;
+    this.next = (this.next + 1) % this.size;
+  }
+}
+
+/** Sets of roles are few: sessions with the same roles share one frozen array. */
+class RoleSets {
+  private readonly sets = new Map<string, readonly string[]>();
+
+  constructor(private readonly limit: number) {}
+
+  intern(roles: readonly string[]): readonly string[] {
+    const key = roles.join('\n');
+    const known = this.sets.get(key);
+    if (known) return known;
+    const frozen = Object.freeze([...roles]);
+    if (this.sets.size < this.limit) this.sets.set(key, frozen);
+    return frozen;
+  }
 }
 
 const noopLog = { info() {}, warn() {} };
+
+interface InFlight {
+  entry: Promise<Entry>;
+  cancelled: boolean;
+}
+
+/**
+ * Distinct sessions seen within a sliding window, for the `active_sessions` gauge, in a few
+ * dozen bytes per session: keyed by 30 bits of the token hash (small integers, no strings),
+ * valued by the second last seen. Among 100 000 sessions about five share a key, so the count
+ * may be short by that much. Stale keys are dropped when counted and once a minute; past
+ * `limit` keys the map starts over rather than grow.
+ */
+class ActiveSessions {
+  private readonly lastSeen = new Map<number, number>();
+  private lastSweep = 0;
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly limit: number,
+  ) {}
+
+  note(tokenHash: string, now: number): void {
+    if (now - this.lastSweep >= 60_000) this.sweep(now);
+    if (this.lastSeen.size >= this.limit) this.lastSeen.clear();
+    this.lastSeen.set(parseInt(tokenHash.slice(0, 8), 16) >>> 2, Math.floor(now / 1000));
+  }
+
+  count(now: number): number {
+    this.sweep(now);
+    return this.lastSeen.size;
+  }
+
+  private sweep(now: number): void {
+    this.lastSweep = now;
+    const cutoff = Math.floor((now - this.windowMs) / 1000);
+    for (const [key, second] of this.lastSeen) if (second < cutoff) this.lastSeen.delete(key);
+  }
+}
 
 /**
  * Turns a cookie token into a session: through a bounded in-memory cache while revocations
@@ -95,10 +226,29 @@ export class SessionResolver {
   private readonly cacheTtlMs: number;
   private readonly negativeTtlMs: number;
   private readonly refreshFraction: number;
-  private readonly cache: LRUCache<string, Entry, void>;
-  /** When this gateway last pushed each session's expiry forward (bounded like the cache). */
-  private readonly touchedAt: LRUCache<string, number>;
-  private readonly seen: LRUCache<string, true>;
+  private readonly cache: LRUCache<string, Entry>;
+  /**
+   * Reads of Redis under way, by token hash: concurrent misses for one session wait for the
+   * same read. An invalidation marks the read cancelled, so what it returns is not cached.
+   */
+  private readonly inflight = new Map<string, InFlight>();
+  /**
+   * When sessions that left the cache (expired and swept, or evicted) were last refreshed,
+   * in whole seconds, oldest first and at most `max`: about a hundred bytes each instead of
+   * the whole entry, so their next read still knows whether a refresh is due.
+   */
+  private readonly lastTouch = new Map<string, number>();
+  private readonly cacheMax: number;
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly seen: ActiveSessions;
+  private readonly signedRing: SignedRing;
+  private readonly roleSets = new RoleSets(10_000);
+  /**
+   * Sessions last read while the cache was bypassed. Redis is still asked on every request;
+   * a value identical to the last one is not parsed again, its signed X-Session headers are
+   * reused, and the due expiry refresh rides on the read itself.
+   */
+  private recentCache: LRUCache<string, Entry> | null = null;
   private readonly log: NonNullable<SessionResolverOptions['log']>;
   private readonly now: () => number;
   private subscriber: RedisClient | null = null;
@@ -126,14 +276,25 @@ export class SessionResolver {
     this.heartbeatIntervalMs = opts.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.heartbeatTimeoutMs = opts.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
     const max = c.max ?? DEFAULT_CACHE_MAX;
-    this.cache = new LRUCache<string, Entry, void>({
+    this.cache = new LRUCache<string, Entry>({
       max,
       ttl: this.cacheTtlMs,
       ttlAutopurge: false,
-      fetchMethod: (tokenHash, _stale, { options }) => this.load(tokenHash, options),
+      // an expired entry stays until read again or swept, so its reload can carry over its
+      // refresh time
+      noDeleteOnStaleGet: true,
+      dispose: (entry, tokenHash, reason) => {
+        if ((reason === 'expire' || reason === 'evict') && entry.record) this.rememberTouch(tokenHash, entry.touchedAt);
+      },
     });
-    this.touchedAt = new LRUCache<string, number>({ max });
-    this.seen = new LRUCache<string, true>({ max, ttl: ACTIVE_WINDOW_MS, ttlResolution: 1000 });
+    this.cacheMax = max;
+    if (this.cacheEnabled) {
+      // expired entries are dropped every TTL: memory follows the sessions in use, not the max
+      this.sweeper = setInterval(() => this.cache.purgeStale(), Math.max(1000, this.cacheTtlMs));
+      this.sweeper.unref();
+    }
+    this.signedRing = new SignedRing(Math.max(1, Math.min(max, opts.signedHeadersMax ?? DEFAULT_SIGNED_HEADERS_MAX)));
+    this.seen = new ActiveSessions(ACTIVE_WINDOW_MS, Math.max(max, 100_000) * 10);
   }
 
   /**
@@ -147,8 +308,7 @@ export class SessionResolver {
 
   /** Distinct sessions resolved in the last 5 minutes (computed when asked: at scrape time). */
   get activeSessions(): number {
-    this.seen.purgeStale();
-    return this.seen.size;
+    return this.seen.count(this.now());
   }
 
   /** Number of sessions held in memory. */
@@ -168,13 +328,13 @@ export class SessionResolver {
     sub.on('message', (ch: string, raw: string) => {
       if (ch !== channel) return;
       const msg = decodeInvalidation(raw);
-      if (msg) for (const h of msg.hashes) this.cache.delete(h);
+      if (msg) this.invalidate(msg.hashes);
     });
     const down = () => {
       if (this.subscribed) this.log.warn({ channel }, 'session invalidation channel lost: cache bypassed until it is back');
       this.subscribed = false;
       // messages may be lost while down: nothing cached before may be trusted afterwards
-      this.cache.clear();
+      this.forgetAll();
     };
     sub.on('close', down);
     sub.on('end', down);
@@ -216,7 +376,7 @@ export class SessionResolver {
     try {
       await sub.subscribe(channel);
       if (this.stopped) return;
-      this.cache.clear();
+      this.forgetAll();
       this.pingSentAt = null;
       this.channelSilent = false;
       this.subscribed = true;
@@ -229,7 +389,9 @@ export class SessionResolver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.subscribed = false;
-    this.cache.clear();
+    this.forgetAll();
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     const sub = this.subscriber;
@@ -243,7 +405,36 @@ export class SessionResolver {
 
   /** Drops sessions from this gateway's memory (what an invalidation message does). */
   invalidate(tokenHashes: Iterable<string>): void {
-    for (const h of tokenHashes) this.cache.delete(h);
+    for (const h of tokenHashes) {
+      this.cache.delete(h);
+      this.recentCache?.delete(h);
+      const read = this.inflight.get(h);
+      if (read) {
+        read.cancelled = true;
+        this.inflight.delete(h);
+      }
+    }
+  }
+
+  private rememberTouch(tokenHash: string, touchedAt: number): void {
+    this.lastTouch.delete(tokenHash);
+    this.lastTouch.set(tokenHash, Math.floor(touchedAt / 1000));
+    if (this.lastTouch.size > this.cacheMax) {
+      const oldest = this.lastTouch.keys().next();
+      if (!oldest.done) this.lastTouch.delete(oldest.value);
+    }
+  }
+
+  /** Made on first use: a gateway whose cache is on may never need it. */
+  private get recent(): LRUCache<string, Entry> {
+    return (this.recentCache ??= new LRUCache<string, Entry>({ max: this.cacheMax }));
+  }
+
+  /** Trusts nothing read before now: every cached session and every read under way. */
+  private forgetAll(): void {
+    this.cache.clear();
+    for (const read of this.inflight.values()) read.cancelled = true;
+    this.inflight.clear();
   }
 
   /**
@@ -255,37 +446,110 @@ export class SessionResolver {
     if (!isWellFormedToken(token)) return { outcome: 'invalid', source: 'none', reason: 'malformed token' };
     const tokenHash = hashToken(token);
     const now = this.now();
-    if (!this.cacheActive) {
-      let entry: Entry;
-      try {
-        entry = await this.load(tokenHash);
-      } catch (err) {
-        return { outcome: 'store_error', source: 'redis', error: err as Error };
-      }
-      return this.finish(tokenHash, entry, 'redis', now, false);
-    }
+    if (!this.cacheActive) return this.resolveUncached(tokenHash, now);
     const cached = this.cache.get(tokenHash);
-    if (cached) return this.finish(tokenHash, cached, 'cache', now, true);
+    if (cached) return this.finish(tokenHash, cached, 'cache', now);
+    const read = this.inflight.get(tokenHash) ?? this.startRead(tokenHash);
+    let entry: Entry;
     try {
-      const entry = await this.cache.fetch(tokenHash);
-      if (entry) return this.finish(tokenHash, entry, 'redis', now, true);
-      // unreachable: fetchMethod always yields an entry
-      return { outcome: 'store_error', source: 'redis', error: new Error('empty fetch') };
+      entry = await read.entry;
     } catch (err) {
-      // aborted by an invalidation while in flight: ask Redis again, outside the cache
-      if ((err as Error)?.message === 'deleted') {
-        try {
-          return this.finish(tokenHash, await this.load(tokenHash), 'redis', now, false);
-        } catch (err2) {
-          return { outcome: 'store_error', source: 'redis', error: err2 as Error };
-        }
-      }
       return { outcome: 'store_error', source: 'redis', error: err as Error };
+    }
+    // invalidated while in flight: the value may predate the change, so ask Redis again
+    if (read.cancelled) return this.resolveUncached(tokenHash, now);
+    return this.finish(tokenHash, entry, 'redis', now);
+  }
+
+  /** One read of a session into the cache, shared by every request that misses meanwhile. */
+  private startRead(tokenHash: string): InFlight {
+    // an expired entry of this session, or its note in lastTouch, knows when it was last refreshed
+    const stale = this.cache.get(tokenHash, { allowStale: true });
+    let touchedAt = stale?.record ? stale.touchedAt : undefined;
+    if (touchedAt === undefined) {
+      const second = this.lastTouch.get(tokenHash);
+      if (second !== undefined) {
+        this.lastTouch.delete(tokenHash);
+        touchedAt = second * 1000;
+      }
+    }
+    const read = { cancelled: false } as InFlight;
+    read.entry = this.load(tokenHash, touchedAt).then(
+      (entry) => {
+        if (this.inflight.get(tokenHash) === read) this.inflight.delete(tokenHash);
+        if (!read.cancelled) this.cache.set(tokenHash, entry, entry.record ? undefined : { ttl: this.negativeTtlMs });
+        return entry;
+      },
+      (err: unknown) => {
+        if (this.inflight.get(tokenHash) === read) this.inflight.delete(tokenHash);
+        throw err;
+      },
+    );
+    this.inflight.set(tokenHash, read);
+    return read;
+  }
+
+  /** One read of Redis, whatever the cache holds: the path while the cache is bypassed. */
+  private async resolveUncached(tokenHash: string, now: number): Promise<Lookup> {
+    const prev = this.recent.get(tokenHash);
+    // a refresh that is due rides on the read (GETEX PX): still one command
+    const previousTouch = prev?.touchedAt;
+    const refreshTtl = prev?.record ? this.claimRefresh(prev, now) : null;
+    let raw: string | null;
+    try {
+      raw = refreshTtl === null ? await this.store.readRaw(tokenHash) : await this.store.readRawAndRefresh(tokenHash, refreshTtl);
+      this.storeFailing = false;
+    } catch (err) {
+      this.storeFailing = true;
+      if (prev && previousTouch !== undefined) prev.touchedAt = previousTouch;
+      return { outcome: 'store_error', source: 'redis', error: err as Error };
+    }
+    let entry: Entry;
+    if (prev && raw !== null && prev.raw === raw) {
+      entry = prev;
+    } else {
+      entry = this.entryOf(raw, prev?.record ? prev.touchedAt : undefined);
+      if (entry.record) {
+        entry.raw = raw!;
+        this.recent.set(tokenHash, entry);
+      } else {
+        this.recent.delete(tokenHash);
+      }
+    }
+    return this.finish(tokenHash, entry, 'redis', now);
+  }
+
+  /** What the gateway keeps of a record: the user agent (for "my sessions" only) stays in Redis. */
+  private gatewayView(r: SessionRecord): SessionRecord {
+    return {
+      v: r.v,
+      sid: r.sid,
+      sub: r.sub,
+      roles: this.roleSets.intern(r.roles),
+      createdAt: r.createdAt,
+      absoluteExpiresAt: r.absoluteExpiresAt,
+      idleTimeoutMs: r.idleTimeoutMs,
+      claims: r.claims,
+    };
+  }
+
+  /**
+   * Parses a stored value into an entry; never throws. `touchedAt` is when this session was
+   * last refreshed, if known: it still holds (the expiry fields of a session never change).
+   */
+  private entryOf(raw: string | null, touchedAt?: number): Entry {
+    if (raw === null) return new Entry(null, 'expired', null);
+    try {
+      const entry = new Entry(this.gatewayView(parseRecord(raw)), null, this.signedRing);
+      if (touchedAt !== undefined) entry.touchedAt = Math.max(touchedAt, entry.touchedAt);
+      return entry;
+    } catch (err) {
+      return new Entry(null, 'invalid', null, err instanceof InvalidRecordError ? err.message : 'unreadable record');
     }
   }
 
-  /** Reads one session from Redis into an entry (negative entries live shorter). */
-  private async load(tokenHash: string, options?: { ttl?: number }): Promise<Entry> {
+  /** Reads one session from Redis into an entry. */
+  private async load(tokenHash: string, touchedAt: number | undefined): Promise<Entry> {
     let raw: string | null;
     try {
       raw = await this.store.readRaw(tokenHash);
@@ -294,20 +558,10 @@ export class SessionResolver {
       this.storeFailing = true;
       throw err;
     }
-    if (raw === null) {
-      if (options) options.ttl = this.negativeTtlMs;
-      return { record: null, negative: 'expired', identities: new Map() };
-    }
-    try {
-      return { record: parseRecord(raw), negative: null, identities: new Map() };
-    } catch (err) {
-      if (options) options.ttl = this.negativeTtlMs;
-      const reason = err instanceof InvalidRecordError ? err.message : 'unreadable record';
-      return { record: null, negative: 'invalid', reason, identities: new Map() };
-    }
+    return this.entryOf(raw, touchedAt);
   }
 
-  private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number, cached: boolean): Lookup {
+  private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
     const record = entry.record;
     if (!record) {
       const outcome = entry.negative ?? 'expired';
@@ -315,28 +569,49 @@ export class SessionResolver {
     }
     if (record.absoluteExpiresAt <= now) {
       this.cache.delete(tokenHash);
+      this.recentCache?.delete(tokenHash);
       this.store.redis.del(this.store.keys.session(tokenHash)).catch(() => undefined);
       return { outcome: 'expired', source };
     }
-    this.maybeTouch(tokenHash, record, now);
-    this.seen.set(tokenHash, true);
-    return { outcome: 'valid', source, session: { record, tokenHash, identities: cached ? entry.identities : null } };
+    this.maybeTouch(tokenHash, entry, now);
+    // counted at most once a second per entry: `seen` is only read at scrape time
+    const second = Math.floor(now / 1000);
+    if (entry.seenAtSecond !== second) {
+      entry.seenAtSecond = second;
+      this.seen.note(tokenHash, now);
+    }
+    return { outcome: 'valid', source, session: { record, tokenHash, identities: entry } };
   }
 
-  /** Pushes the idle expiry forward when this gateway has not done so for a refresh interval. */
-  private maybeTouch(tokenHash: string, record: SessionRecord, now: number): void {
-    const interval = record.idleTimeoutMs * this.refreshFraction;
+  /**
+   * When this gateway has not pushed the idle expiry forward for a refresh interval, claims
+   * the refresh and answers the TTL to set (never past the absolute expiry); otherwise null.
+   */
+  private claimRefresh(entry: Entry, now: number): number | null {
+    const record = entry.record;
+    if (!record) return null;
     // a session is as fresh as its creation until this gateway touches it
-    const last = this.touchedAt.get(tokenHash) ?? record.createdAt;
-    if (now - last < interval) return;
-    this.touchedAt.set(tokenHash, now);
+    if (now - entry.touchedAt < record.idleTimeoutMs * this.refreshFraction) return null;
+    const ttl = remainingLifetimeMs(record, now);
+    // past the absolute expiry: finish() refuses and removes the session
+    if (ttl <= 0) return null;
+    entry.touchedAt = now;
+    return Math.ceil(ttl);
+  }
+
+  /** Pushes the idle expiry forward (PEXPIRE, in the background) when a refresh is due. */
+  private maybeTouch(tokenHash: string, entry: Entry, now: number): void {
+    const previousTouch = entry.touchedAt;
+    if (this.claimRefresh(entry, now) === null) return;
+    const record = entry.record!;
     this.store.touch(tokenHash, record, now).then(
       () => {
         this.storeFailing = false;
       },
       (err: unknown) => {
         this.storeFailing = true;
-        this.touchedAt.delete(tokenHash);
+        // let the next request try again
+        if (entry.touchedAt === now) entry.touchedAt = previousTouch;
         this.log.warn({ err }, 'session refresh failed');
       },
     );

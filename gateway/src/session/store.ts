@@ -103,6 +103,15 @@ export class SessionStore {
     return this.timed('get', () => this.redis.get(this.keys.session(tokenHash)));
   }
 
+  /**
+   * The stored value of a session, pushing its idle expiry to `ttlMs` from now in the same
+   * command (GETEX PX): a read that also refreshes. Like PEXPIRE, GETEX on a key that is gone
+   * does nothing, so it cannot resurrect a session.
+   */
+  async readRawAndRefresh(tokenHash: string, ttlMs: number): Promise<string | null> {
+    return this.timed('getex', () => this.redis.getex(this.keys.session(tokenHash), 'PX', ttlMs));
+  }
+
   /** The record of a session, or null when there is none (throws InvalidRecordError when corrupt). */
   async read(tokenHash: string): Promise<SessionRecord | null> {
     const raw = await this.readRaw(tokenHash);

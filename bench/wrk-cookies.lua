@@ -1,0 +1,19 @@
+-- wrk script for bench/run.mjs: every request carries the next session cookie from a file
+-- (one "Cookie" header value per line), so a run rotates through a pool of sessions.
+-- Requests are formatted once, in init, so the generator spends nothing per request.
+local requests, n, i = {}, 0, 0
+
+function init(args)
+  for line in io.lines(args[1]) do
+    n = n + 1
+    requests[n] = wrk.format(nil, nil, { ["Cookie"] = line })
+  end
+  -- threads start at different places in the pool
+  i = math.random(n) - 1
+end
+
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  return requests[i]
+end
