@@ -111,7 +111,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     const route = request.gateRoute ?? '(none)';
     const status = reply.statusCode;
     const seconds = reply.elapsedTime / 1000;
-    metrics.requests.inc({ route, method: request.raw.method ?? 'GET', status_class: statusClass(status) });
+    metrics.request(route, request.raw.method ?? 'GET', statusClass(status));
     metrics.requestDuration.observe({ route }, seconds);
     // the line is built only when it will be written (LOG_LEVEL=warn skips it at no cost)
     if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) {

@@ -186,13 +186,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   function identityFor(session: ResolvedSession, route: Route, now: number): string {
     const cached = session.identities?.get(route.name);
     if (cached && cached.reuseUntil > now) {
-      metrics?.xSessionSigned.inc({ reused: 'true' });
+      metrics?.xSession(true);
       return cached.token;
     }
     const r = session.record;
     const { token, expiresAtMs } = signer.sign(route.name, { sub: r.sub, roles: r.roles, sid: r.sid, extra: r.claims }, now);
     session.identities?.set(route.name, { token, reuseUntil: now + (expiresAtMs - now) / 2 });
-    metrics?.xSessionSigned.inc({ reused: 'false' });
+    metrics?.xSession(false);
     return token;
   }
 

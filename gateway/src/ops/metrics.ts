@@ -7,6 +7,34 @@ export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'reset' | 'other';
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
+type Labels<L extends string> = Partial<Record<L, string>>;
+
+/**
+ * Counts for the request path: an increment adds to a plain number per label set, and the
+ * sums reach the prom-client counter whenever the registry is read (a scrape), so a request
+ * pays one map lookup instead of prom-client's label validation and hashing.
+ */
+class Tally<L extends string> {
+  private readonly cells = new Map<string, { labels: Labels<L>; n: number }>();
+
+  /** `key` names the label set; `labels` is read only the first time a key is seen. */
+  add(key: string, labels: Labels<L>): void {
+    const cell = this.cells.get(key);
+    if (cell) cell.n++;
+    else this.cells.set(key, { labels, n: 1 });
+  }
+
+  /** Hands the pending counts to the counter (its `collect`). */
+  flush(counter: Counter<L>): void {
+    for (const cell of this.cells.values()) {
+      if (cell.n > 0) {
+        counter.inc(cell.labels, cell.n);
+        cell.n = 0;
+      }
+    }
+  }
+}
+
 /**
  * The gateway's Prometheus metrics, in a registry of its own (two apps in one process must
  * not collide in the global one), served on the metrics listener only.
@@ -22,6 +50,10 @@ export class GatewayMetrics {
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccess: Gauge;
   readonly xSessionSigned: Counter<'reused'>;
+  private readonly requestTally = new Tally<'route' | 'method' | 'status_class'>();
+  private readonly lookupTally = new Tally<'outcome' | 'source'>();
+  private readonly decisionTally = new Tally<'route' | 'decision'>();
+  private readonly signedTally = new Tally<'reused'>();
 
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheActive: boolean } } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
@@ -31,6 +63,7 @@ export class GatewayMetrics {
       help: 'Requests answered by the gateway, by route, method and status class',
       labelNames: ['route', 'method', 'status_class'],
       registers,
+      collect: () => this.requestTally.flush(this.requests),
     });
     this.requestDuration = new Histogram({
       name: 'sessiongate_request_duration_seconds',
@@ -44,12 +77,14 @@ export class GatewayMetrics {
       help: 'Session lookups by outcome (valid, missing, expired, invalid, store_error) and source (cache, redis, none)',
       labelNames: ['outcome', 'source'],
       registers,
+      collect: () => this.lookupTally.flush(this.sessionLookups),
     });
     this.decisions = new Counter({
       name: 'sessiongate_policy_decisions_total',
       help: 'Policy decisions by route and decision (allow, unauthenticated, forbidden)',
       labelNames: ['route', 'decision'],
       registers,
+      collect: () => this.decisionTally.flush(this.decisions),
     });
     this.redisCommandDuration = new Histogram({
       name: 'sessiongate_redis_command_duration_seconds',
@@ -80,6 +115,7 @@ export class GatewayMetrics {
       help: 'X-Session headers attached to forwarded requests, by whether a signed one was reused',
       labelNames: ['reused'],
       registers,
+      collect: () => this.signedTally.flush(this.xSessionSigned),
     });
     const gauges = opts.sessionGauges;
     if (gauges) {
@@ -112,11 +148,21 @@ export class GatewayMetrics {
     this.configReloads.inc({ result: 'failure' }, 0);
   }
 
+  /** One request answered (counted on the request path, reported at scrape). */
+  request(route: string, method: string, statusClass: string): void {
+    this.requestTally.add(`${route} ${method} ${statusClass}`, { route, method, status_class: statusClass });
+  }
+
   lookup(outcome: LookupOutcome, source: LookupSource): void {
-    this.sessionLookups.inc({ outcome, source });
+    this.lookupTally.add(`${outcome} ${source}`, { outcome, source });
   }
 
   decision(route: string, decision: Decision): void {
-    this.decisions.inc({ route, decision });
+    this.decisionTally.add(`${route} ${decision}`, { route, decision });
+  }
+
+  /** One X-Session attached, signed now or reused. */
+  xSession(reused: boolean): void {
+    this.signedTally.add(reused ? 'true' : 'false', { reused: reused ? 'true' : 'false' });
   }
 }
