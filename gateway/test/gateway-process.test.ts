@@ -82,6 +82,12 @@ describe('startup', () => {
     expect(r.stderr).toMatch(/SESSION_IDLE_TIMEOUT/);
   });
 
+  it('refuses to start on a bad heap growth, naming the variable', async () => {
+    const r = await runCli(['gateway'], { env: { X_SESSION_KEYS: keysJson, SESSIONGATE_HEAP_GROWTH: '-5' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/SESSIONGATE_HEAP_GROWTH: "-5" is not a whole number from 0 to 1000/);
+  });
+
   it('refuses to start on an invalid routes file, with line:column', async () => {
     const file = path.join(dir, 'bad.yaml');
     writeFileSync(file, 'version: 1\nroutes:\n  - name: Bad_Name!\n    prefix: /x\n    upstream: http://127.0.0.1:1\n');
