@@ -100,9 +100,9 @@ const REFRESH_INTERVAL_MS = IDLE_TIMEOUT_MS * REFRESH_FRACTION;
 const LOG_LEVEL = 'warn';
 const RSS_LIMIT_MB = 200;
 
-// the issue's targets, as ratios to the plain proxy measured in the same run
+// the project's performance targets, as ratios to the plain proxy measured in the same run
 const TARGETS = { cacheOnRatio: 0.9, cacheOffRatio: 0.8, cacheOnP99: 1.3, cacheOnCmds: 0.02, cacheOffCmds: 1.0 };
-// the reference servers of the issue (same machine class, same ratio to a plain proxy)
+// published figures of other session setups (same machine class, same ratio to a plain proxy)
 const REFERENCES = [
   ['express + express-session + connect-redis', 0.23],
   ['nginx auth_request', 0.61],
@@ -751,7 +751,7 @@ async function main() {
       { id: 'on-single', label: 'sessiongate, cache on, 1 session', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: single, cache: true },
       { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
       { id: 'off-single', label: 'sessiongate, cache off, 1 session', port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: single, cache: false },
-      // not a target of the issue: the gateway's cost without any session work, for diagnosis
+      // not a target: the gateway's cost without any session work, for diagnosis
       { id: 'none', label: 'sessiongate, `auth: none` route', port: gwOn.port, pid: gwOn.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
       // a hand-rolled session proxy, for reference (quick-gateway.mjs)
       { id: 'quick', label: `reference: fastify + ioredis GETEX + HMAC, no cache, ${POOL_SIZE} sessions`, port: quickNoCache.value, pid: quickNoCache.child.pid, cookies: poolCookies, info: true },
