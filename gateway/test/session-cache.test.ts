@@ -83,7 +83,7 @@ describe('session cache', () => {
   });
 
   it('remembers an unknown token for the negative TTL, and a malformed one costs nothing', async () => {
-    const h = await cachedResolver({ cache: { negativeTtlMs: 200 } });
+    const h = await cachedResolver({ cache: { negativeTtlMs: 500 } });
     const unknown = mintToken();
     const before = await commandCounts();
     for (let i = 0; i < 50; i++) expect((await h.resolver.resolve(unknown)).outcome).toBe('expired');
@@ -91,7 +91,7 @@ describe('session cache', () => {
     for (let i = 0; i < 50; i++) expect((await h.resolver.resolve('not a token')).outcome).toBe('invalid');
     expect(delta(before, await commandCounts(), 'get')).toBe(1);
     // once the negative entry has expired, Redis is asked again (the session may exist now)
-    await sleep(300);
+    await sleep(600);
     expect((await h.resolver.resolve(unknown)).outcome).toBe('expired');
     expect(delta(before, await commandCounts(), 'get')).toBe(2);
   });
