@@ -241,8 +241,9 @@ export class SessionResolver {
    * When sessions that left the cache (expired and swept, or evicted) were last refreshed,
    * in whole seconds, oldest first and at most `max`, keyed by 52 bits of the token hash:
    * some fifty bytes each instead of the whole entry, so their next read still knows whether
-   * a refresh is due. (Two sessions sharing a key, about one in a billion pairs at 100 000
-   * sessions, would at worst delay one refresh by an interval: the idle timeout is ten.)
+   * a refresh is due. (That any two of 100 000 sessions share a key is about a one in a
+   * million chance; if they did, one refresh could come an interval late, well within the
+   * idle timeout of ten intervals.)
    */
   private readonly lastTouch = new Map<number, number>();
   private readonly cacheMax: number;
