@@ -1,4 +1,5 @@
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
+import { REDIS_ENVIRONMENT_HELP } from 'sessiongate/session';
 import { authConfigFromEnv, DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT, DEFAULT_USERS_FILE } from './config.js';
 import { startAuthServer } from './server.js';
 
@@ -20,13 +21,7 @@ Options:
   -h, --help           show this help
 
 Environment:
-  REDIS_URL                   redis://127.0.0.1:6379   redis:// or rediss:// (TLS); user,
-                                                       password and db come from the URL
-  REDIS_SENTINELS             (unset)   host:port,… of Sentinels; with REDIS_SENTINEL_MASTER
-  REDIS_SENTINEL_MASTER       (unset)   master group name, e.g. mymaster
-  REDIS_SENTINEL_PASSWORD     (unset)   password of the Sentinels themselves
-  REDIS_CLUSTER_NODES         (unset)   host:port,… seed nodes of a Redis Cluster
-  REDIS_COMMAND_TIMEOUT       1s        a slower Redis command fails closed (503)
+${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_REDIS_PREFIX    sg:       prefix of every key (must match the gateway's)
   SESSIONGATE_USERS           ${DEFAULT_USERS_FILE}   the users file (see \`sessiongate users --help\`)
   SESSIONGATE_WATCH_USERS     true      reload the users file when it changes (SIGHUP always)

@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
+import { REDIS_ENVIRONMENT_HELP } from '../session/settings.js';
 
 export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
 
@@ -16,13 +17,7 @@ Options:
   -h, --help           show this help
 
 Environment:
-  REDIS_URL                   redis://127.0.0.1:6379   redis:// or rediss:// (TLS); user,
-                                                       password and db come from the URL
-  REDIS_SENTINELS             (unset)   host:port,… of Sentinels; with REDIS_SENTINEL_MASTER
-  REDIS_SENTINEL_MASTER       (unset)   master group name, e.g. mymaster
-  REDIS_SENTINEL_PASSWORD     (unset)   password of the Sentinels themselves
-  REDIS_CLUSTER_NODES         (unset)   host:port,… seed nodes of a Redis Cluster
-  REDIS_COMMAND_TIMEOUT       1s        a Redis command slower than this fails closed (503)
+${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_REDIS_PREFIX    sg:       prefix of every key sessiongate writes
   SESSIONGATE_ROUTES          ./routes.yaml
   HOST, PORT                  0.0.0.0, 8080

@@ -507,10 +507,8 @@ export class SessionResolver {
     const refreshTtl = prev?.record ? this.claimRefresh(prev, now) : null;
     let raw: string | null;
     try {
-      raw = refreshTtl === null ? await this.store.readRaw(tokenHash) : await this.store.readRawAndRefresh(tokenHash, refreshTtl);
-      this.storeFailing = false;
+      raw = await this.read(tokenHash, refreshTtl);
     } catch (err) {
-      this.storeFailing = true;
       if (prev && previousTouch !== undefined) prev.touchedAt = previousTouch;
       return { outcome: 'store_error', source: 'redis', error: err as Error };
     }
@@ -560,15 +558,19 @@ export class SessionResolver {
 
   /** Reads one session from Redis into an entry. */
   private async load(tokenHash: string, touchedAt: number | undefined): Promise<Entry> {
-    let raw: string | null;
+    return this.entryOf(await this.read(tokenHash, null), touchedAt);
+  }
+
+  /** One command of the request path (GETEX when a refresh rides along); notes whether Redis answered. */
+  private async read(tokenHash: string, refreshTtl: number | null): Promise<string | null> {
     try {
-      raw = await this.store.readRaw(tokenHash);
+      const raw = refreshTtl === null ? await this.store.readRaw(tokenHash) : await this.store.readRawAndRefresh(tokenHash, refreshTtl);
       this.storeFailing = false;
+      return raw;
     } catch (err) {
       this.storeFailing = true;
       throw err;
     }
-    return this.entryOf(raw, touchedAt);
   }
 
   private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {

@@ -7,6 +7,15 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
 /** Absolute timeout: no session outlives this, however busy. @default 12 h */
 export const DEFAULT_ABSOLUTE_TIMEOUT_MS = 12 * 60 * 60_000;
 
+/** The Redis settings every sessiongate command reads, as `--help` lists them. */
+export const REDIS_ENVIRONMENT_HELP = `  REDIS_URL                   redis://127.0.0.1:6379   redis:// or rediss:// (TLS); user,
+                                                       password and db come from the URL
+  REDIS_SENTINELS             (unset)   host:port,… of Sentinels; with REDIS_SENTINEL_MASTER
+  REDIS_SENTINEL_MASTER       (unset)   master group name, e.g. mymaster
+  REDIS_SENTINEL_PASSWORD     (unset)   password of the Sentinels themselves
+  REDIS_CLUSTER_NODES         (unset)   host:port,… seed nodes of a Redis Cluster
+  REDIS_COMMAND_TIMEOUT       1s        a Redis command slower than this fails closed (503)`;
+
 /** What the gateway and the auth service must agree on about sessions. */
 export interface SessionSettings {
   readonly cookieName: string;
