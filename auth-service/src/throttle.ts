@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { KeyLayout, RedisClient } from 'sessiongate/session';
+import { wellFormed } from './users/directory.js';
 
 /** Failed logins one account may have per window before every attempt gets 429. @default 5 */
 export const DEFAULT_MAX_FAILURES_PER_ACCOUNT = 5;
@@ -63,10 +64,10 @@ export class LoginThrottle {
    * failure for the account and the IP; `succeeded()` takes that back.
    */
   async reserve(account: string, clientId: string): Promise<ThrottleDecision> {
-    const accountKey = this.keys.throttle('account', account);
+    const accountKey = this.key('account', account);
     const a = await this.take(accountKey, this.settings.maxPerAccount);
     if (!a.allowed) return { allowed: false, scope: 'account', retryAfterSeconds: a.retryAfterSeconds };
-    const ipKey = this.keys.throttle('ip', clientId);
+    const ipKey = this.key('ip', clientId);
     const i = await this.take(ipKey, this.settings.maxPerIp);
     if (!i.allowed) {
       await this.redis.eval(REFUND, 1, accountKey);
@@ -80,8 +81,13 @@ export class LoginThrottle {
    * counter is never cleared: one valid account must not reset an attacker's budget).
    */
   async succeeded(account: string, clientId: string): Promise<void> {
-    await this.redis.del(this.keys.throttle('account', account));
-    await this.redis.eval(REFUND, 1, this.keys.throttle('ip', clientId));
+    await this.redis.del(this.key('account', account));
+    await this.redis.eval(REFUND, 1, this.key('ip', clientId));
+  }
+
+  // the key layout percent-encodes ids, which throws on a lone surrogate: never let one through
+  private key(kind: ThrottleScope, id: string): string {
+    return this.keys.throttle(kind, wellFormed(id));
   }
 
   private async take(key: string, max: number): Promise<{ allowed: true } | { allowed: false; retryAfterSeconds: number }> {

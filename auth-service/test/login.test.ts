@@ -111,6 +111,23 @@ describe('POST /auth/login', () => {
     expect(wrong.headers['set-cookie']).toBeUndefined();
   });
 
+  it('answers a lone UTF-16 surrogate in the user name as a failed login, never 503', async () => {
+    const before = logs.length;
+    for (const username of ['\\ud800', 'x\\udfffy', '\\ud83d']) {
+      const res = await t.svc.app.inject({
+        method: 'POST',
+        url: '/auth/login',
+        headers: { 'content-type': 'application/json' },
+        payload: `{"username":"${username}","password":"some-password-123"}`,
+      });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toEqual({ error: 'invalid_credentials', message: expect.any(String) });
+    }
+    // counted against an account like any other unknown name, and nothing logged as an error
+    expect(await t.redis.get(t.keys.throttle('account', '\ufffd'))).toBe('2');
+    expect(logs.slice(before).join('')).not.toMatch(/"level":50/);
+  });
+
   it('refuses a password over 1024 bytes with 400 before hashing', async () => {
     const before = await t.redis.get(t.keys.throttle('account', 'bob'));
     const res = await t.login('bob', 'é'.repeat(513)); // 1026 bytes, 513 characters

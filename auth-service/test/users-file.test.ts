@@ -58,6 +58,13 @@ describe('users file format', () => {
     ]);
   });
 
+  it('refuses a profile value holding a lone UTF-16 surrogate', () => {
+    // YAML's double-quoted escapes can spell one; UTF-8 (and so a signed header) cannot carry it
+    expect(problems(`version: 1\nusers:\n  ann:\n    roles: []\n    password: ${HASH}\n    profile: { name: "A\\ud800" }\n`)).toEqual([
+      '6:22: users.ann.profile.name: "name" holds a lone UTF-16 surrogate (not valid Unicode text)',
+    ]);
+  });
+
   it('refuses hashes that would ask for absurd memory', () => {
     const huge = HASH.replace('ln=14', 'ln=22').replace('r=8', 'r=32');
     expect(problems(`version: 1\nusers:\n  ann:\n    roles: []\n    password: ${huge}\n`)[0]).toMatch(/out of range|more than 1 GiB/);

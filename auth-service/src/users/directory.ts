@@ -39,7 +39,21 @@ export interface UserDirectory {
   onChange?(listener: (changes: readonly UserChange[]) => void): () => void;
 }
 
-/** User names are lower case; logins are matched case-insensitively through this. */
+// a UTF-16 surrogate without its partner (the `u` flag leaves proper pairs alone)
+const LONE_SURROGATE = /[\uD800-\uDFFF]/gu;
+
+/**
+ * Replaces lone UTF-16 surrogates with U+FFFD: JSON can carry them, but UTF-8 and
+ * `encodeURIComponent` (Redis keys) cannot.
+ */
+export function wellFormed(input: string): string {
+  return input.replace(LONE_SURROGATE, '\uFFFD');
+}
+
+/**
+ * User names are lower case; logins are matched case-insensitively through this. The result
+ * is always well-formed text (no user name can hold a lone surrogate anyway).
+ */
 export function normalizeUserName(input: string): string {
-  return input.trim().toLowerCase();
+  return wellFormed(input.trim().toLowerCase());
 }

@@ -32,6 +32,8 @@ export const MAX_PROFILE_FIELDS = 32;
 export const MAX_PROFILE_VALUE_LENGTH = 256;
 // control characters never travel in a header
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
+// a surrogate without its partner (the `u` flag leaves proper pairs alone): no UTF-8 for it
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 const ProfileValueSchema = Type.Union([Type.String({ maxLength: MAX_PROFILE_VALUE_LENGTH }), Type.Number(), Type.Boolean()], {
   errorMessage: `must be a string (at most ${MAX_PROFILE_VALUE_LENGTH} characters), a number or true/false`,
@@ -98,6 +100,7 @@ export function profileProblem(key: string, value: unknown): string | null {
   if (!PROFILE_KEY_RE.test(key)) return `"${key.slice(0, 80)}" is not a profile field name (a letter, then letters, digits or _)`;
   if (RESERVED_CLAIMS.has(key)) return `"${key}" is a reserved claim and cannot be a profile field`;
   if (typeof value === 'string' && UNSAFE_CHARS.test(value)) return `"${key}" holds a control character`;
+  if (typeof value === 'string' && LONE_SURROGATE.test(value)) return `"${key}" holds a lone UTF-16 surrogate (not valid Unicode text)`;
   if (typeof value === 'number' && !Number.isFinite(value)) return `"${key}" is not a finite number`;
   return null;
 }
