@@ -20,11 +20,13 @@ import {
   newUsersDocument,
   parseUsersFile,
   profileProblem,
+  profileSizeProblem,
   readUsersFile,
   roleProblem,
   userNameProblem,
   writeUsersFileAtomic,
   type LoadedUser,
+  MAX_PROFILE_BYTES,
   MAX_PROFILE_FIELDS,
   MAX_PROFILE_VALUE_LENGTH,
   MAX_ROLES,
@@ -92,7 +94,8 @@ Options:
   --roles a,b          the user's roles (default: none)
   --disabled           add the user disabled (cannot log in until enabled)
   --profile key=value  a profile field, put into every session of the user as a claim
-                       (repeatable; e.g. --profile name="Ada L." --profile email=ada@example.com)
+                       (repeatable; e.g. --profile name="Ada L." --profile email=ada@example.com;
+                       at most ${MAX_PROFILE_FIELDS} fields, ${MAX_PROFILE_BYTES} bytes in all as JSON)
 ${FILE_OPTION}
 
 Example:
@@ -388,6 +391,8 @@ function parseProfile(pairs: readonly string[]): Record<string, string> {
     out[key] = value;
   }
   if (Object.keys(out).length > MAX_PROFILE_FIELDS) throw new CliFailure(`at most ${MAX_PROFILE_FIELDS} profile fields`, 2);
+  const tooLarge = profileSizeProblem(out);
+  if (tooLarge) throw new CliFailure(`--profile: ${tooLarge}`, 2);
   return out;
 }
 

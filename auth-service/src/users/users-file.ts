@@ -30,6 +30,13 @@ export const MAX_ROLES = 64;
 export const MAX_PROFILE_FIELDS = 32;
 /** Longest profile string: what the session record accepts. */
 export const MAX_PROFILE_VALUE_LENGTH = 256;
+/**
+ * Largest profile, as the UTF-8 bytes of its JSON: every field travels in each X-Session of
+ * the user. With it full, 64 roles of 64 characters and a 64-character name, an EdDSA
+ * X-Session is 7486 bytes, under the gateway's 8192-byte limit; 32 fields of 256 characters
+ * could reach 26 KiB, and every request of that user would fail.
+ */
+export const MAX_PROFILE_BYTES = 1024;
 // control characters never travel in a header
 const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
 // a surrogate without its partner (the `u` flag leaves proper pairs alone): no UTF-8 for it
@@ -105,6 +112,13 @@ export function profileProblem(key: string, value: unknown): string | null {
   return null;
 }
 
+/** Why a whole profile is unusable (too large to travel in X-Session), or null. */
+export function profileSizeProblem(profile: Readonly<Record<string, unknown>>): string | null {
+  const bytes = Buffer.byteLength(JSON.stringify(profile), 'utf8');
+  if (bytes <= MAX_PROFILE_BYTES) return null;
+  return `the profile takes ${bytes} bytes as JSON, over the limit of ${MAX_PROFILE_BYTES} (it travels in the X-Session of every request): shorten or drop fields`;
+}
+
 /** Parses and validates the text of a users file; every problem comes with its line and column. */
 export function parseUsersFile(text: string): ParseResult {
   const lineCounter = new LineCounter();
@@ -168,6 +182,8 @@ export function parseUsersFile(text: string): ParseResult {
         const p = profileProblem(k, v);
         if (p) problems.push(problemAt(['users', name, 'profile', k], p));
       }
+      const tooLarge = profileSizeProblem(entry.profile);
+      if (tooLarge) problems.push(problemAt(['users', name, 'profile'], tooLarge));
     }
     if (problems.length || hash === null || typeof hash === 'string') continue;
     const e = entry as UserEntry;
