@@ -71,6 +71,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       watch: config.watchUsers,
       log: app.log.child({ component: 'users' }),
       onReload: (ok) => metrics.usersReloads.inc({ result: ok ? 'success' : 'failure' }),
+      onCheck: (cost) => metrics.passwordChecks.inc({ cost }),
     }));
   if (directory instanceof FileUserDirectory) size = () => directory.size;
   let draining = false;

@@ -14,6 +14,7 @@ export class AuthMetrics {
   readonly sessionsCreated: Counter;
   readonly sessionsRevoked: Counter<'reason'>;
   readonly usersReloads: Counter<'result'>;
+  readonly passwordChecks: Counter<'cost'>;
 
   constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
     const registers = [(this.registry = new Registry())];
@@ -45,6 +46,12 @@ export class AuthMetrics {
       name: 'sessiongate_auth_users_reloads_total',
       help: 'Reloads of the users file by result (success, failure)',
       labelNames: ['result'],
+      registers,
+    });
+    this.passwordChecks = new Counter({
+      name: 'sessiongate_auth_password_checks_total',
+      help: 'Password checks by scrypt cost (e.g. "ln=17,r=8,p=1"), unknown user names included: shows which old costs are still in use',
+      labelNames: ['cost'],
       registers,
     });
     const users = opts.users;

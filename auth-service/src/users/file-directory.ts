@@ -2,7 +2,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { InvalidUsersFile } from '../errors.js';
 import type { User, UserChange, UserDirectory, Verification } from './directory.js';
-import { defaultParams, dummyHash, formatParams, verifyPassword, type PasswordHash, type ScryptParams } from './password.js';
+import { defaultParams, formatParams, verifyPassword, type ScryptParams } from './password.js';
+import { UnknownUserCosts } from './unknown-user-cost.js';
 import { formatProblems, readUsersFile, type LoadedUser } from './users-file.js';
 
 /** How long to wait for a burst of file events to settle before reloading. @default 100 */
@@ -17,7 +18,7 @@ interface Log {
 const silent: Log = { info() {}, warn() {}, error() {} };
 
 export interface FileUserDirectoryOptions {
-  /** log2 N of new hashes: the dummy hash for unknown users uses it when the file has no users. */
+  /** log2 N of new hashes: unknown names are checked at it when the file has no users. */
   scryptCost: number;
   /** Reload when the file changes. @default false */
   watch?: boolean;
@@ -26,6 +27,8 @@ export interface FileUserDirectoryOptions {
   log?: Log;
   /** Told the result of every reload (for a metric). */
   onReload?: (ok: boolean) => void;
+  /** Told the scrypt parameters of every password check, unknown names included (for a metric). */
+  onCheck?: (cost: string) => void;
 }
 
 export type ReloadOutcome = { ok: true; users: number; changes: readonly UserChange[] } | { ok: false; problems: string };
@@ -37,9 +40,7 @@ export class FileUserDirectory implements UserDirectory {
   private loaded = false;
   private readonly log: Log;
   private readonly fallbackParams: ScryptParams;
-  // the parameters most hashes of the file use: unknown names are checked at that cost
-  private prevailing: ScryptParams;
-  private readonly dummies = new Map<string, Promise<PasswordHash>>();
+  private unknown: UnknownUserCosts;
   private readonly listeners = new Set<(changes: readonly UserChange[]) => void>();
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -49,7 +50,7 @@ export class FileUserDirectory implements UserDirectory {
     this.file = path.resolve(file);
     this.log = opts.log ?? silent;
     this.fallbackParams = defaultParams(opts.scryptCost);
-    this.prevailing = this.fallbackParams;
+    this.unknown = new UnknownUserCosts([], this.fallbackParams);
   }
 
   /**
@@ -64,8 +65,6 @@ export class FileUserDirectory implements UserDirectory {
     if (r.ok) dir.swap(r.users);
     else if ('missing' in r) dir.log.warn({ file: dir.file }, 'users file does not exist yet: nobody can log in until it is created');
     else throw new InvalidUsersFile(`invalid users file:\n${formatProblems(dir.file, r.problems)}`);
-    // computed now so the first unknown name costs no more than any other
-    await dir.dummyFor(dir.prevailing);
     if (opts.watch) dir.startWatching();
     return dir;
   }
@@ -84,7 +83,8 @@ export class FileUserDirectory implements UserDirectory {
 
   async verify(name: string, password: string): Promise<Verification> {
     const user = this.users.get(name);
-    const hash = user?.hash ?? (await this.dummyFor(this.prevailing));
+    const hash = user?.hash ?? this.unknown.hashFor(name);
+    this.opts.onCheck?.(formatParams(hash));
     const match = await verifyPassword(password, hash);
     if (!user) return { outcome: 'unknown_user' };
     if (!match) return { outcome: 'wrong_password' };
@@ -121,7 +121,6 @@ export class FileUserDirectory implements UserDirectory {
     }
     const changes = this.loaded ? diff(this.users, r.users) : [];
     this.swap(r.users);
-    await this.dummyFor(this.prevailing);
     this.log.info({ file: this.file, users: r.users.size, changed: changes.length }, 'users file reloaded');
     this.opts.onReload?.(true);
     if (changes.length) for (const l of this.listeners) l(changes);
@@ -131,17 +130,7 @@ export class FileUserDirectory implements UserDirectory {
   private swap(users: ReadonlyMap<string, LoadedUser>): void {
     this.users = users;
     this.loaded = true;
-    this.prevailing = prevailingParams(users) ?? this.fallbackParams;
-  }
-
-  private dummyFor(params: ScryptParams): Promise<PasswordHash> {
-    const key = formatParams(params);
-    let d = this.dummies.get(key);
-    if (!d) {
-      d = dummyHash(params);
-      this.dummies.set(key, d);
-    }
-    return d;
+    this.unknown = new UnknownUserCosts(users.values(), this.fallbackParams);
   }
 
   private startWatching(): void {
@@ -176,17 +165,4 @@ export function diff(before: ReadonlyMap<string, User>, after: ReadonlyMap<strin
 
 function sameRoles(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((r, i) => r === b[i]);
-}
-
-function prevailingParams(users: ReadonlyMap<string, LoadedUser>): ScryptParams | null {
-  const counts = new Map<string, { params: ScryptParams; n: number }>();
-  for (const u of users.values()) {
-    const key = formatParams(u.hash);
-    const c = counts.get(key) ?? { params: { ln: u.hash.ln, r: u.hash.r, p: u.hash.p }, n: 0 };
-    c.n++;
-    counts.set(key, c);
-  }
-  let best: { params: ScryptParams; n: number } | null = null;
-  for (const c of counts.values()) if (!best || c.n > best.n) best = c;
-  return best?.params ?? null;
 }
