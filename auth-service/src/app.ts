@@ -149,6 +149,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       cookie,
       throttle: new LoginThrottle(app.redis, store.keys, config.throttle),
       metrics,
+      allowedOrigins: config.allowedOrigins,
     };
     await app.register(loginRoute, routeOpts);
     await app.register(loginPageRoute, routeOpts);

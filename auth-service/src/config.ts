@@ -5,6 +5,7 @@ import {
   intSetting,
   listSetting,
   logLevelSetting,
+  originsSetting,
   parseCidrs,
   portSetting,
   setting,
@@ -60,6 +61,11 @@ export interface AuthConfig {
   readonly session: SessionSettings;
   readonly xSession: { readonly keys: VerificationKeys; readonly issuer: string; readonly audience: string };
   readonly trustedProxies: readonly string[];
+  /**
+   * Origins besides the request's own that may post to login and logout: the gateway's
+   * SESSIONGATE_ALLOWED_ORIGINS, read from the same variable.
+   */
+  readonly allowedOrigins: readonly string[];
   readonly throttle: ThrottleSettings;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
@@ -103,6 +109,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
       audience: env.SESSIONGATE_AUTH_ROUTE?.trim() || DEFAULT_AUTH_ROUTE,
     },
     trustedProxies: Object.freeze(trustedProxies),
+    allowedOrigins: Object.freeze(originsSetting(env, 'SESSIONGATE_ALLOWED_ORIGINS')),
     throttle: Object.freeze({
       maxPerAccount: intSetting(env, 'LOGIN_MAX_FAILURES_PER_ACCOUNT', DEFAULT_MAX_FAILURES_PER_ACCOUNT, 1),
       maxPerIp: intSetting(env, 'LOGIN_MAX_FAILURES_PER_IP', DEFAULT_MAX_FAILURES_PER_IP, 1),

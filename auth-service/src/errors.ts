@@ -7,6 +7,8 @@ import { errorResponder } from '@sessiongate/service-kit';
 export const BadRequest = createError('SA_ERR_BAD_REQUEST', '%s', 400);
 export const InvalidCredentials = createError('SA_ERR_INVALID_CREDENTIALS', 'The user name or password is not correct', 401);
 export const Unauthenticated = createError('SA_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
+/** A login or logout posted from another site (login CSRF): refused, whatever the body. */
+export const CrossSiteRequest = createError('SA_ERR_CROSS_SITE_REQUEST', '%s', 403);
 export const NotFound = createError('SA_ERR_NOT_FOUND', '%s', 404);
 export const TooManyRequests = createError('SA_ERR_TOO_MANY_REQUESTS', 'Too many failed logins, retry later', 429);
 export const SessionStoreUnavailable = createError(
@@ -22,6 +24,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SA_ERR_BAD_REQUEST: 'bad_request',
   SA_ERR_INVALID_CREDENTIALS: 'invalid_credentials',
   SA_ERR_UNAUTHENTICATED: 'unauthenticated',
+  SA_ERR_CROSS_SITE_REQUEST: 'csrf_rejected',
   SA_ERR_NOT_FOUND: 'not_found',
   SA_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
   SA_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',

@@ -25,7 +25,7 @@ import jwks from './identity/jwks.js';
 import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
 import { decide } from './policy/decide.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
-import { allowedOriginsFor, csrfVerdict } from './proxy/csrf.js';
+import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './proxy/csrf.js';
 import { ClientAddressResolver } from './proxy/client-address.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
@@ -238,6 +238,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
         const why = csrfVerdict(raw.headers, origins);
         if (why) throw new CsrfRejected(why);
       }
+    }
+    // login and logout with or without a cookie: another site must not sign a browser in
+    // to an account of its choosing (or out)
+    if (route.csrf && route.name === authRoute && UNSAFE_METHODS.has(method)) {
+      const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(raw, clientAddress);
+      const why = authWriteVerdict(raw.headers, origins);
+      if (why) throw new CsrfRejected(why);
     }
     const declared = raw.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));

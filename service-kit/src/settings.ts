@@ -64,6 +64,25 @@ export function listSetting(env: NodeJS.ProcessEnv, variable: string): string[] 
     .filter(Boolean);
 }
 
+/**
+ * A list of origins (`https://app.example.com, http://localhost:3000`), lower-cased;
+ * throws SettingError naming the variable and the bad entry.
+ */
+export function originsSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
+  return listSetting(env, variable).map((o) => {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new SettingError(variable, `"${o}" is not an origin like https://app.example.com`);
+    }
+    if (u.origin === 'null' || u.pathname !== '/' || u.search || u.hash) {
+      throw new SettingError(variable, `"${o}" is not an origin (scheme://host[:port], no path)`);
+    }
+    return u.origin.toLowerCase();
+  });
+}
+
 /** Normalizes a CIDR list (`10.0.0.0/8, ::1/128, 192.168.1.7`); throws naming the bad entry. */
 export function parseCidrs(list: readonly string[]): { cidrs: string[]; blockList: BlockList } {
   const blockList = new BlockList();

@@ -1,5 +1,5 @@
 import { prefersHtml } from '@sessiongate/service-kit';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthRouteOptions } from './options.js';
 
 /** Where a browser goes after signing in when the form names no (acceptable) `next`. */
@@ -22,11 +22,12 @@ const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
 };
 
-export type LoginError = 'invalid' | 'throttled';
+export type LoginError = 'invalid' | 'throttled' | 'cross_site';
 
 const MESSAGES: Readonly<Record<LoginError, string>> = {
   invalid: 'The user name or password is not correct.',
   throttled: 'Too many failed sign-ins. Wait a while, then try again.',
+  cross_site: 'This request came from another site and was refused. Sign in here instead.',
 };
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -105,7 +106,12 @@ ${next}<label for="username">User name</label>
 }
 
 function loginError(value: unknown): LoginError | null {
-  return value === 'invalid' || value === 'throttled' ? value : null;
+  return value === 'invalid' || value === 'throttled' || value === 'cross_site' ? value : null;
+}
+
+/** Answers with the sign-in form, with its protective headers. */
+export function sendLoginPage(reply: FastifyReply, statusCode: number, o: { error: LoginError | null; next: string | null }): FastifyReply {
+  return reply.headers(PAGE_HEADERS).code(statusCode).send(loginPage(o));
 }
 
 /**
@@ -116,7 +122,7 @@ const loginPageRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify) => 
   fastify.get(LOGIN_PAGE_PATH, async (request, reply) => {
     // unknown or repeated parameters are ignored, never an error: this is a page people land on
     const query = (request.query ?? {}) as Record<string, unknown>;
-    return reply.headers(PAGE_HEADERS).code(200).send(loginPage({ error: loginError(query.error), next: safeNext(query.next) }));
+    return sendLoginPage(reply, 200, { error: loginError(query.error), next: safeNext(query.next) });
   });
 };
 

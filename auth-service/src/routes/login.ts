@@ -7,6 +7,7 @@ import { normalizeUserName } from '../users/directory.js';
 import { MAX_PASSWORD_BYTES, passwordTooLong } from '../users/password.js';
 import { DEFAULT_NEXT, browserForm, loginPageUrl, type LoginError } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
+import { sameOriginOnly } from './same-origin.js';
 
 /** Largest login body accepted (JSON or form). */
 export const LOGIN_BODY_LIMIT = 16 * 1024;
@@ -39,7 +40,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
 
   fastify.post<{ Body: LoginBody }>(
     '/auth/login',
-    { schema: { body: LoginBody }, bodyLimit: LOGIN_BODY_LIMIT },
+    { schema: { body: LoginBody }, bodyLimit: LOGIN_BODY_LIMIT, preValidation: sameOriginOnly(opts.allowedOrigins) },
     async (request, reply) => {
       const browser = browserForm(request);
       let token: string;

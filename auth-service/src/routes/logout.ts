@@ -4,6 +4,7 @@ import { storeCall } from '../errors.js';
 import { requireIdentity } from '../identity.js';
 import { browserForm, loginPageUrl } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
+import { sameOriginOnly } from './same-origin.js';
 
 /**
  * POST /auth/logout and /auth/logout-all. The session is named by the verified X-Session
@@ -14,8 +15,9 @@ import type { AuthRouteOptions } from './options.js';
 const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
   const store = fastify.sessionStore;
   const clear = clearSessionSetCookie(opts.cookie);
+  const preValidation = sameOriginOnly(opts.allowedOrigins);
 
-  fastify.post('/auth/logout', async (request, reply) => {
+  fastify.post('/auth/logout', { preValidation }, async (request, reply) => {
     const id = request.identity;
     // no session: nothing to end, and logging out twice is not an error
     if (id) {
@@ -26,7 +28,7 @@ const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts)
     return loggedOut(request, reply);
   });
 
-  fastify.post('/auth/logout-all', async (request, reply) => {
+  fastify.post('/auth/logout-all', { preValidation }, async (request, reply) => {
     const id = requireIdentity(request);
     const ended = await storeCall(() => store.destroyAll(id.sub));
     opts.metrics.sessionsRevoked.inc({ reason: 'logout_all' }, ended);

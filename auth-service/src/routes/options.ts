@@ -10,4 +10,6 @@ export interface AuthRouteOptions {
   cookie: CookieAttributes;
   throttle: LoginThrottle;
   metrics: AuthMetrics;
+  /** Origins besides the request's own that may post to login and logout. */
+  allowedOrigins: readonly string[];
 }

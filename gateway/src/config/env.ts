@@ -15,6 +15,7 @@ import {
   intSetting,
   listSetting,
   logLevelSetting,
+  originsSetting,
   portSetting,
   parseCidrs,
   setting,
@@ -63,21 +64,6 @@ export interface GatewayConfig {
   readonly maxCookieBytes: number;
   readonly requestTimeoutMs: number;
   readonly watchRoutes: boolean;
-}
-
-function originsSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
-  return listSetting(env, variable).map((o) => {
-    let u: URL;
-    try {
-      u = new URL(o);
-    } catch {
-      throw new SettingError(variable, `"${o}" is not an origin like https://app.example.com`);
-    }
-    if (u.origin === 'null' || u.pathname !== '/' || u.search || u.hash) {
-      throw new SettingError(variable, `"${o}" is not an origin (scheme://host[:port], no path)`);
-    }
-    return u.origin.toLowerCase();
-  });
 }
 
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */

@@ -34,3 +34,15 @@ export function csrfVerdict(headers: IncomingHttpHeaders, allowed: readonly stri
   }
   return 'A cross-site check failed: send Origin (browsers do) with cookie-authenticated writes';
 }
+
+/**
+ * Null when a write to the auth route (login, logout) may proceed, cookie or not, else why
+ * not. A forged login signs the victim's browser in to the attacker's account, so a browser
+ * must show the request is same-origin, by the rules of {@link csrfVerdict}. A client that
+ * sends none of Sec-Fetch-Site, Origin and Referer is no browser (curl, a service): a page
+ * cannot make a browser leave them all out, so it passes.
+ */
+export function authWriteVerdict(headers: IncomingHttpHeaders, allowed: readonly string[]): string | null {
+  if (headers['sec-fetch-site'] === undefined && headers.origin === undefined && headers.referer === undefined) return null;
+  return csrfVerdict(headers, allowed);
+}
