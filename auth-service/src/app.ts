@@ -4,6 +4,7 @@ import { pingWithin, type CookieAttributes, type RedisClient } from 'sessiongate
 import type { AuthConfig } from './config.js';
 import { BadRequest, errorResponse } from './errors.js';
 import identityPlugin, { XSessionVerifier } from './identity.js';
+import clientAddressPlugin, { ClientAssertionVerifier } from './client-address.js';
 import { buildOpsApp, loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
 import { AuthMetrics } from './metrics.js';
 import redisPlugin from './redis.js';
@@ -52,8 +53,8 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     bodyLimit: BODY_LIMIT,
-    // the client IP (for the IP limit) is the peer, unless the peer is a trusted proxy:
-    // then it is the rightmost X-Forwarded-For hop that is not one
+    // the client IP (for the IP limit), when the gateway signed none, is the peer, unless the
+    // peer is a trusted proxy: then it is the rightmost X-Forwarded-For hop that is not one
     trustProxy: config.trustedProxies.length ? [...config.trustedProxies] : false,
     frameworkErrors: (err, _req, reply) => {
       const { statusCode, body } = errorResponse({ ...err, statusCode: err.statusCode ?? 400, message: 'Malformed request' });
@@ -90,6 +91,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       keyPrefix: config.session.keyPrefix,
     });
     await app.register(identityPlugin, { verifier: new XSessionVerifier(config.xSession.keys, config.xSession) });
+    await app.register(clientAddressPlugin, { verifier: new ClientAssertionVerifier(config.xSession.keys, config.xSession) });
 
     const store = app.sessionStore;
     const unsubscribe = directory.onChange?.((changes) => void applyUserChanges(changes));
@@ -135,7 +137,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
           path: request.url.split('?')[0],
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 100) / 100,
-          ip: request.ip,
+          ip: request.clientAddress,
           ...(request.identity ? { sub: request.identity.sub } : {}),
         },
         'request',

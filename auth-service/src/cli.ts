@@ -26,7 +26,8 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_USERS           ${DEFAULT_USERS_FILE}   the users file (see \`sessiongate users --help\`)
   SESSIONGATE_WATCH_USERS     true      reload the users file when it changes (SIGHUP always)
   SESSIONGATE_SCRYPT_COST     17        log2 of scrypt's N for new hashes (14-20); unknown
-                                        user names are checked at the file's own cost
+                                        user names are checked at the costs of the file's
+                                        users, in their proportions
   HOST, PORT                  0.0.0.0, ${DEFAULT_AUTH_PORT}
   METRICS_HOST, METRICS_PORT  $HOST, ${DEFAULT_AUTH_METRICS_PORT}   /metrics, /healthz, /readyz (never on PORT)
   SESSION_COOKIE_NAME         sid       the session cookie (__Host-sid works with Secure)
@@ -42,7 +43,10 @@ ${REDIS_ENVIRONMENT_HELP}
                                         peers whose X-Forwarded-For is believed; the client
                                         IP is then the rightmost hop that is not one of them.
                                         The default fits a gateway on the same host; set the
-                                        gateway's addresses otherwise ("" trusts nobody)
+                                        gateway's addresses otherwise ("" trusts nobody). A
+                                        client address the gateway signed always wins
+  SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins besides the request's own that may post
+                                        to login and logout (as set on the gateway)
   LOGIN_MAX_FAILURES_PER_ACCOUNT 5      failed logins per account and window, then 429
   LOGIN_MAX_FAILURES_PER_IP   100       failed logins per client IP (IPv6: per /64) and window
   LOGIN_FAILURE_WINDOW        15m       the throttling window

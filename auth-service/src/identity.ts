@@ -103,6 +103,18 @@ export function loadVerificationKeys(value: string | undefined): VerificationKey
   return Object.freeze({ keys: Object.freeze(keys), algorithms: Object.freeze(algorithms) });
 }
 
+/**
+ * The key a token from the gateway names (by `alg` and `kid`; without a `kid`, the only key of
+ * that `alg`). Throws when there is none.
+ */
+export function verificationKeyFor(keys: VerificationKeys, token: string): VerificationKey {
+  const header = decodeProtectedHeader(token);
+  const candidates = keys.keys.filter((k) => k.alg === header.alg && (header.kid === undefined || k.kid === header.kid));
+  const key = header.kid === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates[0];
+  if (!key) throw new joseErrors.JWKSNoMatchingKey();
+  return key;
+}
+
 export interface XSessionVerifierOptions {
   /** Expected `iss`. @default 'sessiongate' */
   issuer: string;
@@ -119,10 +131,7 @@ export class XSessionVerifier {
 
   /** The identity in a valid header; throws (with a reason for logs) otherwise. */
   async verify(token: string): Promise<Identity> {
-    const header = decodeProtectedHeader(token);
-    const candidates = this.keys.keys.filter((k) => k.alg === header.alg && (header.kid === undefined || k.kid === header.kid));
-    const key = header.kid === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates[0];
-    if (!key) throw new joseErrors.JWKSNoMatchingKey();
+    const key = verificationKeyFor(this.keys, token);
     const { payload } = await jwtVerify(token, key.key, {
       algorithms: [key.alg],
       issuer: this.opts.issuer,

@@ -51,7 +51,7 @@ const viaGateway = (g: TestGateway, url: string, headers: Record<string, string>
 describe('the gateway, on the auth route', () => {
   it('refuses a login or logout from another site, with no session cookie', async () => {
     for (const path of ['/auth/login', '/auth/logout']) {
-      for (const headers of [EVIL, { origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }, { referer: 'https://evil.example/x' }, { 'sec-fetch-site': 'same-site', origin: 'https://www.gw.example' }]) {
+      for (const headers of <Record<string, string>[]>[EVIL, { origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { origin: 'null' }, { referer: 'https://evil.example/x' }, { 'sec-fetch-site': 'same-site', origin: 'https://www.gw.example' }]) {
         echo.clear();
         const res = await viaGateway(echoGw, path, { ...FORM, ...headers });
         expect(res.statusCode, `${path} ${JSON.stringify(headers)}`).toBe(403);
@@ -62,7 +62,7 @@ describe('the gateway, on the auth route', () => {
   });
 
   it('lets same-origin browsers and clients that are no browser through', async () => {
-    for (const headers of [{ 'sec-fetch-site': 'same-origin', origin: 'http://gw.example' }, { origin: 'http://gw.example' }, { referer: 'http://gw.example/auth/login' }, {}]) {
+    for (const headers of <Record<string, string>[]>[{ 'sec-fetch-site': 'same-origin', origin: 'http://gw.example' }, { origin: 'http://gw.example' }, { referer: 'http://gw.example/auth/login' }, {}]) {
       echo.clear();
       const res = await viaGateway(echoGw, '/auth/login', { ...FORM, ...headers });
       expect(res.statusCode, JSON.stringify(headers)).toBe(200);
@@ -87,7 +87,7 @@ describe('the auth service itself', () => {
     expect(form.body).toContain('came from another site');
     expect(form.headers['set-cookie']).toBeUndefined();
 
-    for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }]) {
+    for (const headers of <Record<string, string>[]>[{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }]) {
       expect((await direct('/auth/login', { ...FORM, ...headers })).statusCode, JSON.stringify(headers)).toBe(403);
     }
   });
@@ -107,7 +107,7 @@ describe('the auth service itself', () => {
   });
 
   it('accepts its own origin (Host or X-Forwarded-Host), an allowed origin, and clients that are no browser', async () => {
-    const ok = [
+    const ok: Record<string, string>[] = [
       { 'sec-fetch-site': 'same-origin' },
       { origin: 'http://127.0.0.1:4000', 'sec-fetch-site': 'same-origin' },
       { origin: 'http://127.0.0.1:4000' },

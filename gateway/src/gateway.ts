@@ -21,6 +21,7 @@ import {
 } from './errors.js';
 import type { KeySet } from './identity/keys.js';
 import { XSessionSigner } from './identity/signer.js';
+import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
 import jwks from './identity/jwks.js';
 import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
 import { decide } from './policy/decide.js';
@@ -151,6 +152,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const resolver = opts.resolver;
   const metrics = opts.metrics;
   const signer = new XSessionSigner(opts.keys, opts.xSession);
+  const assertions = new ClientAssertionSigner(opts.keys, opts.xSession?.issuer ? { issuer: opts.xSession.issuer } : {});
   const clientAddress = new ClientAddressResolver(opts.trustedProxies ?? []);
   const configuredOrigins = opts.allowedOrigins ?? [];
   const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
@@ -281,9 +283,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     if (!g) throw new NotFound();
     const route = g.route;
     const fwd = forwardContext(g, request.raw);
+    // the auth service throttles logins per client: it gets the address signed, so it need
+    // not trust whatever hop the gateway's request reaches it through
+    const ip = route.name === authRoute ? clientAddress.resolve(request.raw).ip : '';
+    const assertion = ip ? assertions.sign(route.name, ip) : null;
     return reply.from(fwd.url, {
       timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) => upstreamRequestHeaders(headers, fwd.headers),
+      rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(headers, fwd.headers), assertion),
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
         const err = error as Error & { code?: string };

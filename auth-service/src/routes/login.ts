@@ -62,13 +62,13 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
     const { password } = request.body;
     if (passwordTooLong(password)) throw new BadRequest(`body/password must not be longer than ${MAX_PASSWORD_BYTES} bytes`);
     const name = normalizeUserName(request.body.username);
-    const clientId = clientThrottleId(request.ip);
+    const clientId = clientThrottleId(request.clientAddress);
 
     const decision = await storeCall(() => throttle.reserve(name, clientId));
     if (!decision.allowed) {
       metrics.logins.inc({ outcome: 'throttled' });
       metrics.throttled.inc({ scope: decision.scope });
-      request.log.warn({ event: 'login', outcome: 'throttled', scope: decision.scope, ip: request.ip }, 'login throttled');
+      request.log.warn({ event: 'login', outcome: 'throttled', scope: decision.scope, ip: request.clientAddress }, 'login throttled');
       reply.header('retry-after', String(decision.retryAfterSeconds));
       throw new TooManyRequests();
     }
@@ -78,7 +78,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
       metrics.logins.inc({ outcome: result.outcome === 'disabled' ? 'disabled' : 'invalid_credentials' });
       // a name that is no user may be a password typed in the wrong field: never logged
       const user = result.outcome === 'unknown_user' ? '(unknown)' : name;
-      request.log.info({ event: 'login', outcome: result.outcome, user, ip: request.ip }, 'login failed');
+      request.log.info({ event: 'login', outcome: result.outcome, user, ip: request.clientAddress }, 'login failed');
       throw new InvalidCredentials();
     }
 
@@ -106,7 +106,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
 
     metrics.logins.inc({ outcome: 'success' });
     metrics.sessionsCreated.inc();
-    request.log.info({ event: 'login', outcome: 'success', user: user.name, sid: created.record.sid, ip: request.ip }, 'login');
+    request.log.info({ event: 'login', outcome: 'success', user: user.name, sid: created.record.sid, ip: request.clientAddress }, 'login');
 
     // what follows is housekeeping: the session exists, so failures are logged, not answered
     await throttle.succeeded(name, clientId).catch((err: unknown) => request.log.warn({ err }, 'could not clear the login throttle'));

@@ -39,7 +39,8 @@ ${REDIS_ENVIRONMENT_HELP}
   X_SESSION_TTL               60s       lifetime of each X-Session
   X_SESSION_ISSUER            sessiongate
   SESSIONGATE_AUTH_ROUTE      auth      the only route whose upstream may set the cookie
-  SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins allowed to send cookie writes (CSRF)
+  SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins allowed to send cookie writes, logins
+                                        and logouts (CSRF)
   SESSIONGATE_TRUSTED_PROXIES (none)    CIDRs whose X-Forwarded-*/Forwarded are believed
   SESSIONGATE_MAX_HEADER_BYTES 16384    largest request head accepted (431 beyond)
   SESSIONGATE_MAX_COOKIE_BYTES 8192    largest Cookie header accepted (431 beyond)

@@ -1,7 +1,7 @@
 import { createHmac, sign as edSign, type KeyObject } from 'node:crypto';
 import createError from '@fastify/error';
 import { InvalidConfig } from '../errors.js';
-import { KeyConfigError, type KeySet } from './keys.js';
+import { KeyConfigError, type KeySet, type SigningKey } from './keys.js';
 
 /**
  * Lifetime of each X-Session (X_SESSION_TTL).
@@ -74,21 +74,9 @@ export class XSessionSigner {
     this.#ttlSeconds = Math.ceil(ttlMs / 1000);
     this.#headerDot = `${base64url(JSON.stringify({ alg: key.alg, typ: 'JWT', kid: key.kid }))}.`;
 
-    let signatureLength: number;
-    if (key.alg === 'HS256') {
-      const secret = key.secret;
-      this.#signature = (input) => createHmac('sha256', secret).update(input).digest('base64url');
-      signatureLength = 43; // base64url of 32 bytes
-    } else {
-      if (key.privateKey === null) {
-        throw new KeyConfigError(`X_SESSION_KEYS: the signing key (kid ${JSON.stringify(key.kid)}) has no private part "d"`);
-      }
-      const privateKey: KeyObject = key.privateKey;
-      // Ed25519 takes no digest: the algorithm argument must be null.
-      this.#signature = (input) => edSign(null, Buffer.from(input, 'latin1'), privateKey).toString('base64url');
-      signatureLength = 86; // base64url of 64 bytes
-    }
-    this.#fixedBytes = this.#headerDot.length + 1 + signatureLength;
+    const { sign, length } = jwsSignature(key);
+    this.#signature = sign;
+    this.#fixedBytes = this.#headerDot.length + 1 + length;
   }
 
   /**
@@ -130,6 +118,26 @@ export class XSessionSigner {
     const input = this.#headerDot + json.toString('base64url');
     return { token: `${input}.${this.#signature(input)}`, expiresAtMs: exp * 1000 };
   }
+}
+
+/**
+ * The JWS signature function of a signing key (base64url over the signing input) and the
+ * length of what it returns.
+ *
+ * @throws KeyConfigError when an EdDSA key has no private part.
+ */
+export function jwsSignature(key: SigningKey): { sign: (input: string) => string; length: number } {
+  if (key.alg === 'HS256') {
+    const secret = key.secret;
+    // base64url of 32 bytes
+    return { sign: (input) => createHmac('sha256', secret).update(input).digest('base64url'), length: 43 };
+  }
+  if (key.privateKey === null) {
+    throw new KeyConfigError(`X_SESSION_KEYS: the signing key (kid ${JSON.stringify(key.kid)}) has no private part "d"`);
+  }
+  const privateKey: KeyObject = key.privateKey;
+  // Ed25519 takes no digest: the algorithm argument must be null; base64url of 64 bytes
+  return { sign: (input) => edSign(null, Buffer.from(input, 'latin1'), privateKey).toString('base64url'), length: 86 };
 }
 
 function base64url(text: string): string {

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { setCookieName } from '../session/cookie.js';
+import { isClientAssertionHeader } from '../session/client-assertion.js';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
 
@@ -7,11 +8,12 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-en
 export const X_SESSION_HEADER = 'x-session';
 
 /**
- * Whether a request header is one the gateway owns, in any spelling an upstream framework
- * might fold into `x-session` (case, `_` or `.` for `-`): such a header from a client is
- * never forwarded.
+ * Whether a request header is one the gateway owns (X-Session, the client assertion), in any
+ * spelling an upstream framework might fold into it (case, `_` or `.` for `-`): such a header
+ * from a client is never forwarded.
  */
 export function isOwnedHeader(name: string): boolean {
+  if (isClientAssertionHeader(name)) return true;
   const n = name.toLowerCase();
   if (n.length < 9) return false;
   return n.replace(/[_.]/g, '-') === X_SESSION_HEADER;

@@ -6,3 +6,10 @@ export * from './redis.js';
 export * from './resolver.js';
 export * from './cookie.js';
 export * from './settings.js';
+export {
+  CLIENT_ASSERTION_CLAIM,
+  CLIENT_ASSERTION_HEADER,
+  CLIENT_ASSERTION_TTL_MS,
+  CLIENT_ASSERTION_TYPE,
+  isClientAssertionHeader,
+} from './client-assertion.js';
