@@ -38,7 +38,7 @@ export async function startRawUpstream(): Promise<RawUpstream> {
     socket.on('error', () => socket.destroy());
     const conn: RawConnection = { bytes: '', requestLines: [] };
     connections.push(conn);
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let bodyLeft = 0;
     let tunnel = false;
     socket.on('data', (chunk: Buffer) => {
