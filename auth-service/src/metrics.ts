@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The package version, for `sessiongate_build_info` (same path from src/ and dist/). */
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export type LoginOutcome = 'success' | 'invalid_credentials' | 'throttled' | 'disabled' | 'bad_request';
 export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced';
@@ -18,6 +22,12 @@ export class AuthMetrics {
   constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
     const registers = [(this.registry = new Registry())];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'sessiongate_build_info',
+      help: 'Always 1: the sessiongate version and the Node.js version of this process',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: VERSION, node_version: process.version }, 1);
     this.logins = new Counter({
       name: 'sessiongate_auth_logins_total',
       help: 'Login attempts by outcome (success, invalid_credentials, throttled, disabled, bad_request)',

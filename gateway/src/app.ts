@@ -38,10 +38,6 @@ async function loadRoutesOrThrow(file: string): Promise<RouteSet> {
   return r.routes;
 }
 
-function statusClass(code: number): string {
-  return `${Math.floor(code / 100)}xx`;
-}
-
 /**
  * Builds the gateway from its configuration: what the server listens with and what tests
  * build. Nothing listens yet.
@@ -111,7 +107,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     const route = request.gateRoute ?? '(none)';
     const status = reply.statusCode;
     const seconds = reply.elapsedTime / 1000;
-    metrics.request(route, request.raw.method ?? 'GET', statusClass(status));
+    metrics.request(route, request.raw.method ?? 'GET', status);
     metrics.requestDuration.observe({ route }, seconds);
     // the line is built only when it will be written (LOG_LEVEL=warn skips it at no cost)
     if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) {
