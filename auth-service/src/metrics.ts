@@ -18,6 +18,7 @@ export class AuthMetrics {
   readonly sessionsCreated: Counter;
   readonly sessionsRevoked: Counter<'reason'>;
   readonly usersReloads: Counter<'result'>;
+  readonly usersLastReloadSuccessful: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
     const registers = [(this.registry = new Registry())];
@@ -57,6 +58,12 @@ export class AuthMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.usersLastReloadSuccessful = new Gauge({
+      name: 'sessiongate_auth_users_last_reload_successful',
+      help: '1 if the last users file reload succeeded (or none was tried yet), 0 if it failed and older users are in force',
+      registers,
+    });
+    this.usersLastReloadSuccessful.set(1);
     const users = opts.users;
     new Gauge({
       name: 'sessiongate_auth_users',
@@ -70,5 +77,11 @@ export class AuthMetrics {
     for (const outcome of ['success', 'invalid_credentials', 'throttled', 'disabled', 'bad_request'] as const) this.logins.inc({ outcome }, 0);
     for (const scope of ['account', 'ip'] as const) this.throttled.inc({ scope }, 0);
     for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced'] as const) this.sessionsRevoked.inc({ reason }, 0);
+  }
+
+  /** One reload of the users file finished. */
+  usersReloaded(ok: boolean): void {
+    this.usersReloads.inc({ result: ok ? 'success' : 'failure' });
+    this.usersLastReloadSuccessful.set(ok ? 1 : 0);
   }
 }

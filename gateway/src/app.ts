@@ -84,6 +84,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     sessionGauges: () => ({
       active: app.sessions?.resolver.activeSessions ?? 0,
       cached: app.sessions?.resolver.cacheSize ?? 0,
+      cacheEnabled: config.cache.enabled,
       cacheActive: app.sessions?.resolver.cacheActive ?? false,
     }),
   });
@@ -162,11 +163,13 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       if (!r.ok) {
         const problems = formatProblems(config.routesFile, r.problems);
         metrics.configReloads.inc({ result: 'failure' });
+        metrics.configLastReloadSuccessful.set(0);
         app.log.error({ file: config.routesFile, problems: problems.split('\n') }, 'routes reload failed: keeping the routes in force');
         return { ok: false, problems };
       }
       app.sessiongate.setRoutes(r.routes);
       metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccessful.set(1);
       metrics.configLastReloadSuccess.set(Date.now() / 1000);
       app.log.info({ file: config.routesFile, routes: r.routes.routes.length }, 'routes reloaded');
       return { ok: true, routes: r.routes.routes.length };

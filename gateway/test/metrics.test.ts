@@ -86,6 +86,7 @@ describe('metrics', () => {
     expect(delta(before, after, 'sessiongate_redis_command_duration_seconds_count{command="get",result="ok"}')).toBe(2);
     expect(after.get('sessiongate_active_sessions')).toBeGreaterThanOrEqual(1);
     expect(after.get('sessiongate_session_cache_active')).toBe(1);
+    expect(after.get('sessiongate_session_cache_enabled')).toBe(1);
     // Node's default metrics, in the same registry
     expect(after.has('process_resident_memory_bytes')).toBe(true);
   });
@@ -153,12 +154,15 @@ describe('metrics', () => {
     const r = await t.gw.reload();
     expect(r.ok).toBe(false);
     const after = await scrape();
+    expect(before.get('sessiongate_config_last_reload_successful')).toBe(1);
     expect(delta(before, after, 'sessiongate_config_reloads_total{result="failure"}')).toBe(1);
+    expect(after.get('sessiongate_config_last_reload_successful')).toBe(0);
     expect(after.get('sessiongate_config_last_reload_success_timestamp_seconds')).toBe(before.get('sessiongate_config_last_reload_success_timestamp_seconds'));
   });
 
   it('two gateways in one process keep separate registries', async () => {
-    const other = await startTestGateway({ redisUrl: inject('redisUrl'), routes: routesYaml({ public: up.url }) });
+    // the other one runs without the cache: it says so, and the channel gauge reads 0 by design
+    const other = await startTestGateway({ redisUrl: inject('redisUrl'), routes: routesYaml({ public: up.url }), env: { SESSION_CACHE: 'false' } });
     const key = 'sessiongate_requests_total{route="public",method="GET",status_class="2xx",code="2xx"}';
     try {
       const aBefore = await scrape();
@@ -166,6 +170,8 @@ describe('metrics', () => {
       await new Promise((r) => setTimeout(r, 20));
       const b = parse((await other.gw.ops.inject({ url: '/metrics' })).body);
       expect(b.get(key)).toBe(1);
+      expect(b.get('sessiongate_session_cache_enabled')).toBe(0);
+      expect(b.get('sessiongate_session_cache_active')).toBe(0);
       expect((await scrape()).get(key)).toBe(aBefore.get(key));
     } finally {
       await other.close();

@@ -65,13 +65,14 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'route' | 'kind'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccess: Gauge;
+  readonly configLastReloadSuccessful: Gauge;
   readonly xSessionSigned: Counter<'reused'>;
   private readonly requestTally = new Tally<'route' | 'method' | 'status_class' | 'code'>();
   private readonly lookupTally = new Tally<'outcome' | 'source'>();
   private readonly decisionTally = new Tally<'route' | 'decision'>();
   private readonly signedTally = new Tally<'reused'>();
 
-  constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheActive: boolean } } = {}) {
+  constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheEnabled: boolean; cacheActive: boolean } } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     new Gauge({
@@ -137,6 +138,12 @@ export class GatewayMetrics {
       help: 'When the routes in force were loaded (Unix time)',
       registers,
     });
+    this.configLastReloadSuccessful = new Gauge({
+      name: 'sessiongate_config_last_reload_successful',
+      help: '1 if the last routes file reload succeeded (or none was tried yet), 0 if it failed and older routes are in force',
+      registers,
+    });
+    this.configLastReloadSuccessful.set(1);
     this.xSessionSigned = new Counter({
       name: 'sessiongate_xsession_headers_total',
       help: 'X-Session headers attached to forwarded requests, by whether a signed one was reused',
@@ -163,8 +170,16 @@ export class GatewayMetrics {
         },
       });
       new Gauge({
+        name: 'sessiongate_session_cache_enabled',
+        help: '1 when the local cache is configured on (SESSION_CACHE), else 0',
+        registers,
+        collect() {
+          this.set(gauges().cacheEnabled ? 1 : 0);
+        },
+      });
+      new Gauge({
         name: 'sessiongate_session_cache_active',
-        help: '1 while the local cache is in use (invalidation channel subscribed), else 0',
+        help: '1 while the local cache is in use (invalidation channel subscribed and answering, Redis answering), else 0',
         registers,
         collect() {
           this.set(gauges().cacheActive ? 1 : 0);
