@@ -77,6 +77,7 @@ export class AuthMetrics {
     for (const outcome of ['success', 'invalid_credentials', 'throttled', 'disabled', 'bad_request'] as const) this.logins.inc({ outcome }, 0);
     for (const scope of ['account', 'ip'] as const) this.throttled.inc({ scope }, 0);
     for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced'] as const) this.sessionsRevoked.inc({ reason }, 0);
+    for (const result of ['success', 'failure'] as const) this.usersReloads.inc({ result }, 0);
   }
 
   /** One reload of the users file finished. */
