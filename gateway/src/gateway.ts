@@ -221,7 +221,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     let session: ResolvedSession | null = null;
     if (rule.auth !== 'none') {
       const lookup: Lookup = cookie.duplicate
-        ? { outcome: 'invalid', source: 'none', reason: 'duplicate session cookie' }
+        ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
         : await resolver.resolve(cookie.token);
       metrics?.lookup(lookup.outcome, lookup.source);
       if (lookup.outcome === 'store_error') {

@@ -22,7 +22,12 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
 /** The window of `activeSessions`. */
 const ACTIVE_WINDOW_MS = 5 * 60_000;
 
-export type LookupOutcome = 'valid' | 'missing' | 'expired' | 'invalid' | 'store_error';
+/**
+ * What a lookup found. `missing` covers every well-formed token Redis holds nothing for:
+ * unknown, forged, logged out, revoked and idle-expired alike (the key is gone either way).
+ * `expired` is a record still stored past its absolute expiry, the one end the gateway can see.
+ */
+export type LookupOutcome = 'valid' | 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid' | 'store_error';
 export type LookupSource = 'cache' | 'redis' | 'none';
 
 /** A signed X-Session kept for reuse, per route. */
@@ -47,7 +52,7 @@ export interface ResolvedSession {
 
 export type Lookup =
   | { outcome: 'valid'; source: 'cache' | 'redis'; session: ResolvedSession }
-  | { outcome: 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
+  | { outcome: 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
   | { outcome: 'store_error'; source: 'redis'; error: Error };
 
 export interface SessionCacheOptions {
@@ -109,8 +114,8 @@ class Entry implements SignedHeaders {
 
   constructor(
     readonly record: SessionRecord | null,
-    /** Why there is no record: 'expired' (unknown token) or 'invalid' (corrupt record). */
-    readonly negative: 'expired' | 'invalid' | null,
+    /** Why there is no record: 'missing' (nothing stored for the token) or 'invalid' (corrupt record). */
+    readonly negative: 'missing' | 'invalid' | null,
     private readonly ring: SignedRing | null,
     readonly reason?: string,
   ) {
@@ -481,8 +486,8 @@ export class SessionResolver {
    * failure is the outcome `store_error`, for the caller to fail closed.
    */
   async resolve(token: string | null): Promise<Lookup> {
-    if (token === null) return { outcome: 'missing', source: 'none' };
-    if (!isWellFormedToken(token)) return { outcome: 'invalid', source: 'none', reason: 'malformed token' };
+    if (token === null) return { outcome: 'no_cookie', source: 'none' };
+    if (!isWellFormedToken(token)) return { outcome: 'malformed', source: 'none', reason: 'malformed token' };
     const tokenHash = hashToken(token);
     const now = this.now();
     if (!this.cacheActive) return this.resolveUncached(tokenHash, now);
@@ -576,7 +581,7 @@ export class SessionResolver {
    * last refreshed, if known: it still holds (the expiry fields of a session never change).
    */
   private entryOf(raw: string | null, touchedAt?: number): Entry {
-    if (raw === null) return new Entry(null, 'expired', null);
+    if (raw === null) return new Entry(null, 'missing', null);
     try {
       const entry = new Entry(this.gatewayView(parseRecord(raw)), null, this.signedRing);
       if (touchedAt !== undefined) entry.touchedAt = Math.max(touchedAt, entry.touchedAt);
@@ -606,7 +611,7 @@ export class SessionResolver {
   private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
     const record = entry.record;
     if (!record) {
-      const outcome = entry.negative ?? 'expired';
+      const outcome = entry.negative ?? 'missing';
       return entry.reason ? { outcome, source, reason: entry.reason } : { outcome, source };
     }
     if (record.absoluteExpiresAt <= now) {
