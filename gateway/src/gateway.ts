@@ -26,7 +26,7 @@ import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
 import { decide } from './policy/decide.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
 import { allowedOriginsFor, csrfVerdict } from './proxy/csrf.js';
-import { ClientAddressResolver } from './proxy/client-address.js';
+import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { RouteTable, ruleFor, upstreamPath } from './routes/match.js';
@@ -78,6 +78,8 @@ export interface GateState {
   readonly session: ResolvedSession | null;
   /** Cookie header without the session cookie. */
   readonly cookie: string | null;
+  /** Client address, scheme and (valid, canonical) host. */
+  readonly client: ClientAddress;
 }
 
 export interface SessionGate {
@@ -102,6 +104,7 @@ declare module 'fastify' {
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const LOGGED_ELSEWHERE = new Set(['SG_ERR_SESSION_STORE_UNAVAILABLE', 'SG_ERR_UPSTREAM_UNAVAILABLE', 'SG_ERR_UPSTREAM_TIMEOUT']);
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const INVALID_HOST = 'The Host header (or a trusted proxy\'s X-Forwarded-Host or Forwarded host) is not a valid host[:port]';
 
 function lookupRoles(l: Lookup): readonly string[] | null {
   return l.outcome === 'valid' ? l.session.record.roles : null;
@@ -205,6 +208,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) throw new BadRequest(c.reason);
+    const client = clientAddress.resolve(raw);
+    // RFC 9112 §3.2: an invalid Host is a 400; it would travel on as X-Forwarded-Host
+    if (client.host === null) throw new BadRequest(INVALID_HOST);
     const route = table.match(c.path);
     if (!route) throw new NotFound();
     matched?.(route);
@@ -234,14 +240,14 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       if (decision === 'forbidden') throw new Forbidden();
       if (lookup.outcome === 'valid') session = lookup.session;
       if (route.csrf && UNSAFE_METHODS.has(method) && (cookie.token !== null || cookie.duplicate)) {
-        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(raw, clientAddress);
+        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
         const why = csrfVerdict(raw.headers, origins);
         if (why) throw new CsrfRejected(why);
       }
     }
     const declared = raw.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
-    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest };
+    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client };
   }
 
   // runs before the body is read, so a refusal costs nothing
@@ -252,9 +258,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   }
 
   /** Everything the upstream needs to know about this request. */
-  function forwardContext(g: GateState, raw: IncomingMessage) {
+  function forwardContext(g: GateState, _raw: IncomingMessage) {
     const xSession = g.session ? identityFor(g.session, g.route, Date.now()) : null;
-    const addr = clientAddress.resolve(raw);
+    const addr = g.client;
     return {
       // without the query: reply-from appends the client's query exactly as received
       url: g.route.upstream + upstreamPath(g.route, g.path),
@@ -264,7 +270,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
         xSession,
         forwardedFor: addr.forwardedFor,
         forwardedProto: addr.proto,
-        forwardedHost: addr.host,
+        forwardedHost: addr.host ?? undefined,
       },
     };
   }
