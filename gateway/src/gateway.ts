@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -9,6 +9,7 @@ import {
   Forbidden,
   HeadersTooLarge,
   MethodNotAllowed,
+  MethodOverrideRefused,
   NotFound,
   PayloadTooLarge,
   SessionStoreUnavailable,
@@ -27,6 +28,7 @@ import { decide } from './policy/decide.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
 import { allowedOriginsFor, csrfVerdict } from './proxy/csrf.js';
 import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
+import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { RouteTable, ruleFor, upstreamPath } from './routes/match.js';
@@ -142,6 +144,18 @@ class BodyLimit extends Transform {
   }
 }
 
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The whole of a (size-limited) stream. */
+async function readWhole(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 /**
  * The gateway as a Fastify plugin: canonical path → route → session → policy → signed
  * X-Session → upstream. Everything it adds (a catch-all route, body pass-through, the JWKS
@@ -216,6 +230,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
+    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
     const cookieHeader = raw.headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
@@ -326,12 +341,19 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     });
     // bodies stream through untouched; the route's limit is enforced on the way
     instance.removeAllContentTypeParsers();
-    instance.addContentTypeParser('*', (request: FastifyRequest, payload: IncomingMessage, done) => {
+    function bodyOf(request: FastifyRequest, payload: IncomingMessage, done: (err: Error | null, body?: Readable) => void): void {
       const limit = request.gate?.route.bodyLimit ?? DEFAULT_BODY_LIMIT;
       const counted = payload.pipe(new BodyLimit(limit));
       payload.on('error', (err) => counted.destroy(err));
-      done(null, counted);
-    });
+      if (request.gate?.route.methodOverride === 'allow' || !isFormBody(request.method, request.headers)) return done(null, counted);
+      // a form body is read whole (up to the route's limit) and scanned before anything is
+      // sent, so an upstream never sees a _method it would obey
+      readWhole(counted).then((body) => {
+        if (hasMethodOverrideParam(body.toString('latin1'))) done(new MethodOverrideRefused('request body'));
+        else done(null, Readable.from([body]));
+      }, (err: Error) => done(err));
+    }
+    instance.addContentTypeParser('*', bodyOf);
     instance.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
       const { statusCode, body } = errorResponse(err);
       // store and upstream failures were logged where they happened, with their cause
@@ -349,6 +371,11 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     // get the same gate, which answers them with 405 or 400
     instance.setNotFoundHandler(async (request, reply) => {
       await admitRequest(request);
+      // Fastify reads no body for methods it does not know (PROPFIND, PURGE…): a route that
+      // lists one gets its body forwarded like any other
+      if (request.body === undefined && hasBody(request.headers)) {
+        request.body = await new Promise<Readable | undefined>((resolve, reject) => bodyOf(request, request.raw, (err, body) => (err ? reject(err) : resolve(body))));
+      }
       return forward(request, reply);
     });
     instance.route({ method: ALL_METHODS, url: '/', onRequest: admitRequest, handler: forward });
