@@ -142,6 +142,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     allowedOrigins: config.allowedOrigins,
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
+    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,
   });
 

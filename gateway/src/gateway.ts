@@ -25,13 +25,13 @@ import { XSessionSigner } from './identity/signer.js';
 import jwks from './identity/jwks.js';
 import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
 import { decide } from './policy/decide.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
+import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { allowedOriginsFor, csrfVerdict } from './proxy/csrf.js';
 import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
 import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
-import { RouteTable, ruleFor, upstreamPath } from './routes/match.js';
+import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
 import { DEFAULT_BODY_LIMIT } from './routes/config.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
@@ -67,6 +67,8 @@ export interface SessionGateOptions {
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
   upstreamPool?: { connections?: number; keepAliveTimeoutMs?: number };
+  /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
+  websocketIdleTimeoutMs?: number;
 }
 
 /** What the gate decided for one request, for the proxy step. */
@@ -216,9 +218,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   /**
    * Routing, session and policy for one request: the canonical path, its route and rule,
    * the session, the decision. Throws the coded error to answer with. Shared by HTTP
-   * requests and WebSocket upgrades.
+   * requests and WebSocket upgrades (`upgrade`: a browser opens a WebSocket to any site with
+   * the user's cookies, so an upgrade gets the same origin check as a write).
    */
-  async function admit(raw: IncomingMessage, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState> {
+  async function admit(raw: IncomingMessage, log: FastifyBaseLogger, matched?: (route: Route) => void, upgrade = false): Promise<GateState> {
     const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) throw new BadRequest(c.reason);
@@ -254,7 +257,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       if (decision === 'unauthenticated') throw new Unauthenticated();
       if (decision === 'forbidden') throw new Forbidden();
       if (lookup.outcome === 'valid') session = lookup.session;
-      if (route.csrf && UNSAFE_METHODS.has(method) && (cookie.token !== null || cookie.duplicate)) {
+      if (route.csrf && (upgrade || UNSAFE_METHODS.has(method)) && (cookie.token !== null || cookie.duplicate)) {
         const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
         const why = csrfVerdict(raw.headers, origins);
         if (why) throw new CsrfRejected(why);
@@ -278,7 +281,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     const addr = g.client;
     return {
       // without the query: reply-from appends the client's query exactly as received
-      url: g.route.upstream + upstreamPath(g.route, g.path),
+      url: upstreamUrl(g.route, g.path),
       query: g.query,
       headers: {
         cookie: g.cookie,
@@ -297,7 +300,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     const fwd = forwardContext(g, request.raw);
     return reply.from(fwd.url, {
       timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) => upstreamRequestHeaders(headers, fwd.headers),
+      rewriteRequestHeaders: (_req, headers) => upstreamRequestHeaders(stripRequestHopByHop(headers), fwd.headers),
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
         const err = error as Error & { code?: string };
@@ -317,8 +320,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   // WebSocket (and any other) upgrades pass the same gate as plain requests
   const upgrades = new UpgradeProxy({
-    admit: (raw) => admit(raw, fastify.log),
+    admit: (raw) => admit(raw, fastify.log, undefined, true),
     forward: forwardContext,
+    onRevoked: (tokenHash, cb) => resolver.onRevoked(tokenHash, cb),
+    idleTimeoutMs: opts.websocketIdleTimeoutMs,
     log: fastify.log,
     onRejected: (err) => errorResponse(err),
   });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RouteTable, ruleFor, upstreamPath } from '../src/routes/match.js';
+import { RouteTable, ruleFor, upstreamPath, upstreamUrl } from '../src/routes/match.js';
 import type { MethodRule, Route } from '../src/routes/types.js';
 
 const REQUIRED: MethodRule = { auth: 'required', roles: null };
@@ -145,6 +145,14 @@ describe('upstreamPath', () => {
     const stripped = route('o', '/api/orders', { upstream: 'http://h:1/base/', rewritePrefix: '' });
     expect(upstreamPath(stripped, '/api/orders/7')).toBe('/base/7');
     expect(upstreamPath(stripped, '/api/orders')).toBe('/base/');
+  });
+
+  it('upstreamUrl: the origin of the upstream, then the path with the base path once', () => {
+    const based = route('o', '/api/orders', { upstream: 'http://h:1/base' });
+    expect(upstreamUrl(based, '/api/orders/7')).toBe('http://h:1/base/api/orders/7');
+    const stripped = route('o', '/api/orders', { upstream: 'https://h/base/', rewritePrefix: '' });
+    expect(upstreamUrl(stripped, '/api/orders/7')).toBe('https://h/base/7');
+    expect(upstreamUrl(route('o', '/api/orders', { upstream: 'http://h:1' }), '/api/orders')).toBe('http://h:1/api/orders');
   });
 
   it('always starts with a single slash', () => {

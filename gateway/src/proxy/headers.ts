@@ -59,6 +59,21 @@ export function isOwnedHeader(name: string): boolean {
   return FOLDABLE.test(name) && OWNED.has(name.toLowerCase().replace(/[_.]/g, '-'));
 }
 
+/**
+ * Request headers about the client's connection that never pass on a plain request, beyond
+ * Connection and the headers it lists (which the proxy removes): `Expect` (the gateway's
+ * server has already answered `100 Continue`), `Keep-Alive`, `Proxy-Connection`, `TE`,
+ * `Trailer`, and an `Upgrade` that came without `Connection: upgrade` (a real upgrade never
+ * takes this path). The upstream client refuses most of them: forwarded, they made a 502.
+ */
+const REQUEST_HOP_BY_HOP = ['expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings'];
+
+/** Removes the connection-level request headers of a plain (not upgraded) request. */
+export function stripRequestHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name of REQUEST_HOP_BY_HOP) delete headers[name];
+  return headers;
+}
+
 export interface ForwardContext {
   /** The Cookie header without the session cookie, or null. */
   cookie: string | null;

@@ -77,6 +77,24 @@ export function upstreamPath(route: Route, canonicalPath: string): string {
   return base === '' ? path : base + path;
 }
 
+/**
+ * The URL to forward a request matched to `route` to, without its query: the origin of
+ * `route.upstream` followed by `upstreamPath()` (which already holds the base path).
+ */
+export function upstreamUrl(route: Route, canonicalPath: string): string {
+  return upstreamOrigin(route.upstream) + upstreamPath(route, canonicalPath);
+}
+
+// The scheme and authority of an upstream URL: everything before its path.
+function upstreamOrigin(upstream: string): string {
+  const scheme = upstream.indexOf('://');
+  for (let i = scheme < 0 ? 0 : scheme + 3; i < upstream.length; i++) {
+    const c = upstream.charCodeAt(i);
+    if (c === 0x2f || c === 0x3f || c === 0x23) return upstream.slice(0, i); // '/', '?' or '#'
+  }
+  return upstream;
+}
+
 // The path part of an upstream URL without trailing slashes: '' for a bare origin.
 function basePath(upstream: string): string {
   const scheme = upstream.indexOf('://');

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { InvalidRecordError, hashToken, isWellFormedToken, parseRecord, remainingLifetimeMs, type SessionRecord } from './record.js';
 import { subscriberFor } from './redis.js';
+import { RevocationWatch, type RevokedListener } from './revocations.js';
 import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
 
 /** Most sessions one gateway keeps resolved in memory. @default 100_000 */
@@ -78,6 +79,8 @@ export interface SessionResolverOptions {
     /** @default DEFAULT_HEARTBEAT_TIMEOUT_MS */
     timeoutMs?: number;
   };
+  /** How often open tunnels are re-checked while revocations cannot arrive by pub/sub. @default DEFAULT_REVOCATION_RECHECK_MS */
+  revocationRecheckMs?: number;
   /** Where the resolver reports what happened to its subscription and refreshes. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
@@ -271,6 +274,7 @@ export class SessionResolver {
   private channelSilent = false;
   /** The last command on the request path failed: Redis may not be answering anyone. */
   private storeFailing = false;
+  private readonly revocations: RevocationWatch;
 
   constructor(store: SessionStore, opts: SessionResolverOptions = {}) {
     this.store = store;
@@ -303,6 +307,27 @@ export class SessionResolver {
     }
     this.signedRing = new SignedRing(Math.max(1, Math.min(max, opts.signedHeadersMax ?? DEFAULT_SIGNED_HEADERS_MAX)));
     this.seen = new ActiveSessions(ACTIVE_WINDOW_MS, Math.max(max, 100_000) * 10);
+    this.revocations = new RevocationWatch({
+      recheckMs: opts.revocationRecheckMs,
+      channelTrusted: () => this.subscribed && !this.channelSilent && !this.stopped,
+      stillValid: (hashes) =>
+        Promise.all(
+          hashes.map(async (h) => {
+            const record = this.entryOf(await this.store.readRaw(h)).record;
+            return record !== null && record.absoluteExpiresAt > this.now();
+          }),
+        ),
+      log: this.log,
+    });
+  }
+
+  /**
+   * Calls `cb` once when the session of `tokenHash` is revoked or changed (an invalidation
+   * message, or a re-check against Redis while such messages may be lost): for holders of
+   * long-lived connections. Returns the unsubscribe.
+   */
+  onRevoked(tokenHash: string, cb: RevokedListener): () => void {
+    return this.revocations.add(tokenHash, cb);
   }
 
   /**
@@ -389,6 +414,8 @@ export class SessionResolver {
       this.channelSilent = false;
       this.subscribed = true;
       this.log.info({ channel }, 'session invalidation channel subscribed: cache on');
+      // revocations published while the channel was down were lost: ask Redis instead
+      void this.revocations.recheck();
     } catch (err) {
       this.log.warn({ err }, 'session invalidation subscribe failed');
     }
@@ -398,6 +425,7 @@ export class SessionResolver {
     this.stopped = true;
     this.subscribed = false;
     this.forgetAll();
+    this.revocations.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -413,7 +441,8 @@ export class SessionResolver {
 
   /** Drops sessions from this gateway's memory (what an invalidation message does). */
   invalidate(tokenHashes: Iterable<string>): void {
-    for (const h of tokenHashes) {
+    const hashes = [...tokenHashes];
+    for (const h of hashes) {
       this.cache.delete(h);
       this.recentCache?.delete(h);
       const read = this.inflight.get(h);
@@ -422,6 +451,7 @@ export class SessionResolver {
         this.inflight.delete(h);
       }
     }
+    this.revocations.revoke(hashes);
   }
 
   private rememberTouch(tokenHash: string, touchedAt: number): void {
