@@ -16,6 +16,7 @@ function route(name: string, prefix: string, extra: Partial<Route> = {}): Route 
     bodyLimit: 1024 * 1024,
     timeout: 30_000,
     csrf: true,
+    methodOverride: 'refuse',
     ...extra,
   };
 }
@@ -204,10 +205,18 @@ describe('ruleFor', () => {
 
   it('matches method names exactly and ignores Object.prototype members', () => {
     const r = route('r', '/r', { methods: { DELETE: ADMIN } });
-    expect(ruleFor(r, 'delete')).toBe(REQUIRED);
-    expect(ruleFor(r, 'constructor')).toBe(REQUIRED);
-    expect(ruleFor(r, '__proto__')).toBe(REQUIRED);
-    expect(ruleFor(r, 'toString')).toBe(REQUIRED);
+    // not one of the methods that take the route's rule, and not listed: refused
+    expect(ruleFor(r, 'delete')).toBeNull();
+    expect(ruleFor(r, 'constructor')).toBeNull();
+    expect(ruleFor(r, '__proto__')).toBeNull();
+    expect(ruleFor(r, 'toString')).toBeNull();
+  });
+
+  it('gives the route rule only to the common methods; any other must be listed', () => {
+    const r = route('r', '/r', { methods: { DELETE: ADMIN, PROPFIND: READER } });
+    for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'OPTIONS']) expect(ruleFor(r, m), m).toBe(REQUIRED);
+    expect(ruleFor(r, 'PROPFIND')).toBe(READER);
+    for (const m of ['PURGE', 'MOVE', 'COPY', 'MKCOL', 'PROPPATCH', 'LOCK', 'SEARCH', 'QUERY', 'M-SEARCH']) expect(ruleFor(r, m), m).toBeNull();
   });
 });
 

@@ -114,10 +114,16 @@ function trimTrailingSlashes(s: string): string {
   return end === s.length ? s : s.slice(0, end);
 }
 
+// methods that follow the route's rule unless `methods` says otherwise; any other method
+// (PURGE, PROPFIND, MOVE…) is refused unless the route lists it
+const ROUTE_RULE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 /**
  * The rule `method` is decided by on `route`: its per-method override, for `HEAD` the
- * `GET` override, else `route.rule`. `null` for `TRACE` and `CONNECT`, which are never
- * proxied (405). Methods are case-sensitive (RFC 9110 §9.1), as the override keys are.
+ * `GET` override, else `route.rule` for GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS.
+ * `null` (405) for any other method the route does not list, and always for `TRACE` and
+ * `CONNECT`, which are never proxied. Methods are case-sensitive (RFC 9110 §9.1), as the
+ * override keys are.
  */
 export function ruleFor(route: Route, method: string): MethodRule | null {
   if (method === 'TRACE' || method === 'CONNECT') return null;
@@ -125,5 +131,5 @@ export function ruleFor(route: Route, method: string): MethodRule | null {
   // own keys only: a method named like an Object.prototype member must not hit it
   if (Object.hasOwn(methods, method)) return methods[method]!;
   if (method === 'HEAD' && Object.hasOwn(methods, 'GET')) return methods.GET!;
-  return route.rule;
+  return ROUTE_RULE_METHODS.has(method) ? route.rule : null;
 }
