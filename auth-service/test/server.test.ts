@@ -131,7 +131,7 @@ describe('sessiongate auth: the server', () => {
       body: JSON.stringify({ username: 'yan', password: 'yan-password' }),
     });
     expect(res.status).toBe(204);
-    expect(res.headers.get('set-cookie')).toMatch(/^sid=[A-Za-z0-9_-]{43}; /);
+    expect(res.headers.get('set-cookie')).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; /);
   });
 
   it('says not ready while the users file is missing', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeInvalidation, hashToken, KeyLayout } from '../src/session/index.js';
+import { encodeInvalidation, sessionRef, KeyLayout } from '../src/session/index.js';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { nodeKeys, startRedisCluster, type RedisCluster } from '../../test/support/redis-cluster.js';
@@ -128,7 +128,7 @@ describe('on a 3-master Redis Cluster', () => {
     // both gateways hold the session in their caches: the revocation reaches them by pub/sub
     expect(await msUntilRefused(gwA, token, 1000)).toBeLessThan(1000);
     expect(await msUntilRefused(gwB, token, 1000)).toBeLessThan(1000);
-    expect(await data.exists(keys.session(hashToken(token)))).toBe(0);
+    expect(await data.exists(keys.session(sessionRef(token)))).toBe(0);
   });
 
   it('spreads sessions over every master', async () => {
@@ -151,7 +151,7 @@ describe('on a 3-master Redis Cluster', () => {
     for (let i = 0; i < 9; i++) tokens.push(await login(gwA, 'bob'));
     const carol = await login(gwA, 'carol');
     const holders = new Set(
-      (await sessionKeysPerNode()).flatMap((k, node) => (tokens.some((t) => k.includes(keys.session(hashToken(t)))) ? [node] : [])),
+      (await sessionKeysPerNode()).flatMap((k, node) => (tokens.some((t) => k.includes(keys.session(sessionRef(t)))) ? [node] : [])),
     );
     // nine sessions on one master only would make this test prove nothing about slots
     expect(holders.size).toBeGreaterThan(1);
@@ -167,7 +167,7 @@ describe('on a 3-master Redis Cluster', () => {
       expect(await msUntilRefused(gwB, t, 1000)).toBeLessThan(1000);
     }
     expect(await data.exists(keys.userIndex('bob'))).toBe(0);
-    for (const t of tokens) expect(await data.exists(keys.session(hashToken(t)))).toBe(0);
+    for (const t of tokens) expect(await data.exists(keys.session(sessionRef(t)))).toBe(0);
     // another user's session is untouched
     expect((await access(gwA, carol)).statusCode).toBe(200);
   });
@@ -179,13 +179,13 @@ describe('on a 3-master Redis Cluster', () => {
 
     for (const [i] of cluster.nodes.entries()) {
       const token = await login(gwA, 'carol');
-      const hash = hashToken(token);
+      const ref = sessionRef(token);
       expect((await access(gwB, token)).statusCode).toBe(200);
       // delete the record without telling anyone: the cached session keeps being served…
-      await data.del(keys.session(hash));
+      await data.del(keys.session(ref));
       expect((await access(gwB, token)).statusCode).toBe(200);
       // …until the invalidation arrives, published through master i
-      await cluster.node(i).publish(keys.invalidationChannel, encodeInvalidation({ hashes: [hash] }));
+      await cluster.node(i).publish(keys.invalidationChannel, encodeInvalidation({ sids: [ref.sid] }));
       // fine-grained polling: this measures the cross-node delivery itself
       const ms = await msUntilRefused(gwB, token, 1000, 2);
       console.log(`[cluster] revocation published on master ${i} honoured by gateway B after ${ms.toFixed(1)} ms`);
