@@ -40,8 +40,10 @@ describe.each(['standalone', 'cluster'] as const)('revocation after racing login
     up = await startUpstream('svc');
     usersDir = mkdtempSync(path.join(tmpdir(), 'sg-revocation-users-'));
     const usersFile = await writeUsersFile(USERS, usersDir);
-    // eight logins of one account at once would hit the per-account throttle (it reserves first)
-    auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env: { ...env, LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000' } });
+    // eight logins of one account at once would hit the per-account throttle (it reserves
+    // first); forty live sessions of one user are over the default cap
+    const authEnv = { ...env, LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000', SESSION_MAX_PER_USER: '100' };
+    auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env: authEnv });
     await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
     const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
     const routes = routesYaml({ public: up.url, auth: authUrl });
