@@ -198,7 +198,7 @@ describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' :
     // 4. the session cookie is there, HttpOnly, and page script cannot see it
     const sid = await sidCookie(context);
     expect(sid).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
-    expect(sid!.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(sid!.value).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}$/);
     const visible = await page.evaluate(() => document.cookie);
     expect(visible).toBe('theme=dark');
     expect(visible).not.toContain('sid');

@@ -184,7 +184,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     const alice = client(base!);
     const login = await alice('POST', '/auth/login', { json: { username: 'alice', password: pw.alice } });
     expect(login.status).toBe(204);
-    expect(login.setCookie).toMatch(/^sid=[A-Za-z0-9_-]{43};/);
+    expect(login.setCookie).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4};/);
     expect(login.setCookie).toMatch(/HttpOnly/i);
 
     const order = await alice('GET', '/api/orders/1');

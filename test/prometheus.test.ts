@@ -134,14 +134,14 @@ describe('the dashboard and the alerts against a real Prometheus', () => {
     await expectStatus('/api/orders/1', 200, alice);
     await expectStatus('/api/orders/1', 200, alice);
     await expectStatus('/api/orders/1', 401);
-    await expectStatus('/api/orders/1', 401, mintToken());
+    await expectStatus('/api/orders/1', 401, mintToken("nobody"));
     await expectStatus('/admin/x', 403, alice);
     await expectStatus('/nowhere', 404);
     await expectStatus('/down/x', 502);
     expect((await gw.gw.reload()).ok).toBe(false);
     redis.pause();
     try {
-      await expectStatus('/api/orders/1', 503, mintToken());
+      await expectStatus('/api/orders/1', 503, mintToken("nobody"));
     } finally {
       redis.resume();
     }

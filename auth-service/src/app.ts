@@ -87,6 +87,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     await app.register(redisPlugin, {
       ...(opts.redis ? { client: opts.redis } : { connection: config.redis }),
       keyPrefix: config.session.keyPrefix,
+      maxSessionsPerUser: config.maxSessionsPerUser,
     });
     await app.register(identityPlugin, { verifier: new XSessionVerifier(config.xSession.keys, config.xSession) });
 

@@ -1,6 +1,12 @@
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
-import { REDIS_ENVIRONMENT_HELP } from 'sessiongate/session';
-import { authConfigFromEnv, DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT, DEFAULT_USERS_FILE } from './config.js';
+import { DEFAULT_MAX_SESSIONS_PER_USER, REDIS_ENVIRONMENT_HELP } from 'sessiongate/session';
+import {
+  authConfigFromEnv,
+  DEFAULT_AUTH_METRICS_PORT,
+  DEFAULT_AUTH_PORT,
+  DEFAULT_USERS_FILE,
+  MAX_SESSIONS_PER_USER_LIMIT,
+} from './config.js';
 import { startAuthServer } from './server.js';
 
 export { usersCommand, USERS_HELP } from './users/command.js';
@@ -32,6 +38,8 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSION_COOKIE_NAME         sid       the session cookie (__Host-sid works with Secure)
   SESSION_IDLE_TIMEOUT        30m       a session unused this long ends
   SESSION_ABSOLUTE_TIMEOUT    12h       no session lives longer
+  SESSION_MAX_PER_USER        ${DEFAULT_MAX_SESSIONS_PER_USER}        live sessions per user (1-${MAX_SESSIONS_PER_USER_LIMIT}); a login past it
+                                        ends that user's oldest session
   COOKIE_SECURE               true      false only for local http
   X_SESSION_KEYS              required  the gateway's JWK set (JSON) or a path to one; only
                                         public parts are used (EdDSA), or the HS256 secret

@@ -10,6 +10,7 @@ import {
   setting,
 } from '@sessiongate/service-kit';
 import {
+  DEFAULT_MAX_SESSIONS_PER_USER,
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   redisConnectionFromEnv,
   sessionSettingsFromEnv,
@@ -42,6 +43,8 @@ export const DEFAULT_AUTH_ROUTE = 'auth';
  * @default ['127.0.0.1/32', '::1/128']
  */
 export const DEFAULT_AUTH_TRUSTED_PROXIES: readonly string[] = Object.freeze(['127.0.0.1/32', '::1/128']);
+/** Highest SESSION_MAX_PER_USER: a user's index stays one small sorted set. @default 1000 */
+export const MAX_SESSIONS_PER_USER_LIMIT = 1000;
 /** How long shutdown waits for in-flight requests. @default 10 s */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -58,6 +61,8 @@ export interface AuthConfig {
   readonly scryptCost: number;
   readonly redis: RedisConnectionOptions;
   readonly session: SessionSettings;
+  /** Most live sessions per user: a login past it ends the user's oldest session. */
+  readonly maxSessionsPerUser: number;
   readonly xSession: { readonly keys: VerificationKeys; readonly issuer: string; readonly audience: string };
   readonly trustedProxies: readonly string[];
   readonly throttle: ThrottleSettings;
@@ -97,6 +102,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
       connectionName: 'sessiongate-auth',
     },
     session,
+    maxSessionsPerUser: intSetting(env, 'SESSION_MAX_PER_USER', DEFAULT_MAX_SESSIONS_PER_USER, 1, MAX_SESSIONS_PER_USER_LIMIT),
     xSession: {
       keys,
       issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_X_SESSION_ISSUER,

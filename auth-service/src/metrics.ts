@@ -5,7 +5,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export type LoginOutcome = 'success' | 'invalid_credentials' | 'throttled' | 'disabled' | 'bad_request';
-export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced';
+export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced' | 'limit';
 
 /**
  * The auth service's Prometheus metrics, in a registry of its own (two apps in one process
@@ -48,7 +48,7 @@ export class AuthMetrics {
     });
     this.sessionsRevoked = new Counter({
       name: 'sessiongate_auth_sessions_revoked_total',
-      help: 'Sessions ended by the auth service, by reason (logout, logout_all, revoke, disable, replaced)',
+      help: 'Sessions ended by the auth service, by reason (logout, logout_all, revoke, disable, replaced, limit)',
       labelNames: ['reason'],
       registers,
     });
@@ -76,7 +76,7 @@ export class AuthMetrics {
     // pre-create the series so dashboards see zeros, not gaps
     for (const outcome of ['success', 'invalid_credentials', 'throttled', 'disabled', 'bad_request'] as const) this.logins.inc({ outcome }, 0);
     for (const scope of ['account', 'ip'] as const) this.throttled.inc({ scope }, 0);
-    for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced'] as const) this.sessionsRevoked.inc({ reason }, 0);
+    for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced', 'limit'] as const) this.sessionsRevoked.inc({ reason }, 0);
     for (const result of ['success', 'failure'] as const) this.usersReloads.inc({ result }, 0);
   }
 

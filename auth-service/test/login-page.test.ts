@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { hashToken } from 'sessiongate/session';
+import { sessionRef } from 'sessiongate/session';
 import { safeNext } from '../src/routes/login-page.js';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 
@@ -107,8 +107,8 @@ describe('the login page and browser forms', () => {
     expect(plain.headers.location).toBe('/app');
     expect(plain.body).toBe('');
     const token = cookieToken(plain);
-    expect(plain.headers['set-cookie']).toMatch(/^sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
-    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(1);
+    expect(plain.headers['set-cookie']).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
+    expect(await t.redis.exists(t.keys.session(sessionRef(token)))).toBe(1);
 
     const next = await formLogin({ username: 'alice', password: USERS.alice.password, next: '/api/orders/7?view=full' });
     expect(next.statusCode).toBe(303);
@@ -187,7 +187,7 @@ describe('the login page and browser forms', () => {
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe('/auth/login');
     expect(res.headers['set-cookie']).toMatch(/^sid=; Path=\/; Max-Age=0;/);
-    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(0);
+    expect(await t.redis.exists(t.keys.session(sessionRef(token)))).toBe(0);
     // without a session too (logging out twice is no error)
     const again = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'content-type': FORM, accept: BROWSER_ACCEPT }, payload: '' });
     expect(again.statusCode).toBe(303);

@@ -35,6 +35,10 @@ describe('sessiongate auth: settings', () => {
       [{ SESSION_COOKIE_NAME: '__Host-sid', COOKIE_SECURE: 'false' }, 'SESSION_COOKIE_NAME'],
       [{ SESSION_IDLE_TIMEOUT: '2h', SESSION_ABSOLUTE_TIMEOUT: '1h' }, 'SESSION_ABSOLUTE_TIMEOUT'],
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+      [{ SESSION_MAX_PER_USER: '0' }, 'SESSION_MAX_PER_USER'],
+      [{ SESSION_MAX_PER_USER: '1001' }, 'SESSION_MAX_PER_USER'],
+      // a brace would become the Cluster hash tag and split a user's keys across slots
+      [{ SESSIONGATE_REDIS_PREFIX: 'sg{x:' }, 'SESSIONGATE_REDIS_PREFIX'],
     ];
     for (const [env, variable] of cases) {
       const io = captureIo({ ...base(), ...env });
@@ -51,6 +55,7 @@ describe('sessiongate auth: settings', () => {
       metricsPort: 9092,
       usersFile: './users.yaml',
       scryptCost: 17,
+      maxSessionsPerUser: 20,
       trustedProxies: ['127.0.0.1/32', '::1/128'],
       throttle: { maxPerAccount: 5, maxPerIp: 100, windowMs: 15 * 60_000 },
       xSession: { issuer: 'sessiongate', audience: 'auth' },
@@ -134,7 +139,7 @@ describe('sessiongate auth: the server', () => {
       body: JSON.stringify({ username: 'yan', password: 'yan-password' }),
     });
     expect(res.status).toBe(204);
-    expect(res.headers.get('set-cookie')).toMatch(/^sid=[A-Za-z0-9_-]{43}; /);
+    expect(res.headers.get('set-cookie')).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; /);
   });
 
   it('says not ready while the users file is missing', async () => {

@@ -322,7 +322,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const upgrades = new UpgradeProxy({
     admit: (raw) => admit(raw, fastify.log, undefined, true),
     forward: forwardContext,
-    onRevoked: (tokenHash, cb) => resolver.onRevoked(tokenHash, cb),
+    onRevoked: (ref, cb) => resolver.onRevoked(ref, cb),
     idleTimeoutMs: opts.websocketIdleTimeoutMs,
     log: fastify.log,
     onRejected: (err) => errorResponse(err),

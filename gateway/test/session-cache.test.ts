@@ -84,7 +84,7 @@ describe('session cache', () => {
 
   it('remembers an unknown token for the negative TTL, and a malformed one costs nothing', async () => {
     const h = await cachedResolver({ cache: { negativeTtlMs: 500 } });
-    const unknown = mintToken();
+    const unknown = mintToken("nobody");
     const before = await commandCounts();
     for (let i = 0; i < 50; i++) expect((await h.resolver.resolve(unknown)).outcome).toBe('missing');
     expect(delta(before, await commandCounts(), 'get')).toBe(1);
@@ -106,8 +106,8 @@ describe('session cache', () => {
       pending = h.resolver.resolve(s.token);
       await sleep(50);
       // logout elsewhere: the key goes (queued behind the read) and the message arrives
-      void redis.del(h.store.keys.session(s.tokenHash)).catch(() => undefined);
-      h.resolver.invalidate([s.tokenHash]);
+      void redis.del(h.store.keys.session(s.ref)).catch(() => undefined);
+      h.resolver.invalidate([s.ref.sid]);
     } finally {
       server.resume();
     }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
-import { hashToken } from '../src/session/index.js';
+import { sessionRef } from '../src/session/index.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 import { startWsUpstream, wsConnect, type WsClientResult, type WsUpstream } from '../../test/support/websocket.js';
 
@@ -133,7 +133,7 @@ describe('open WebSockets and a lost invalidation', () => {
     const bobTunnel = await tunnel(g, bob);
     try {
       // the session ends without a message reaching this gateway, then its channel drops
-      await g.redis.del(g.store.keys.session(hashToken(alice)));
+      await g.redis.del(g.store.keys.session(sessionRef(alice)));
       await g.redis.call('client', 'kill', 'type', 'pubsub');
       const t0 = performance.now();
       expect(await closedAfter(aliceTunnel, t0)).toBeLessThan(5 * REVOCATION_LIMIT_MS);

@@ -97,7 +97,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
     // checked, after the change was applied to their live sessions: apply it to this one too.
     const now = await directory.find(user.name);
     if (!now || now.disabled) {
-      await storeCall(() => store.destroyByHash(user.name, created.record.sid, created.tokenHash));
+      await storeCall(() => store.destroyBySid(user.name, created.record.sid));
       metrics.logins.inc({ outcome: 'disabled' });
       throw new InvalidCredentials();
     }
@@ -106,6 +106,10 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
     metrics.logins.inc({ outcome: 'success' });
     metrics.sessionsCreated.inc();
     request.log.info({ event: 'login', outcome: 'success', user: user.name, sid: created.record.sid, ip: request.ip }, 'login');
+    if (created.evicted.length) {
+      metrics.sessionsRevoked.inc({ reason: 'limit' }, created.evicted.length);
+      request.log.info({ event: 'session-limit', user: user.name, ended: created.evicted }, 'session limit reached: oldest sessions ended');
+    }
 
     // what follows is housekeeping: the session exists, so failures are logged, not answered
     await throttle.succeeded(name, clientId).catch((err: unknown) => request.log.warn({ err }, 'could not clear the login throttle'));
@@ -118,8 +122,6 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
       });
       if (ended) metrics.sessionsRevoked.inc({ reason: 'replaced' });
     }
-    // prune() drops index entries of sessions that have expired: the index never grows unbounded
-    await store.prune(user.name).catch((err: unknown) => request.log.warn({ err }, 'could not prune the session index'));
 
     return created.token;
   }

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { BadRequest, MethodNotAllowed } from '../errors.js';
 import type { GateState } from '../gateway.js';
+import type { SessionRef } from '../session/record.js';
 import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
 
 /** How long a joined connection may carry nothing either way before it is closed. @default 10 min */
@@ -13,8 +14,8 @@ export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 10 * 60_000;
 export interface UpgradeProxyOptions {
   admit(raw: IncomingMessage): Promise<GateState>;
   forward(g: GateState, raw: IncomingMessage): { url: string; query: string; headers: ForwardContext };
-  /** Calls `cb` once when the session of `tokenHash` is revoked; returns the unsubscribe. */
-  onRevoked(tokenHash: string, cb: () => void): () => void;
+  /** Calls `cb` once when the session `ref` is revoked; returns the unsubscribe. */
+  onRevoked(ref: SessionRef, cb: () => void): () => void;
   /** @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
   idleTimeoutMs?: number;
   log: FastifyBaseLogger;
@@ -90,7 +91,7 @@ export class UpgradeProxy {
     let onRevoked = () => {
       revoked = true;
     };
-    const unwatch = g.session ? this.opts.onRevoked(g.session.tokenHash, () => onRevoked()) : () => undefined;
+    const unwatch = g.session ? this.opts.onRevoked(g.session.ref, () => onRevoked()) : () => undefined;
     socket.once('close', unwatch);
 
     const fwd = this.opts.forward(g, req);

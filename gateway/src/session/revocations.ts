@@ -5,6 +5,8 @@
  */
 export const DEFAULT_REVOCATION_RECHECK_MS = 500;
 
+import type { SessionRef } from './record.js';
+
 export type RevokedListener = () => void;
 
 export interface RevocationWatchOptions {
@@ -12,18 +14,18 @@ export interface RevocationWatchOptions {
   recheckMs?: number;
   /** True while every revocation reaches this gateway by pub/sub. */
   channelTrusted(): boolean;
-  /** For each token hash, whether its session still stands; rejects when Redis cannot say. */
-  stillValid(tokenHashes: readonly string[]): Promise<boolean[]>;
+  /** For each session, whether it still stands; rejects when Redis cannot say. */
+  stillValid(refs: readonly SessionRef[]): Promise<boolean[]>;
   log: { warn(obj: object, msg: string): void };
 }
 
 /**
- * Listeners by token hash, told once when that session is revoked or changed: by an
+ * Listeners by session id, told once when that session is revoked or changed: by an
  * invalidation message, or, while such messages may be lost, by a re-check against Redis.
  * A session that Redis cannot be asked about keeps its listeners until it can.
  */
 export class RevocationWatch {
-  private readonly byHash = new Map<string, Set<RevokedListener>>();
+  private readonly bySid = new Map<string, { ref: SessionRef; listeners: Set<RevokedListener> }>();
   private readonly recheckMs: number;
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
@@ -36,42 +38,42 @@ export class RevocationWatch {
   /** Number of listeners registered. */
   get size(): number {
     let n = 0;
-    for (const set of this.byHash.values()) n += set.size;
+    for (const w of this.bySid.values()) n += w.listeners.size;
     return n;
   }
 
-  /** Calls `cb` once when the session of `tokenHash` is revoked; returns the unsubscribe. */
-  add(tokenHash: string, cb: RevokedListener): () => void {
-    let set = this.byHash.get(tokenHash);
-    if (!set) this.byHash.set(tokenHash, (set = new Set()));
-    set.add(cb);
+  /** Calls `cb` once when the session `ref` is revoked; returns the unsubscribe. */
+  add(ref: SessionRef, cb: RevokedListener): () => void {
+    let w = this.bySid.get(ref.sid);
+    if (!w) this.bySid.set(ref.sid, (w = { ref, listeners: new Set() }));
+    w.listeners.add(cb);
     if (this.timer === null && !this.stopped) {
       this.timer = setInterval(() => {
         if (!this.opts.channelTrusted()) void this.recheck();
       }, this.recheckMs);
       this.timer.unref();
     }
-    return () => this.remove(tokenHash, cb);
+    return () => this.remove(ref.sid, cb);
   }
 
-  private remove(tokenHash: string, cb: RevokedListener): void {
-    const set = this.byHash.get(tokenHash);
-    if (!set) return;
-    set.delete(cb);
-    if (set.size === 0) this.byHash.delete(tokenHash);
-    if (this.byHash.size === 0 && this.timer !== null) {
+  private remove(sid: string, cb: RevokedListener): void {
+    const w = this.bySid.get(sid);
+    if (!w) return;
+    w.listeners.delete(cb);
+    if (w.listeners.size === 0) this.bySid.delete(sid);
+    if (this.bySid.size === 0 && this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;
     }
   }
 
   /** Tells the listeners of these sessions, and forgets them. */
-  revoke(tokenHashes: Iterable<string>): void {
-    for (const h of tokenHashes) {
-      const set = this.byHash.get(h);
-      if (!set) continue;
-      for (const cb of [...set]) {
-        this.remove(h, cb);
+  revoke(sids: Iterable<string>): void {
+    for (const sid of sids) {
+      const w = this.bySid.get(sid);
+      if (!w) continue;
+      for (const cb of [...w.listeners]) {
+        this.remove(sid, cb);
         try {
           cb();
         } catch (err) {
@@ -83,12 +85,12 @@ export class RevocationWatch {
 
   /** Asks Redis about every watched session (one check at a time) and revokes those gone. */
   async recheck(): Promise<void> {
-    if (this.checking || this.byHash.size === 0) return;
+    if (this.checking || this.bySid.size === 0) return;
     this.checking = true;
     try {
-      const hashes = [...this.byHash.keys()];
-      const valid = await this.opts.stillValid(hashes);
-      this.revoke(hashes.filter((_, i) => !valid[i]));
+      const refs = [...this.bySid.values()].map((w) => w.ref);
+      const valid = await this.opts.stillValid(refs);
+      this.revoke(refs.filter((_, i) => !valid[i]).map((r) => r.sid));
     } catch (err) {
       // Redis cannot say: the sessions stand until it can (the next tick asks again)
       this.opts.log.warn({ err }, 'open tunnels could not be re-checked against the session store');
@@ -101,6 +103,6 @@ export class RevocationWatch {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    this.byHash.clear();
+    this.bySid.clear();
   }
 }
