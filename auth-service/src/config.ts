@@ -5,8 +5,8 @@ import {
   intSetting,
   listSetting,
   logLevelSetting,
+  listenSettings,
   parseCidrs,
-  portSetting,
   setting,
 } from '@sessiongate/service-kit';
 import {
@@ -81,12 +81,9 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
       ? [...DEFAULT_AUTH_TRUSTED_PROXIES]
       : setting('SESSIONGATE_TRUSTED_PROXIES', () => parseCidrs(listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES')).cidrs);
   const logLevel = logLevelSetting(env);
-  const host = env.HOST?.trim() || '0.0.0.0';
   const config: AuthConfig = {
-    host,
-    port: portSetting(env, 'PORT', DEFAULT_AUTH_PORT),
-    metricsHost: env.METRICS_HOST?.trim() || host,
-    metricsPort: portSetting(env, 'METRICS_PORT', DEFAULT_AUTH_METRICS_PORT),
+    // AUTH_PORT and friends win over PORT: one environment can serve both processes
+    ...listenSettings(env, 'AUTH', { port: DEFAULT_AUTH_PORT, metricsPort: DEFAULT_AUTH_METRICS_PORT }),
     usersFile: env.SESSIONGATE_USERS?.trim() || DEFAULT_USERS_FILE,
     watchUsers: booleanSetting(env, 'SESSIONGATE_WATCH_USERS', true),
     scryptCost: scryptCostSetting(env),

@@ -6,7 +6,7 @@ export { prefersHtml } from '@sessiongate/service-kit';
 export type { ErrorBody };
 
 // The one list of errors the gateway answers with. `code` is stable and is what code
-// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+// branches on; `error` is the public code of the JSON body (README "Errors").
 
 export const BadRequest = createError('SG_ERR_BAD_REQUEST', '%s', 400);
 export const Unauthenticated = createError('SG_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
@@ -48,7 +48,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
 const GENERIC_5XX = 'The gateway could not handle this request';
 
 /**
- * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * The JSON body and status for any error: our own codes map to the public codes of README "Errors", Fastify's 4xx
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);

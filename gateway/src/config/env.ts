@@ -14,8 +14,8 @@ import {
   durationSetting,
   intSetting,
   listSetting,
+  listenSettings,
   logLevelSetting,
-  portSetting,
   parseCidrs,
   setting,
 } from '@sessiongate/service-kit';
@@ -100,10 +100,8 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
   const ttlMs = durationSetting(env, 'X_SESSION_TTL', DEFAULT_X_SESSION_TTL_MS);
   if (ttlMs < 1000) throw new SettingError('X_SESSION_TTL', 'must be at least 1s');
   const config: GatewayConfig = {
-    host: env.HOST?.trim() || '0.0.0.0',
-    port: portSetting(env, 'PORT', DEFAULT_GATEWAY_PORT),
-    metricsHost: env.METRICS_HOST?.trim() || env.HOST?.trim() || '0.0.0.0',
-    metricsPort: portSetting(env, 'METRICS_PORT', DEFAULT_GATEWAY_METRICS_PORT),
+    // GATEWAY_PORT and friends win over PORT: one environment can serve both processes
+    ...listenSettings(env, 'GATEWAY', { port: DEFAULT_GATEWAY_PORT, metricsPort: DEFAULT_GATEWAY_METRICS_PORT }),
     routesFile: env.SESSIONGATE_ROUTES?.trim() || './routes.yaml',
     redis: {
       connection,
