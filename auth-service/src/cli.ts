@@ -52,6 +52,10 @@ ${REDIS_ENVIRONMENT_HELP}
   LOGIN_MAX_FAILURES_PER_ACCOUNT 5      failed logins per account and window, then 429
   LOGIN_MAX_FAILURES_PER_IP   100       failed logins per client IP (IPv6: per /64) and window
   LOGIN_FAILURE_WINDOW        15m       the throttling window
+  LOGIN_DEFAULT_NEXT          /         where a browser lands after signing in when no
+                                        page asked for it (a path on this site)
+  SESSIONGATE_BRAND_NAME      (unset)   product name shown on the sign-in page
+  SESSIONGATE_BRAND_LOGO_URL  (unset)   logo shown next to it: https:// URL or /path
   SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests
   LOG_LEVEL                   info      fatal, error, warn, info, debug, trace, silent
 

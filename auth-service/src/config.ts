@@ -1,6 +1,7 @@
 import {
   SettingError,
   booleanSetting,
+  brandSetting,
   durationSetting,
   intSetting,
   listSetting,
@@ -24,6 +25,8 @@ import {
   type ThrottleSettings,
 } from './throttle.js';
 import { DEFAULT_SCRYPT_COST, MAX_SCRYPT_COST, MIN_SCRYPT_COST } from './users/password.js';
+import { DEFAULT_NEXT, safeNext } from './routes/login-page.js';
+import type { Brand } from '@sessiongate/service-kit';
 
 /** @default 4000 */
 export const DEFAULT_AUTH_PORT = 4000;
@@ -63,10 +66,22 @@ export interface AuthConfig {
   readonly throttle: ThrottleSettings;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
+  /** Where a browser lands after signing in when nothing asked for another page. */
+  readonly loginDefaultNext: string;
+  /** The product's name and logo on the sign-in page. */
+  readonly brand: Brand;
 }
 
 export function scryptCostSetting(env: NodeJS.ProcessEnv): number {
   return intSetting(env, 'SESSIONGATE_SCRYPT_COST', DEFAULT_SCRYPT_COST, MIN_SCRYPT_COST, MAX_SCRYPT_COST);
+}
+
+function loginDefaultNextSetting(env: NodeJS.ProcessEnv): string {
+  const raw = env.LOGIN_DEFAULT_NEXT?.trim();
+  if (!raw) return DEFAULT_NEXT;
+  const next = safeNext(raw);
+  if (next === null) throw new SettingError('LOGIN_DEFAULT_NEXT', `"${raw}" is not a path on this site like /app`);
+  return next;
 }
 
 /** Reads and validates the auth service's settings; throws SettingError naming the variable. */
@@ -107,6 +122,8 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     }),
     logLevel,
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    loginDefaultNext: loginDefaultNextSetting(env),
+    brand: brandSetting(env),
   };
   return Object.freeze(config);
 }

@@ -53,13 +53,5 @@ const GENERIC_5XX = 'The gateway could not handle this request';
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);
 
-const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-
-/** The error as a small HTML page (same status and code as the JSON body). */
-export function errorPage(statusCode: number, body: ErrorBody, loginUrl: string | null): string {
-  // loginUrl may carry ?next=…: escaped like everything else
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
-  const action = statusCode === 401 && loginUrl ? `<p><a href="${esc(loginUrl)}">Sign in</a></p>` : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${statusCode} ${esc(body.error)}</title></head><body><h1>${statusCode}</h1><p>${esc(body.message)}</p><p><code>${esc(body.error)}</code></p>${action}</body></html>`;
-}
+// the HTML form of these errors, for browsers
+export { errorPage } from './pages/error-page.js';

@@ -52,6 +52,8 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_MAX_COOKIE_BYTES 8192    largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT 30s       time a client has to send its whole request
   SESSIONGATE_WATCH_ROUTES    true      reload routes when the file changes (SIGHUP always)
+  SESSIONGATE_BRAND_NAME      (unset)   product name shown on the error pages browsers see
+  SESSIONGATE_BRAND_LOGO_URL  (unset)   logo shown next to it: https:// URL or /path
   SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests
   LOG_LEVEL                   info      fatal, error, warn, info, debug, trace, silent
 

@@ -11,6 +11,7 @@ import {
 import {
   SettingError,
   booleanSetting,
+  brandSetting,
   durationSetting,
   intSetting,
   listSetting,
@@ -19,6 +20,7 @@ import {
   parseCidrs,
   setting,
 } from '@sessiongate/service-kit';
+import type { Brand } from '@sessiongate/service-kit';
 import { sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
 import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
 
@@ -63,6 +65,8 @@ export interface GatewayConfig {
   readonly maxCookieBytes: number;
   readonly requestTimeoutMs: number;
   readonly watchRoutes: boolean;
+  /** The product's name and logo on the error pages browsers see. */
+  readonly brand: Brand;
 }
 
 function originsSetting(env: NodeJS.ProcessEnv, variable: string): string[] {
@@ -129,6 +133,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
     requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
+    brand: brandSetting(env),
   };
   return Object.freeze(config);
 }
