@@ -6,7 +6,7 @@
 // off) and, for reference, a hand-rolled fastify + ioredis session proxy (quick-gateway.mjs,
 // with and without a 1 s cache), drives them in alternating rounds with one load generator, and prints req/s, p50/p99
 // latency, the ratio to the baseline and Redis commands per request for each target, then
-// checks the gateway's memory with 100 000 distinct live sessions. README.md, "Performance", explains the figures.
+// checks the gateway's memory with 100 000 distinct live sessions. docs/performance.md explains the figures.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';

@@ -70,7 +70,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       scryptCost: config.scryptCost,
       watch: config.watchUsers,
       log: app.log.child({ component: 'users' }),
-      onReload: (ok) => metrics.usersReloads.inc({ result: ok ? 'success' : 'failure' }),
+      onReload: (ok) => metrics.usersReloaded(ok),
     }));
   if (directory instanceof FileUserDirectory) size = () => directory.size;
   let draining = false;

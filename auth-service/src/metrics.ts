@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The package version, for `sessiongate_build_info` (same path from src/ and dist/). */
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export type LoginOutcome = 'success' | 'invalid_credentials' | 'throttled' | 'disabled' | 'bad_request';
 export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced';
@@ -14,10 +18,17 @@ export class AuthMetrics {
   readonly sessionsCreated: Counter;
   readonly sessionsRevoked: Counter<'reason'>;
   readonly usersReloads: Counter<'result'>;
+  readonly usersLastReloadSuccessful: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
     const registers = [(this.registry = new Registry())];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'sessiongate_build_info',
+      help: 'Always 1: the sessiongate version and the Node.js version of this process',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: VERSION, node_version: process.version }, 1);
     this.logins = new Counter({
       name: 'sessiongate_auth_logins_total',
       help: 'Login attempts by outcome (success, invalid_credentials, throttled, disabled, bad_request)',
@@ -47,6 +58,12 @@ export class AuthMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.usersLastReloadSuccessful = new Gauge({
+      name: 'sessiongate_auth_users_last_reload_successful',
+      help: '1 if the last users file reload succeeded (or none was tried yet), 0 if it failed and older users are in force',
+      registers,
+    });
+    this.usersLastReloadSuccessful.set(1);
     const users = opts.users;
     new Gauge({
       name: 'sessiongate_auth_users',
@@ -60,5 +77,12 @@ export class AuthMetrics {
     for (const outcome of ['success', 'invalid_credentials', 'throttled', 'disabled', 'bad_request'] as const) this.logins.inc({ outcome }, 0);
     for (const scope of ['account', 'ip'] as const) this.throttled.inc({ scope }, 0);
     for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced'] as const) this.sessionsRevoked.inc({ reason }, 0);
+    for (const result of ['success', 'failure'] as const) this.usersReloads.inc({ result }, 0);
+  }
+
+  /** One reload of the users file finished. */
+  usersReloaded(ok: boolean): void {
+    this.usersReloads.inc({ result: ok ? 'success' : 'failure' });
+    this.usersLastReloadSuccessful.set(ok ? 1 : 0);
   }
 }

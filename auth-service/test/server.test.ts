@@ -134,6 +134,9 @@ describe('sessiongate auth: the server', () => {
       'sessiongate_auth_sessions_created_total',
       'sessiongate_auth_sessions_revoked_total{reason="logout"}',
       'sessiongate_auth_users 1',
+      'sessiongate_auth_users_reloads_total{result="failure"} 0',
+      'sessiongate_auth_users_last_reload_successful 1',
+      `sessiongate_build_info{version="${(JSON.parse(readFileSync(path.join(here, '../package.json'), 'utf8')) as { version: string }).version}",node_version="${process.version}"} 1`,
       'process_cpu_user_seconds_total',
     ]) {
       expect(metrics).toContain(name);

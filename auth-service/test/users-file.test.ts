@@ -72,6 +72,9 @@ describe('the service reloads the users file', () => {
       expect(await usersCommand(['add', 'sam', '--roles', 'user'], captureIo(t.env, 'sam-password\n'))).toBe(0);
       await vi.waitFor(async () => expect((await t.login('sam', 'sam-password')).statusCode).toBe(204), { timeout: 5000 });
 
+      const lastReload = async () => (await t.svc.metrics.usersLastReloadSuccessful.get()).values[0]?.value;
+      expect(await lastReload()).toBe(1);
+
       const good = readFileSync(t.usersFile, 'utf8');
       writeFileSync(t.usersFile, `${good}\n  broken: [`);
       // give the watcher its chance; the users in force stay
@@ -79,6 +82,7 @@ describe('the service reloads the users file', () => {
         const m = await t.svc.metrics.registry.getSingleMetricAsString('sessiongate_auth_users_reloads_total');
         expect(m).toMatch(/result="failure"} [1-9]/);
       });
+      expect(await lastReload()).toBe(0);
       expect((await t.login('rosa', 'rosa-password')).statusCode).toBe(204);
       expect(t.svc.directory.ready()).toBe(true);
     } finally {

@@ -47,10 +47,6 @@ function loggedPath(request: FastifyRequest): string {
   return c.ok ? c.path : '(unrouted)';
 }
 
-function statusClass(code: number): string {
-  return `${Math.floor(code / 100)}xx`;
-}
-
 /**
  * Builds the gateway from its configuration: what the server listens with and what tests
  * build. Nothing listens yet.
@@ -97,6 +93,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     sessionGauges: () => ({
       active: app.sessions?.resolver.activeSessions ?? 0,
       cached: app.sessions?.resolver.cacheSize ?? 0,
+      cacheEnabled: config.cache.enabled,
       cacheActive: app.sessions?.resolver.cacheActive ?? false,
     }),
   });
@@ -120,7 +117,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     const route = request.gateRoute ?? '(none)';
     const status = reply.statusCode;
     const seconds = reply.elapsedTime / 1000;
-    metrics.request(route, request.raw.method ?? 'GET', statusClass(status));
+    metrics.request(route, request.raw.method ?? 'GET', status);
     metrics.requestDuration.observe({ route }, seconds);
     // the line is built only when it will be written (LOG_LEVEL=warn skips it at no cost)
     if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) {
@@ -152,6 +149,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
     brand: config.brand,
+    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,
   });
 
@@ -176,11 +174,13 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       if (!r.ok) {
         const problems = formatProblems(config.routesFile, r.problems);
         metrics.configReloads.inc({ result: 'failure' });
+        metrics.configLastReloadSuccessful.set(0);
         app.log.error({ file: config.routesFile, problems: problems.split('\n') }, 'routes reload failed: keeping the routes in force');
         return { ok: false, problems };
       }
       app.sessiongate.setRoutes(r.routes);
       metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccessful.set(1);
       metrics.configLastReloadSuccess.set(Date.now() / 1000);
       app.log.info({ file: config.routesFile, routes: r.routes.routes.length }, 'routes reloaded');
       return { ok: true, routes: r.routes.routes.length };

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -9,6 +9,7 @@ import {
   Forbidden,
   HeadersTooLarge,
   MethodNotAllowed,
+  MethodOverrideRefused,
   NotFound,
   PayloadTooLarge,
   SessionStoreUnavailable,
@@ -25,12 +26,13 @@ import { XSessionSigner } from './identity/signer.js';
 import jwks from './identity/jwks.js';
 import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
 import { decide } from './policy/decide.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
+import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { allowedOriginsFor, csrfVerdict } from './proxy/csrf.js';
-import { ClientAddressResolver } from './proxy/client-address.js';
+import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
+import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
-import { RouteTable, ruleFor, upstreamPath } from './routes/match.js';
+import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
 import { DEFAULT_BODY_LIMIT } from './routes/config.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
@@ -70,6 +72,8 @@ export interface SessionGateOptions {
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
   upstreamPool?: { connections?: number; keepAliveTimeoutMs?: number };
+  /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
+  websocketIdleTimeoutMs?: number;
 }
 
 /** What the gate decided for one request, for the proxy step. */
@@ -83,6 +87,8 @@ export interface GateState {
   readonly session: ResolvedSession | null;
   /** Cookie header without the session cookie. */
   readonly cookie: string | null;
+  /** Client address, scheme and (valid, canonical) host. */
+  readonly client: ClientAddress;
 }
 
 export interface SessionGate {
@@ -109,6 +115,7 @@ declare module 'fastify' {
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const LOGGED_ELSEWHERE = new Set(['SG_ERR_SESSION_STORE_UNAVAILABLE', 'SG_ERR_UPSTREAM_UNAVAILABLE', 'SG_ERR_UPSTREAM_TIMEOUT']);
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const INVALID_HOST = 'The Host header (or a trusted proxy\'s X-Forwarded-Host or Forwarded host) is not a valid host[:port]';
 
 function lookupRoles(l: Lookup): readonly string[] | null {
   return l.outcome === 'valid' ? l.session.record.roles : null;
@@ -144,6 +151,18 @@ class BodyLimit extends Transform {
     if (this.seen > this.limit) cb(new PayloadTooLarge(String(this.limit)));
     else cb(null, chunk);
   }
+}
+
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The whole of a (size-limited) stream. */
+async function readWhole(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -203,22 +222,28 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   /**
    * Routing, session and policy for one request: the canonical path, its route and rule,
    * the session, the decision. Throws the coded error to answer with. Shared by HTTP
-   * requests and WebSocket upgrades.
+   * requests and WebSocket upgrades (`upgrade`: a browser opens a WebSocket to any site with
+   * the user's cookies, so an upgrade gets the same origin check as a write).
    */
   async function admit(
     raw: IncomingMessage,
     log: FastifyBaseLogger,
     matched?: (route: Route) => void,
+    upgrade = false,
     identified?: (session: ResolvedSession) => void,
   ): Promise<GateState> {
     const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) throw new BadRequest(c.reason);
+    const client = clientAddress.resolve(raw);
+    // RFC 9112 §3.2: an invalid Host is a 400; it would travel on as X-Forwarded-Host
+    if (client.host === null) throw new BadRequest(INVALID_HOST);
     const route = table.match(c.path);
     if (!route) throw new NotFound();
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
+    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
     const cookieHeader = raw.headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
@@ -227,7 +252,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     let session: ResolvedSession | null = null;
     if (rule.auth !== 'none') {
       const lookup: Lookup = cookie.duplicate
-        ? { outcome: 'invalid', source: 'none', reason: 'duplicate session cookie' }
+        ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
         : await resolver.resolve(cookie.token);
       metrics?.lookup(lookup.outcome, lookup.source);
       if (lookup.outcome === 'valid') identified?.(lookup.session);
@@ -244,15 +269,15 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       if (decision === 'unauthenticated') throw new Unauthenticated();
       if (decision === 'forbidden') throw new Forbidden();
       if (lookup.outcome === 'valid') session = lookup.session;
-      if (route.csrf && UNSAFE_METHODS.has(method) && (cookie.token !== null || cookie.duplicate)) {
-        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(raw, clientAddress);
+      if (route.csrf && (upgrade || UNSAFE_METHODS.has(method)) && (cookie.token !== null || cookie.duplicate)) {
+        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
         const why = csrfVerdict(raw.headers, origins);
         if (why) throw new CsrfRejected(why);
       }
     }
     const declared = raw.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
-    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest };
+    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client };
   }
 
   // runs before the body is read, so a refusal costs nothing
@@ -263,6 +288,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       (route) => {
         request.gateRoute = route.name;
       },
+      false,
       (session) => {
         request.gateSession = session;
       },
@@ -270,19 +296,19 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   }
 
   /** Everything the upstream needs to know about this request. */
-  function forwardContext(g: GateState, raw: IncomingMessage) {
+  function forwardContext(g: GateState, _raw: IncomingMessage) {
     const xSession = g.session ? identityFor(g.session, g.route, Date.now()) : null;
-    const addr = clientAddress.resolve(raw);
+    const addr = g.client;
     return {
       // without the query: reply-from appends the client's query exactly as received
-      url: g.route.upstream + upstreamPath(g.route, g.path),
+      url: upstreamUrl(g.route, g.path),
       query: g.query,
       headers: {
         cookie: g.cookie,
         xSession,
         forwardedFor: addr.forwardedFor,
         forwardedProto: addr.proto,
-        forwardedHost: addr.host,
+        forwardedHost: addr.host ?? undefined,
       },
     };
   }
@@ -294,7 +320,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     const fwd = forwardContext(g, request.raw);
     return reply.from(fwd.url, {
       timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) => upstreamRequestHeaders(headers, fwd.headers),
+      rewriteRequestHeaders: (_req, headers) => upstreamRequestHeaders(stripRequestHopByHop(headers), fwd.headers),
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
         const err = error as Error & { code?: string };
@@ -314,8 +340,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   // WebSocket (and any other) upgrades pass the same gate as plain requests
   const upgrades = new UpgradeProxy({
-    admit: (raw) => admit(raw, fastify.log),
+    admit: (raw) => admit(raw, fastify.log, undefined, true),
     forward: forwardContext,
+    onRevoked: (tokenHash, cb) => resolver.onRevoked(tokenHash, cb),
+    idleTimeoutMs: opts.websocketIdleTimeoutMs,
     log: fastify.log,
     onRejected: (err) => errorResponse(err),
   });
@@ -338,12 +366,19 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     });
     // bodies stream through untouched; the route's limit is enforced on the way
     instance.removeAllContentTypeParsers();
-    instance.addContentTypeParser('*', (request: FastifyRequest, payload: IncomingMessage, done) => {
+    function bodyOf(request: FastifyRequest, payload: IncomingMessage, done: (err: Error | null, body?: Readable) => void): void {
       const limit = request.gate?.route.bodyLimit ?? DEFAULT_BODY_LIMIT;
       const counted = payload.pipe(new BodyLimit(limit));
       payload.on('error', (err) => counted.destroy(err));
-      done(null, counted);
-    });
+      if (request.gate?.route.methodOverride === 'allow' || !isFormBody(request.method, request.headers)) return done(null, counted);
+      // a form body is read whole (up to the route's limit) and scanned before anything is
+      // sent, so an upstream never sees a _method it would obey
+      readWhole(counted).then((body) => {
+        if (hasMethodOverrideParam(body.toString('latin1'))) done(new MethodOverrideRefused('request body'));
+        else done(null, Readable.from([body]));
+      }, (err: Error) => done(err));
+    }
+    instance.addContentTypeParser('*', bodyOf);
     instance.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
       const { statusCode, body } = errorResponse(err);
       // store and upstream failures were logged where they happened, with their cause
@@ -363,6 +398,11 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     // get the same gate, which answers them with 405 or 400
     instance.setNotFoundHandler(async (request, reply) => {
       await admitRequest(request);
+      // Fastify reads no body for methods it does not know (PROPFIND, PURGE…): a route that
+      // lists one gets its body forwarded like any other
+      if (request.body === undefined && hasBody(request.headers)) {
+        request.body = await new Promise<Readable | undefined>((resolve, reject) => bodyOf(request, request.raw, (err, body) => (err ? reject(err) : resolve(body))));
+      }
       return forward(request, reply);
     });
     instance.route({ method: ALL_METHODS, url: '/', onRequest: admitRequest, handler: forward });

@@ -414,5 +414,6 @@ function testRoute(name: string, prefix: string): Route {
     bodyLimit: 1024 * 1024,
     timeout: 30_000,
     csrf: true,
+    methodOverride: 'refuse',
   };
 }

@@ -175,6 +175,26 @@ describe('upstream hygiene', () => {
     expect(login.headers['set-cookie']).toBe('sid=fresh; Path=/; HttpOnly');
   });
 
+  it('drops every Set-Cookie a browser would send back as the session cookie, from any route but auth', async () => {
+    // RFC 6265bis: no "=" makes a nameless cookie whose value is the whole pair, and a
+    // nameless cookie goes back as its bare value: each of these returns as "sid…"
+    const planted = ['=sid=PLANTED', ' sid=X', 'sid =X', '\tsid=X', 'SID=X', 'Sid=X; Path=/', 'sid', 'sid; Path=/', '=sid', '= sid=X', '=  sid =X; Path=/; HttpOnly', 'sid=; Max-Age=0', '=SID=X'];
+    const harmless = ['theme=dark', 'sidebar=open; Path=/', 'xsid=1', '=theme=1', 'lang', 's=sid=1'];
+    up.respond((_req, res) => {
+      res.setHeader('set-cookie', [...planted, ...harmless]);
+      res.end('ok');
+    });
+    const port = await t.listen();
+    const res = await rawRequest(port, { target: '/public/set' });
+    expect(res.status).toBe(200);
+    expect(res.headers['set-cookie']).toEqual(harmless);
+    // the same from a route with a session
+    const alice = await t.login('alice', ['user']);
+    const viaOrders = await rawRequest(port, { target: '/api/orders/1', headers: [['Cookie', `sid=${alice}`]] });
+    expect(viaOrders.status).toBe(200);
+    expect(viaOrders.headers['set-cookie']).toEqual(harmless);
+  });
+
   it('sets X-Forwarded-* of its own and ignores the client\'s (no trusted proxies)', async () => {
     await get('/public/f', { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-host': 'evil.example', forwarded: 'for=6.6.6.6' });
     const rec = up.last();

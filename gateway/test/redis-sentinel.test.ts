@@ -94,7 +94,7 @@ describe('Redis Sentinel failover', () => {
     const alice = cookieToken(await login('alice'));
     const bob = cookieToken(await login('bob'));
     // asynchronous replication: a session the replica never received is lost in a failover
-    // (see README); this test is about the sessions that did reach it
+    // (see docs/redis.md); this test is about the sessions that did reach it
     const master = s.connect(s.master.port);
     expect(await master.call('WAIT', '1', '1000')).toBe(1);
     // warm the cache: the first answers after the kill may come from memory

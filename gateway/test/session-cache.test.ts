@@ -86,13 +86,13 @@ describe('session cache', () => {
     const h = await cachedResolver({ cache: { negativeTtlMs: 500 } });
     const unknown = mintToken();
     const before = await commandCounts();
-    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve(unknown)).outcome).toBe('expired');
+    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve(unknown)).outcome).toBe('missing');
     expect(delta(before, await commandCounts(), 'get')).toBe(1);
-    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve('not a token')).outcome).toBe('invalid');
+    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve('not a token')).outcome).toBe('malformed');
     expect(delta(before, await commandCounts(), 'get')).toBe(1);
     // once the negative entry has expired, Redis is asked again (the session may exist now)
     await sleep(600);
-    expect((await h.resolver.resolve(unknown)).outcome).toBe('expired');
+    expect((await h.resolver.resolve(unknown)).outcome).toBe('missing');
     expect(delta(before, await commandCounts(), 'get')).toBe(2);
   });
 
@@ -112,9 +112,9 @@ describe('session cache', () => {
       server.resume();
     }
     // the read that began before the logout is not trusted: asked again, the session is gone
-    expect((await pending).outcome).toBe('expired');
+    expect((await pending).outcome).toBe('missing');
     expect(h.resolver.cacheSize).toBe(0);
-    expect((await h.resolver.resolve(s.token)).outcome).toBe('expired');
+    expect((await h.resolver.resolve(s.token)).outcome).toBe('missing');
   });
 
   it('keeps the refresh pace when an entry expires and is read again', async () => {

@@ -51,6 +51,7 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_MAX_HEADER_BYTES 16384    largest request head accepted (431 beyond)
   SESSIONGATE_MAX_COOKIE_BYTES 8192    largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT 30s       time a client has to send its whole request
+  WEBSOCKET_IDLE_TIMEOUT      10m       close a WebSocket silent this long both ways
   SESSIONGATE_WATCH_ROUTES    true      reload routes when the file changes (SIGHUP always)
   SESSIONGATE_BRAND_NAME      (unset)   product name shown on the error pages browsers see
   SESSIONGATE_BRAND_LOGO_URL  (unset)   logo shown next to it: https:// URL or /path

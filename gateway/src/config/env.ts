@@ -23,6 +23,7 @@ import {
 import type { Brand } from '@sessiongate/service-kit';
 import { sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
 import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
+import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../proxy/upgrade.js';
 
 /** @default 8080 */
 export const DEFAULT_GATEWAY_PORT = 8080;
@@ -64,6 +65,8 @@ export interface GatewayConfig {
   readonly maxHeaderBytes: number;
   readonly maxCookieBytes: number;
   readonly requestTimeoutMs: number;
+  /** How long a WebSocket may carry nothing either way before the gateway closes it. */
+  readonly websocketIdleTimeoutMs: number;
   readonly watchRoutes: boolean;
   /** The product's name and logo on the error pages browsers see. */
   readonly brand: Brand;
@@ -132,6 +135,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
     requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
+    websocketIdleTimeoutMs: durationSetting(env, 'WEBSOCKET_IDLE_TIMEOUT', DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
     brand: brandSetting(env),
   };

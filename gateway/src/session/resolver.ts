@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { InvalidRecordError, hashToken, isWellFormedToken, parseRecord, remainingLifetimeMs, type SessionRecord } from './record.js';
 import { subscriberFor } from './redis.js';
+import { RevocationWatch, type RevokedListener } from './revocations.js';
 import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
 
 /** Most sessions one gateway keeps resolved in memory. @default 100_000 */
@@ -21,7 +22,12 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
 /** The window of `activeSessions`. */
 const ACTIVE_WINDOW_MS = 5 * 60_000;
 
-export type LookupOutcome = 'valid' | 'missing' | 'expired' | 'invalid' | 'store_error';
+/**
+ * What a lookup found. `missing` covers every well-formed token Redis holds nothing for:
+ * unknown, forged, logged out, revoked and idle-expired alike (the key is gone either way).
+ * `expired` is a record still stored past its absolute expiry, the one end the gateway can see.
+ */
+export type LookupOutcome = 'valid' | 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid' | 'store_error';
 export type LookupSource = 'cache' | 'redis' | 'none';
 
 /** A signed X-Session kept for reuse, per route. */
@@ -46,7 +52,7 @@ export interface ResolvedSession {
 
 export type Lookup =
   | { outcome: 'valid'; source: 'cache' | 'redis'; session: ResolvedSession }
-  | { outcome: 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
+  | { outcome: 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
   | { outcome: 'store_error'; source: 'redis'; error: Error };
 
 export interface SessionCacheOptions {
@@ -78,6 +84,8 @@ export interface SessionResolverOptions {
     /** @default DEFAULT_HEARTBEAT_TIMEOUT_MS */
     timeoutMs?: number;
   };
+  /** How often open tunnels are re-checked while revocations cannot arrive by pub/sub. @default DEFAULT_REVOCATION_RECHECK_MS */
+  revocationRecheckMs?: number;
   /** Where the resolver reports what happened to its subscription and refreshes. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
@@ -106,8 +114,8 @@ class Entry implements SignedHeaders {
 
   constructor(
     readonly record: SessionRecord | null,
-    /** Why there is no record: 'expired' (unknown token) or 'invalid' (corrupt record). */
-    readonly negative: 'expired' | 'invalid' | null,
+    /** Why there is no record: 'missing' (nothing stored for the token) or 'invalid' (corrupt record). */
+    readonly negative: 'missing' | 'invalid' | null,
     private readonly ring: SignedRing | null,
     readonly reason?: string,
   ) {
@@ -271,6 +279,7 @@ export class SessionResolver {
   private channelSilent = false;
   /** The last command on the request path failed: Redis may not be answering anyone. */
   private storeFailing = false;
+  private readonly revocations: RevocationWatch;
 
   constructor(store: SessionStore, opts: SessionResolverOptions = {}) {
     this.store = store;
@@ -303,6 +312,27 @@ export class SessionResolver {
     }
     this.signedRing = new SignedRing(Math.max(1, Math.min(max, opts.signedHeadersMax ?? DEFAULT_SIGNED_HEADERS_MAX)));
     this.seen = new ActiveSessions(ACTIVE_WINDOW_MS, Math.max(max, 100_000) * 10);
+    this.revocations = new RevocationWatch({
+      recheckMs: opts.revocationRecheckMs,
+      channelTrusted: () => this.subscribed && !this.channelSilent && !this.stopped,
+      stillValid: (hashes) =>
+        Promise.all(
+          hashes.map(async (h) => {
+            const record = this.entryOf(await this.store.readRaw(h)).record;
+            return record !== null && record.absoluteExpiresAt > this.now();
+          }),
+        ),
+      log: this.log,
+    });
+  }
+
+  /**
+   * Calls `cb` once when the session of `tokenHash` is revoked or changed (an invalidation
+   * message, or a re-check against Redis while such messages may be lost): for holders of
+   * long-lived connections. Returns the unsubscribe.
+   */
+  onRevoked(tokenHash: string, cb: RevokedListener): () => void {
+    return this.revocations.add(tokenHash, cb);
   }
 
   /**
@@ -389,6 +419,8 @@ export class SessionResolver {
       this.channelSilent = false;
       this.subscribed = true;
       this.log.info({ channel }, 'session invalidation channel subscribed: cache on');
+      // revocations published while the channel was down were lost: ask Redis instead
+      void this.revocations.recheck();
     } catch (err) {
       this.log.warn({ err }, 'session invalidation subscribe failed');
     }
@@ -398,6 +430,7 @@ export class SessionResolver {
     this.stopped = true;
     this.subscribed = false;
     this.forgetAll();
+    this.revocations.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -413,7 +446,8 @@ export class SessionResolver {
 
   /** Drops sessions from this gateway's memory (what an invalidation message does). */
   invalidate(tokenHashes: Iterable<string>): void {
-    for (const h of tokenHashes) {
+    const hashes = [...tokenHashes];
+    for (const h of hashes) {
       this.cache.delete(h);
       this.recentCache?.delete(h);
       const read = this.inflight.get(h);
@@ -422,6 +456,7 @@ export class SessionResolver {
         this.inflight.delete(h);
       }
     }
+    this.revocations.revoke(hashes);
   }
 
   private rememberTouch(tokenHash: string, touchedAt: number): void {
@@ -451,8 +486,8 @@ export class SessionResolver {
    * failure is the outcome `store_error`, for the caller to fail closed.
    */
   async resolve(token: string | null): Promise<Lookup> {
-    if (token === null) return { outcome: 'missing', source: 'none' };
-    if (!isWellFormedToken(token)) return { outcome: 'invalid', source: 'none', reason: 'malformed token' };
+    if (token === null) return { outcome: 'no_cookie', source: 'none' };
+    if (!isWellFormedToken(token)) return { outcome: 'malformed', source: 'none', reason: 'malformed token' };
     const tokenHash = hashToken(token);
     const now = this.now();
     if (!this.cacheActive) return this.resolveUncached(tokenHash, now);
@@ -546,7 +581,7 @@ export class SessionResolver {
    * last refreshed, if known: it still holds (the expiry fields of a session never change).
    */
   private entryOf(raw: string | null, touchedAt?: number): Entry {
-    if (raw === null) return new Entry(null, 'expired', null);
+    if (raw === null) return new Entry(null, 'missing', null);
     try {
       const entry = new Entry(this.gatewayView(parseRecord(raw)), null, this.signedRing);
       if (touchedAt !== undefined) entry.touchedAt = Math.max(touchedAt, entry.touchedAt);
@@ -576,7 +611,7 @@ export class SessionResolver {
   private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
     const record = entry.record;
     if (!record) {
-      const outcome = entry.negative ?? 'expired';
+      const outcome = entry.negative ?? 'missing';
       return entry.reason ? { outcome, source, reason: entry.reason } : { outcome, source };
     }
     if (record.absoluteExpiresAt <= now) {
