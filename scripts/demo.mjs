@@ -21,7 +21,9 @@ const HELP = `Usage: npm start [-- --eddsa --logs]
 
 Runs the demo stack from routes.yaml: Redis, the auth service, the example upstreams and
 the gateway on http://localhost:8080 (in a browser, open http://localhost:8080/app).
-Ctrl-C stops everything it started.
+Ctrl-C stops everything it started. Needs Node.js and, for the Python example upstream
+(/api/reports), python3 on PATH: without it that upstream is not started (said at start).
+See docs/demo.md.
 
 Options:
   --eddsa      sign X-Session with Ed25519: the Node example verifies through the gateway's
@@ -380,6 +382,14 @@ async function main() {
 
   const ports = await choosePorts(process.env);
   const python = opts.eddsa ? null : hasCommand('python3') ? 'python3' : null;
+  if (!opts.eddsa && !python) {
+    // said first and plainly: otherwise /api/reports answers 502 and nobody knows why
+    process.stderr.write(
+      '\nsessiongate demo: WARNING: python3 is not on PATH, so the Python example upstream is NOT started:\n' +
+        '  /api/reports will answer 502 (upstream_unavailable). Install python3 (apt-get install python3,\n' +
+        '  brew install python) to run it; everything else works without it.\n\n',
+    );
+  }
 
   const runDir = mkdtempSync(path.join(tmpdir(), 'sessiongate-demo-'));
   const secretDir = path.join(runDir, 'secrets');
@@ -423,7 +433,12 @@ async function main() {
   const keysFile = path.join(secretDir, 'x-session-keys.json');
   const usersFile = path.join(secretDir, 'users.yaml');
   const routesFile = routesFor(ports, secretDir);
-  const common = { REDIS_URL: redisUrl, X_SESSION_KEYS: keysFile, COOKIE_SECURE: 'false', HOST: '127.0.0.1', METRICS_HOST: '127.0.0.1' };
+  const common = {
+    REDIS_URL: redisUrl,
+    X_SESSION_KEYS: keysFile,
+    COOKIE_SECURE: 'false',
+    ...Object.fromEntries(['GATEWAY_HOST', 'GATEWAY_METRICS_HOST', 'AUTH_HOST', 'AUTH_METRICS_HOST'].map((v) => [v, '127.0.0.1'])),
+  };
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
   const users = DEMO_USERS.map((u) => ({ ...u, password: randomBytes(9).toString('base64url') }));
   const ready = [];
@@ -463,7 +478,7 @@ async function main() {
       'gateway',
       NODE,
       [BIN, 'gateway'],
-      spawnOpts({ ...common, SESSIONGATE_ROUTES: routesFile, PORT: String(ports.gateway), METRICS_PORT: String(ports.gatewayMetrics) }, sgEnv),
+      spawnOpts({ ...common, SESSIONGATE_ROUTES: routesFile, GATEWAY_PORT: String(ports.gateway), GATEWAY_METRICS_PORT: String(ports.gatewayMetrics) }, sgEnv),
       STOP_FIRST,
     );
     ready.push(waitReady(gateway, `/readyz on :${ports.gatewayMetrics}`, httpOk(`http://127.0.0.1:${ports.gatewayMetrics}/readyz`)));
@@ -472,7 +487,13 @@ async function main() {
 
     // 4. with the users: the auth service
     await usersMade;
-    const auth = service('auth', NODE, [BIN, 'auth'], spawnOpts({ ...common, SESSIONGATE_USERS: usersFile, PORT: String(ports.auth), METRICS_PORT: String(ports.authMetrics) }, sgEnv));
+    // the demo's landing page is the Node example's /app
+    const auth = service(
+      'auth',
+      NODE,
+      [BIN, 'auth'],
+      spawnOpts({ ...common, SESSIONGATE_USERS: usersFile, LOGIN_DEFAULT_NEXT: '/app', AUTH_PORT: String(ports.auth), AUTH_METRICS_PORT: String(ports.authMetrics) }, sgEnv),
+    );
     ready.push(waitReady(auth, `/readyz on :${ports.authMetrics}`, httpOk(`http://127.0.0.1:${ports.authMetrics}/readyz`)));
     await Promise.all(ready);
   } catch (err) {

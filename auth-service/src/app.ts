@@ -149,6 +149,8 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       cookie,
       throttle: new LoginThrottle(app.redis, store.keys, config.throttle),
       metrics,
+      defaultNext: config.loginDefaultNext,
+      brand: config.brand,
     };
     await app.register(loginRoute, routeOpts);
     await app.register(loginPageRoute, routeOpts);

@@ -1,12 +1,13 @@
 import {
   SettingError,
   booleanSetting,
+  brandSetting,
   durationSetting,
   intSetting,
   listSetting,
   logLevelSetting,
+  listenSettings,
   parseCidrs,
-  portSetting,
   setting,
 } from '@sessiongate/service-kit';
 import {
@@ -25,6 +26,8 @@ import {
   type ThrottleSettings,
 } from './throttle.js';
 import { DEFAULT_SCRYPT_COST, MAX_SCRYPT_COST, MIN_SCRYPT_COST } from './users/password.js';
+import { DEFAULT_NEXT, safeNext } from './routes/login-page.js';
+import type { Brand } from '@sessiongate/service-kit';
 
 /** @default 4000 */
 export const DEFAULT_AUTH_PORT = 4000;
@@ -68,10 +71,22 @@ export interface AuthConfig {
   readonly throttle: ThrottleSettings;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
+  /** Where a browser lands after signing in when nothing asked for another page. */
+  readonly loginDefaultNext: string;
+  /** The product's name and logo on the sign-in page. */
+  readonly brand: Brand;
 }
 
 export function scryptCostSetting(env: NodeJS.ProcessEnv): number {
   return intSetting(env, 'SESSIONGATE_SCRYPT_COST', DEFAULT_SCRYPT_COST, MIN_SCRYPT_COST, MAX_SCRYPT_COST);
+}
+
+function loginDefaultNextSetting(env: NodeJS.ProcessEnv): string {
+  const raw = env.LOGIN_DEFAULT_NEXT?.trim();
+  if (!raw) return DEFAULT_NEXT;
+  const next = safeNext(raw);
+  if (next === null) throw new SettingError('LOGIN_DEFAULT_NEXT', `"${raw}" is not a path on this site like /app`);
+  return next;
 }
 
 /** Reads and validates the auth service's settings; throws SettingError naming the variable. */
@@ -86,12 +101,9 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
       ? [...DEFAULT_AUTH_TRUSTED_PROXIES]
       : setting('SESSIONGATE_TRUSTED_PROXIES', () => parseCidrs(listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES')).cidrs);
   const logLevel = logLevelSetting(env);
-  const host = env.HOST?.trim() || '0.0.0.0';
   const config: AuthConfig = {
-    host,
-    port: portSetting(env, 'PORT', DEFAULT_AUTH_PORT),
-    metricsHost: env.METRICS_HOST?.trim() || host,
-    metricsPort: portSetting(env, 'METRICS_PORT', DEFAULT_AUTH_METRICS_PORT),
+    // AUTH_PORT and friends win over PORT: one environment can serve both processes
+    ...listenSettings(env, 'AUTH', { port: DEFAULT_AUTH_PORT, metricsPort: DEFAULT_AUTH_METRICS_PORT }),
     usersFile: env.SESSIONGATE_USERS?.trim() || DEFAULT_USERS_FILE,
     watchUsers: booleanSetting(env, 'SESSIONGATE_WATCH_USERS', true),
     scryptCost: scryptCostSetting(env),
@@ -116,6 +128,8 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     }),
     logLevel,
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    loginDefaultNext: loginDefaultNextSetting(env),
+    brand: brandSetting(env),
   };
   return Object.freeze(config);
 }

@@ -2,7 +2,7 @@ import createError from '@fastify/error';
 import { errorResponder } from '@sessiongate/service-kit';
 
 // The one list of errors the auth service answers with. `code` is stable and is what code
-// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+// branches on; `error` is the public code of the JSON body (README "Errors").
 
 export const BadRequest = createError('SA_ERR_BAD_REQUEST', '%s', 400);
 export const InvalidCredentials = createError('SA_ERR_INVALID_CREDENTIALS', 'The user name or password is not correct', 401);
@@ -30,7 +30,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
 const GENERIC_5XX = 'The auth service could not handle this request';
 
 /**
- * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * The JSON body and status for any error: our own codes map to the public codes of README "Errors", Fastify's 4xx
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);

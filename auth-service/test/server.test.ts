@@ -26,6 +26,10 @@ describe('sessiongate auth: settings', () => {
     const cases: [Record<string, string>, string][] = [
       [{ PORT: 'http' }, 'PORT'],
       [{ METRICS_PORT: '70000' }, 'METRICS_PORT'],
+      [{ AUTH_PORT: 'http', PORT: '4000' }, 'AUTH_PORT'],
+      [{ AUTH_METRICS_PORT: '-1' }, 'AUTH_METRICS_PORT'],
+      [{ LOGIN_DEFAULT_NEXT: 'https://evil.example/' }, 'LOGIN_DEFAULT_NEXT'],
+      [{ SESSIONGATE_BRAND_LOGO_URL: 'javascript:alert(1)' }, 'SESSIONGATE_BRAND_LOGO_URL'],
       [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
       [{ LOGIN_MAX_FAILURES_PER_ACCOUNT: '0' }, 'LOGIN_MAX_FAILURES_PER_ACCOUNT'],
       [{ LOGIN_MAX_FAILURES_PER_IP: 'many' }, 'LOGIN_MAX_FAILURES_PER_IP'],
@@ -61,6 +65,19 @@ describe('sessiongate auth: settings', () => {
       xSession: { issuer: 'sessiongate', audience: 'auth' },
       session: { cookieName: 'sid', cookieSecure: true, idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3_600_000, keyPrefix: 'sg:' },
     });
+  });
+
+  it('reads AUTH_PORT and friends first, the plain PORT, HOST, METRICS_PORT as fallbacks', () => {
+    const both = { ...base(), HOST: '127.0.0.2', PORT: '8080', METRICS_PORT: '9091', AUTH_HOST: '127.0.0.3', AUTH_PORT: '4100', AUTH_METRICS_PORT: '9192' };
+    expect(authConfigFromEnv(both)).toMatchObject({ host: '127.0.0.3', port: 4100, metricsHost: '127.0.0.3', metricsPort: 9192 });
+    expect(authConfigFromEnv({ ...base(), HOST: '127.0.0.2', PORT: '4200', METRICS_PORT: '9292' })).toMatchObject({
+      host: '127.0.0.2',
+      port: 4200,
+      metricsHost: '127.0.0.2',
+      metricsPort: 9292,
+    });
+    for (const v of ['AUTH_HOST', 'AUTH_PORT', 'AUTH_METRICS_HOST', 'AUTH_METRICS_PORT', 'LOGIN_DEFAULT_NEXT', 'SESSIONGATE_BRAND_NAME']) expect(AUTH_HELP, v).toContain(v);
+    expect(AUTH_HELP).toMatch(/--port N .*\(AUTH_PORT, 4000\)/);
   });
 
   it('--help lists every environment variable the service reads', async () => {

@@ -1,10 +1,11 @@
 import { STATUS_CODES } from 'node:http';
-import Fastify, { LogController, type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './config/env.js';
 import { buildOpsApp } from '@sessiongate/service-kit';
 import { InvalidConfig, errorResponse } from './errors.js';
 import sessiongate from './gateway.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { canonicalize } from './routes/canonical-path.js';
 import { formatProblems, loadRoutesFile } from './routes/config.js';
 import type { RouteSet } from './routes/types.js';
 import sessionPlugin from './session/plugin.js';
@@ -36,6 +37,14 @@ async function loadRoutesOrThrow(file: string): Promise<RouteSet> {
   const r = await loadRoutesFile(file);
   if (!r.ok) throw new InvalidConfig(`invalid routes file:\n${formatProblems(file, r.problems)}`);
   return r.routes;
+}
+
+/** The canonical path for the request log: also for requests refused after routing (401, 403, 503). */
+function loggedPath(request: FastifyRequest): string {
+  if (request.gate) return request.gate.path;
+  if (request.gateRoute === null) return '(unrouted)';
+  const c = canonicalize(request.raw.url ?? '');
+  return c.ok ? c.path : '(unrouted)';
 }
 
 /**
@@ -119,10 +128,10 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       {
         route,
         method: request.raw.method,
-        path: request.gate?.path ?? '(unrouted)',
+        path: loggedPath(request),
         status,
         ms: Math.round(reply.elapsedTime * 100) / 100,
-        ...(request.gate?.session ? { sub: request.gate.session.record.sub } : {}),
+        ...(request.gateSession ? { sub: request.gateSession.record.sub } : {}),
       },
       'request',
     );
@@ -139,6 +148,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     allowedOrigins: config.allowedOrigins,
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
+    brand: config.brand,
     websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,
   });

@@ -6,7 +6,7 @@ export { prefersHtml } from '@sessiongate/service-kit';
 export type { ErrorBody };
 
 // The one list of errors the gateway answers with. `code` is stable and is what code
-// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+// branches on; `error` is the public code of the JSON body (README "Errors").
 
 export const BadRequest = createError('SG_ERR_BAD_REQUEST', '%s', 400);
 export const Unauthenticated = createError('SG_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
@@ -54,18 +54,10 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
 const GENERIC_5XX = 'The gateway could not handle this request';
 
 /**
- * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * The JSON body and status for any error: our own codes map to the public codes of README "Errors", Fastify's 4xx
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);
 
-const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-
-/** The error as a small HTML page (same status and code as the JSON body). */
-export function errorPage(statusCode: number, body: ErrorBody, loginUrl: string | null): string {
-  // loginUrl may carry ?next=…: escaped like everything else
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
-  const action = statusCode === 401 && loginUrl ? `<p><a href="${esc(loginUrl)}">Sign in</a></p>` : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${statusCode} ${esc(body.error)}</title></head><body><h1>${statusCode}</h1><p>${esc(body.message)}</p><p><code>${esc(body.error)}</code></p>${action}</body></html>`;
-}
+// the HTML form of these errors, for browsers
+export { errorPage } from './pages/error-page.js';

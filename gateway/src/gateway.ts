@@ -16,10 +16,11 @@ import {
   Unauthenticated,
   UpstreamTimeout,
   UpstreamUnavailable,
-  errorPage,
   errorResponse,
   prefersHtml,
 } from './errors.js';
+import { errorPage, errorPageContext } from './pages/error-page.js';
+import { pageHeaders, type Brand } from '@sessiongate/service-kit';
 import type { KeySet } from './identity/keys.js';
 import { XSessionSigner } from './identity/signer.js';
 import jwks from './identity/jwks.js';
@@ -61,8 +62,12 @@ export interface SessionGateOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies?: readonly string[];
   metrics?: GatewayMetrics;
-  /** Linked from the HTML 401 page browsers see; null for none. @default '/auth/login' */
+  /** Linked from the HTML 401 and 403 pages browsers see; null for none. @default '/auth/login' */
   loginPath?: string | null;
+  /** Where the 403 page's "Sign out" posts; null for none. @default '/auth/logout' (none without loginPath) */
+  logoutPath?: string | null;
+  /** The product's name and logo on the error pages browsers see. */
+  brand?: Brand | null;
   /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
@@ -102,6 +107,8 @@ declare module 'fastify' {
     gate: GateState | null;
     /** The matched route's name, set as soon as it is known (also on refused requests). */
     gateRoute: string | null;
+    /** The valid session, set as soon as it is known (also on refused requests: a 403 page names its user). */
+    gateSession: ResolvedSession | null;
   }
 }
 
@@ -175,6 +182,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
   // where a browser that hit a 401 can sign in: the auth route's login page, when there is one
   const loginPath = opts.loginPath === undefined ? '/auth/login' : opts.loginPath;
+  const logoutPath = opts.logoutPath === undefined ? (loginPath === null ? null : '/auth/logout') : opts.logoutPath;
+  const brand = opts.brand ?? null;
+  const htmlHeaders = pageHeaders(brand);
 
   let routes = opts.routes;
   let table = new RouteTable(routes.routes);
@@ -194,13 +204,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   fastify.decorate('sessiongate', gate);
   fastify.decorateRequest('gate', null);
   fastify.decorateRequest('gateRoute', null);
-
-  /** The 401 page's sign-in link: back to where the browser was, after login. */
-  function signInLink(raw: IncomingMessage): string | null {
-    if (loginPath === null) return null;
-    const c = raw.method === 'GET' ? canonicalize(raw.url ?? '/') : null;
-    return c?.ok ? `${loginPath}?next=${encodeURIComponent(c.path + c.query)}` : loginPath;
-  }
+  fastify.decorateRequest('gateSession', null);
 
   function identityFor(session: ResolvedSession, route: Route, now: number): string {
     const cached = session.identities?.get(route.name);
@@ -221,7 +225,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
    * requests and WebSocket upgrades (`upgrade`: a browser opens a WebSocket to any site with
    * the user's cookies, so an upgrade gets the same origin check as a write).
    */
-  async function admit(raw: IncomingMessage, log: FastifyBaseLogger, matched?: (route: Route) => void, upgrade = false): Promise<GateState> {
+  async function admit(
+    raw: IncomingMessage,
+    log: FastifyBaseLogger,
+    matched?: (route: Route) => void,
+    upgrade = false,
+    identified?: (session: ResolvedSession) => void,
+  ): Promise<GateState> {
     const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) throw new BadRequest(c.reason);
@@ -245,8 +255,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
         ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
         : await resolver.resolve(cookie.token);
       metrics?.lookup(lookup.outcome, lookup.source);
+      if (lookup.outcome === 'valid') identified?.(lookup.session);
       if (lookup.outcome === 'store_error') {
-        log.error({ err: lookup.error, route: route.name }, 'session store unavailable');
+        // the outage itself is logged once by the session plugin: here only at debug
+        log.debug({ err: lookup.error, route: route.name }, 'session store unavailable: 503');
         throw new SessionStoreUnavailable();
       }
       if (lookup.outcome === 'invalid' && lookup.reason && lookup.source !== 'none') {
@@ -270,9 +282,17 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   // runs before the body is read, so a refusal costs nothing
   async function admitRequest(request: FastifyRequest): Promise<void> {
-    request.gate = await admit(request.raw, request.log, (route) => {
-      request.gateRoute = route.name;
-    });
+    request.gate = await admit(
+      request.raw,
+      request.log,
+      (route) => {
+        request.gateRoute = route.name;
+      },
+      false,
+      (session) => {
+        request.gateSession = session;
+      },
+    );
   }
 
   /** Everything the upstream needs to know about this request. */
@@ -367,7 +387,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       // cannot carry another request, so say so and close it
       if (statusCode === 413) reply.header('connection', 'close');
       if (prefersHtml(request.headers.accept)) {
-        return reply.code(statusCode).type('text/html; charset=utf-8').send(errorPage(statusCode, body, signInLink(request.raw)));
+        const user = request.gateSession?.record ?? null;
+        const page = errorPage(statusCode, body, errorPageContext(request.raw, { loginPath, logoutPath, brand, user }));
+        return reply.code(statusCode).headers(htmlHeaders).send(page);
       }
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });

@@ -90,7 +90,7 @@ describe('policy', () => {
 });
 
 describe('X-Session', () => {
-  it('verifies with a stock JWT library (HS256) with the claims of DESIGN.md', async () => {
+  it('verifies with a stock JWT library (HS256) with the claims the README lists', async () => {
     const token = await t.login('alice', ['user'], { claims: { name: 'Alice' } });
     const res = await get('/api/orders/7?x=1', { cookie: `sid=${token}` });
     expect(res.statusCode).toBe(200);

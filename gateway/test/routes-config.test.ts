@@ -14,7 +14,7 @@ import {
 import { parseByteSize, parseDuration } from '@sessiongate/service-kit';
 import type { Route, RouteSet, RoutesProblem } from '../src/routes/types.js';
 
-// The example of DESIGN.md "routes.yaml (version 1)", verbatim.
+// The example of docs/routes.md (and the README), verbatim.
 const DESIGN_EXAMPLE = `version: 1
 routes:
   - name: auth                 # unique, [a-z0-9-]+; metric label and the JWT "aud"
@@ -71,7 +71,7 @@ function problem(text: string): string {
   return `${p.line}:${p.column} ${p.path} ${p.message}`;
 }
 
-describe('parseRoutes: the DESIGN.md example', () => {
+describe('parseRoutes: the reference example', () => {
   it('parses to the normalized routes, defaults included', () => {
     const result = parseRoutes(DESIGN_EXAMPLE, 'routes.yaml');
     expect(result).toStrictEqual({

@@ -5,7 +5,7 @@ import { BadRequest, InvalidCredentials, TooManyRequests, storeCall } from '../e
 import { clientThrottleId } from '../throttle.js';
 import { normalizeUserName } from '../users/directory.js';
 import { MAX_PASSWORD_BYTES, passwordTooLong } from '../users/password.js';
-import { DEFAULT_NEXT, browserForm, loginPageUrl, type LoginError } from './login-page.js';
+import { browserForm, loginPageUrl, typedNameCookie, type LoginError } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
 
 /** Largest login body accepted (JSON or form). */
@@ -48,11 +48,14 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
       } catch (err) {
         const failure = browser && formFailure(err);
         if (!failure) throw err;
-        // Retry-After (throttled) is already on the reply and goes with the redirect
-        return reply.redirect(loginPageUrl({ error: failure, next: browser.next }), 303);
+        // Retry-After (throttled) is already on the reply and goes with the redirect; the
+        // page says how long that is, and keeps the name that was typed
+        const wait = Number(reply.getHeader('retry-after')) || undefined;
+        reply.header('set-cookie', typedNameCookie(request.body.username, opts.cookie.secure));
+        return reply.redirect(loginPageUrl({ error: failure, wait, next: browser.next }), 303);
       }
       reply.header('set-cookie', sessionSetCookie(token, opts.cookie));
-      return browser ? reply.redirect(browser.next ?? DEFAULT_NEXT, 303) : reply.code(204).send();
+      return browser ? reply.redirect(browser.next ?? opts.defaultNext, 303) : reply.code(204).send();
     },
   );
 

@@ -9,7 +9,8 @@ import type { AuthRouteOptions } from './options.js';
  * POST /auth/logout and /auth/logout-all. The session is named by the verified X-Session
  * (the cookie never reaches this service). Success is reported only once Redis confirmed
  * the delete and the revocation was published to every gateway. A browser's form post gets
- * a 303 back to the login page instead of the 204, with the same clearing cookie.
+ * a 303 back to the login page (saying so, and keeping the form's `next`) instead of the
+ * 204, with the same clearing cookie.
  */
 const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
   const store = fastify.sessionStore;
@@ -37,7 +38,9 @@ const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts)
   // the clearing cookie either way: a browser also goes back to the login page
   function loggedOut(request: FastifyRequest, reply: FastifyReply) {
     reply.header('set-cookie', clear);
-    return browserForm(request) ? reply.redirect(loginPageUrl(), 303) : reply.code(204).send();
+    const browser = browserForm(request);
+    // the form may name where to go after signing in again (a 403 page's "sign out")
+    return browser ? reply.redirect(loginPageUrl({ notice: 'signed-out', next: browser.next }), 303) : reply.code(204).send();
   }
 };
 

@@ -1,3 +1,4 @@
+import type { Brand } from '@sessiongate/service-kit';
 import type { CookieAttributes, SessionSettings } from 'sessiongate/session';
 import type { AuthMetrics } from '../metrics.js';
 import type { LoginThrottle } from '../throttle.js';
@@ -10,4 +11,8 @@ export interface AuthRouteOptions {
   cookie: CookieAttributes;
   throttle: LoginThrottle;
   metrics: AuthMetrics;
+  /** Where a browser lands after signing in without a `next` (LOGIN_DEFAULT_NEXT). */
+  defaultNext: string;
+  /** The product's name and logo on the sign-in page. */
+  brand: Brand | null;
 }

@@ -1,4 +1,4 @@
-// The routes.yaml loader (DESIGN.md "routes.yaml (version 1)"): YAML text → every problem
+// The routes.yaml loader (reference: docs/routes.md): YAML text → every problem
 // with its line and column, or a frozen, normalized RouteSet. Three passes: YAML syntax,
 // the TypeBox schema (shape and types), then the rules a schema can't say well (paths,
 // URLs, uniqueness, roles vs auth), each with a message naming the option path.
@@ -511,7 +511,7 @@ function reportSchemaProblems(ctx: Context, data: unknown): void {
       ctx.report(segments, `${name}: ${error}`);
     } else if (error.type === ValueErrorType.ObjectRequiredProperty) {
       // nothing to point at but the mapping that lacks it
-      ctx.report(segments, `${name}: is required (${expectedOf(error.schema) ?? 'see DESIGN.md'})`, 'parent');
+      ctx.report(segments, `${name}: is required (${expectedOf(error.schema) ?? 'see docs/routes.md'})`, 'parent');
     } else if (error.type === ValueErrorType.ObjectAdditionalProperties) {
       ctx.report(segments, `${name}: ${unknownKeyMessage(segments.at(-1) ?? '', error.schema)}`, 'key');
     } else {
