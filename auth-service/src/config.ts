@@ -17,6 +17,7 @@ import {
   type SessionSettings,
 } from 'sessiongate/session';
 import { loadVerificationKeys, type VerificationKeys } from './identity.js';
+import { loadOidcFile, type OidcConfig } from './oidc/config.js';
 import {
   DEFAULT_FAILURE_WINDOW_MS,
   DEFAULT_MAX_FAILURES_PER_ACCOUNT,
@@ -63,6 +64,8 @@ export interface AuthConfig {
   readonly throttle: ThrottleSettings;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
+  /** OpenID Connect providers (SESSIONGATE_OIDC), or null when sign-in is by password only. */
+  readonly oidc: OidcConfig | null;
 }
 
 export function scryptCostSetting(env: NodeJS.ProcessEnv): number {
@@ -110,6 +113,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     }),
     logLevel,
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    oidc: env.SESSIONGATE_OIDC?.trim() ? loadOidcFile(env.SESSIONGATE_OIDC.trim(), env) : null,
   };
   return Object.freeze(config);
 }

@@ -69,11 +69,29 @@ export function loginPageUrl(o: { error?: LoginError; next?: string | null } = {
   return s ? `${LOGIN_PAGE_PATH}?${s}` : LOGIN_PAGE_PATH;
 }
 
-/** The sign-in form: plain HTML, no script, every value escaped. */
-export function loginPage(o: { error: LoginError | null; next: string | null }): string {
+/** Where a sign-in with a provider starts, carrying `next` on. */
+export function startUrl(providerId: string, next: string | null): string {
+  return `/auth/oidc/${encodeURIComponent(providerId)}/start${next ? `?next=${encodeURIComponent(next)}` : ''}`;
+}
+
+/** A "Sign in with …" button of the page: a provider's id and the name people know it by. */
+export interface SignInProvider {
+  readonly id: string;
+  readonly displayName: string;
+}
+
+/**
+ * The sign-in page: the password form (unless switched off) and a link per provider. Plain
+ * HTML, no script, every value escaped. The providers are links, not forms: the CSP's
+ * `form-action 'self'` would stop a form's redirect on to the provider.
+ */
+export function loginPage(o: { error: LoginError | null; next: string | null; providers?: readonly SignInProvider[]; passwordLogin?: boolean }): string {
   const alert = o.error ? `<p id="error" role="alert">${esc(MESSAGES[o.error])}</p>` : '';
   const described = o.error ? ' aria-describedby="error" aria-invalid="true"' : '';
   const next = o.next ? `<input type="hidden" name="next" value="${esc(o.next)}">` : '';
+  const links = (o.providers ?? []).map((p) => `<a class="provider" href="${esc(startUrl(p.id, o.next))}">Sign in with ${esc(p.displayName)}</a>`);
+  const providers = links.length ? `<nav aria-label="Other ways to sign in">\n${links.join('\n')}\n</nav>\n` : '';
+  const form = o.passwordLogin === false ? '' : passwordForm(next, described);
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -86,21 +104,27 @@ label{display:block;margin-top:1rem;font-weight:600}
 input{display:block;width:100%;box-sizing:border-box;padding:.45rem;font:inherit}
 button{margin-top:1.5rem;padding:.5rem 1.25rem;font:inherit}
 #error{padding:.5rem .75rem;border-left:4px solid #b00020;background:#fdecee;color:#7a0015}
+nav{margin-top:2rem;border-top:1px solid #ddd;padding-top:1rem}
+.provider{display:block;margin-top:.75rem;padding:.5rem 1.25rem;border:1px solid #888;border-radius:3px;text-align:center;color:inherit;text-decoration:none}
 </style>
 </head>
 <body>
 <main>
 <h1>Sign in</h1>
-${alert}<form method="post" action="${esc(LOGIN_PAGE_PATH)}">
+${alert}${form}${providers}</main>
+</body>
+</html>
+`;
+}
+
+function passwordForm(next: string, described: string): string {
+  return `<form method="post" action="${esc(LOGIN_PAGE_PATH)}">
 ${next}<label for="username">User name</label>
 <input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus${described}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required${described}>
 <button type="submit">Sign in</button>
 </form>
-</main>
-</body>
-</html>
 `;
 }
 
@@ -112,11 +136,13 @@ function loginError(value: unknown): LoginError | null {
  * GET /auth/login: the sign-in form for browsers (the gateway's 401 page links here). It
  * posts to POST /auth/login, which answers a browser form with redirects.
  */
-const loginPageRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify) => {
+const loginPageRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
+  const providers = opts.oidc?.providers ?? [];
+  const passwordLogin = opts.oidc?.passwordLogin ?? true;
   fastify.get(LOGIN_PAGE_PATH, async (request, reply) => {
     // unknown or repeated parameters are ignored, never an error: this is a page people land on
     const query = (request.query ?? {}) as Record<string, unknown>;
-    return reply.headers(PAGE_HEADERS).code(200).send(loginPage({ error: loginError(query.error), next: safeNext(query.next) }));
+    return reply.headers(PAGE_HEADERS).code(200).send(loginPage({ error: loginError(query.error), next: safeNext(query.next), providers, passwordLogin }));
   });
 };
 

@@ -1,5 +1,6 @@
 import type { CookieAttributes, SessionSettings } from 'sessiongate/session';
 import type { AuthMetrics } from '../metrics.js';
+import type { OidcHooks } from '../oidc/hooks.js';
 import type { LoginThrottle } from '../throttle.js';
 import type { UserDirectory } from '../users/directory.js';
 
@@ -10,4 +11,6 @@ export interface AuthRouteOptions {
   cookie: CookieAttributes;
   throttle: LoginThrottle;
   metrics: AuthMetrics;
+  /** OpenID Connect sign-in, when SESSIONGATE_OIDC names a file. */
+  oidc?: OidcHooks;
 }
