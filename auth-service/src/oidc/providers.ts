@@ -72,8 +72,10 @@ export class OidcProviders {
       client.ClientSecretBasic(p.clientSecret),
       {
         timeout: PROVIDER_TIMEOUT_SECONDS,
+        // ID token signatures are checked against the provider's keys even though TLS alone
+        // would do (OIDC Core 3.1.3.7): a tampered token is refused whatever the transport;
         // plain http only for a loopback issuer, which the configuration allows and nothing else
-        ...(issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : {}),
+        execute: issuer.protocol === 'http:' ? [client.enableNonRepudiationChecks, client.allowInsecureRequests] : [client.enableNonRepudiationChecks],
       },
     );
     const jwksUri = config.serverMetadata().jwks_uri;

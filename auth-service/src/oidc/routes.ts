@@ -31,9 +31,11 @@ function isUnreachable(err: unknown): boolean {
 
 /** What a log line may say about a failure: its code and message, never a token or a cause's body. */
 function reasonOf(err: unknown): { code: string; message: string } {
-  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown } } | null;
+  const e = err as { code?: unknown; error?: unknown; message?: unknown; cause?: { code?: unknown } } | null;
   const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : 'error';
-  const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : 'unknown';
+  // an OAuth error answered by the provider (invalid_grant, ...) says the most
+  const oauth = typeof e?.error === 'string' && /^[\x20-\x7e]{1,64}$/.test(e.error) ? `${e.error}: ` : '';
+  const message = oauth + (typeof e?.message === 'string' ? e.message.slice(0, 200) : 'unknown');
   return { code, message };
 }
 
