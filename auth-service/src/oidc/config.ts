@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { LineCounter, isNode, parseDocument, type Node } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, type Node } from 'yaml';
 import { SettingError } from '@sessiongate/service-kit';
 import { PROFILE_KEY_RE, RESERVED_CLAIMS, ROLE_RE } from '../users/users-file.js';
 
@@ -167,9 +167,15 @@ export function parseOidcFile(text: string, file: string, env: NodeJS.ProcessEnv
     return isNode(doc.contents) ? doc.contents : null;
   };
   const problems: Problem[] = [];
-  const report = (segments: readonly (string | number)[], message: string) => {
+  // an unknown setting is reported at its key, everything else at its value
+  const keyOffset = (segments: readonly (string | number)[]): number | undefined => {
+    const parent = doc.getIn(segments.slice(0, -1), true);
+    const pair = isMap(parent) ? parent.items.find((i) => isScalar(i.key) && i.key.value === segments.at(-1)) : undefined;
+    return (pair?.key as Node | undefined)?.range?.[0];
+  };
+  const report = (segments: readonly (string | number)[], message: string, onKey = false) => {
     const where = segments.length ? `${segments.join('.')}: ` : '';
-    problems.push(at(nodeAt(segments)?.range?.[0], `${where}${message}`));
+    problems.push(at((onKey ? keyOffset(segments) : undefined) ?? nodeAt(segments)?.range?.[0], `${where}${message}`));
   };
 
   const seen = new Set<string>();
@@ -184,8 +190,9 @@ export function parseOidcFile(text: string, file: string, env: NodeJS.ProcessEnv
     if ([...seen].some((s) => key === s || key.startsWith(`${s}/`))) continue;
     seen.add(key);
     const custom = (e.schema as TSchema & { errorMessage?: string }).errorMessage;
-    const message = e.message === 'Unexpected property' ? 'is not a known setting' : e.message === 'Expected required property' ? 'is required' : (custom ?? e.message);
-    report(segments, message);
+    const unknown = e.message === 'Unexpected property';
+    const message = unknown ? 'is not a known setting' : e.message === 'Expected required property' ? 'is required' : (custom ?? e.message);
+    report(segments, message, unknown);
   }
   if (problems.length) return { problems: sorted(problems) };
   const input = data as Static<typeof OidcFileSchema>;
