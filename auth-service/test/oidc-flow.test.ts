@@ -56,6 +56,9 @@ describe('OpenID Connect sign-in through the gateway', () => {
     expect(stack.logs()).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
     expect(stack.logs()).not.toContain('test-client-secret');
     expect(await sessionsOf('u-ada')).toHaveLength(1);
+    const me = await client.go(`${stack.base}/auth/me`);
+    expect(me.status).toBe(200);
+    expect(JSON.parse(me.body)).toEqual({ sub: 'oidc:demo:u-ada', roles: ['user', 'admin'] });
   });
 
   it('a user no rule admits gets a 403 page and no session', async () => {

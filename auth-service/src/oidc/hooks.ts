@@ -15,6 +15,8 @@ export interface OidcHooks {
   readonly providers: readonly { readonly id: string; readonly displayName: string }[];
   /** Where a browser goes after signing out of a session a provider signed in, or null. */
   logoutRedirect(identity: Identity): string | null;
+  /** Whether a user id is one a provider signed in (not in the users directory). */
+  isProviderUser(sub: string): boolean;
 }
 
 export function oidcHooks(config: OidcConfig, providers: OidcProviders): OidcHooks {
@@ -24,6 +26,10 @@ export function oidcHooks(config: OidcConfig, providers: OidcProviders): OidcHoo
     logoutRedirect(identity: Identity) {
       const id = providerOfUserId(identity.sub);
       return id && providers.get(id) ? `/auth/oidc/${id}/signed-out` : null;
+    },
+    isProviderUser(sub: string) {
+      const id = providerOfUserId(sub);
+      return id !== null && providers.get(id) !== undefined;
     },
   });
 }
