@@ -56,8 +56,14 @@ export class OidcProviders {
     if (have && now - have.at < DISCOVERY_TTL_MS) return Promise.resolve(have);
     let run = this.pending.get(p.id);
     if (!run) {
-      // concurrent sign-ins share one discovery
-      run = this.fetch(p).finally(() => this.pending.delete(p.id));
+      // concurrent sign-ins share one discovery; metadata that is due for a refresh is still
+      // used while the provider cannot be reached
+      run = this.fetch(p)
+        .catch((err: unknown) => {
+          if (have) return have;
+          throw err;
+        })
+        .finally(() => this.pending.delete(p.id));
       this.pending.set(p.id, run);
     }
     return run;
