@@ -14,6 +14,15 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'gateway/bin/sessiongate.js');
 const ROUTES_FILE = path.join(ROOT, 'routes.yaml');
+// the OpenID Provider the tests use too: a real oidc-provider (a devDependency)
+const IDP_SCRIPT = path.join(ROOT, 'test/fixtures/oidc-provider.mjs');
+const HAVE_IDP = existsSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'));
+const IDP_USER = {
+  sub: 'demo-olivia',
+  username: 'olivia',
+  claims: { name: 'Olivia Demo', email: 'olivia@example.com', email_verified: true, groups: ['staff', 'platform-admins'] },
+};
+const IDP_ROLES = ['user', 'admin'];
 const NODE = process.execPath;
 
 const HELP = `Usage: npm start [-- --eddsa --logs]
@@ -35,8 +44,9 @@ Environment:
   REDIS_URL        use this Redis; unset: start a private redis-server from PATH on a
                    free port, and stop it on exit
   DEMO_BASE_PORT   move every port: gateway N, its metrics N+1, auth N+2 (metrics N+3),
-                   node-upstream N+4, python-upstream N+5; 0 picks free ports
-                   (default: gateway 8080/9091, auth 4000/9092, upstreams 4001, 4002)
+                   node-upstream N+4, python-upstream N+5, demo IdP N+6; 0 picks free
+                   ports (default: gateway 8080/9091, auth 4000/9092, upstreams 4001,
+                   4002, demo IdP 4003)
   Other settings (LOG_LEVEL, SESSION_IDLE_TIMEOUT, X_SESSION_TTL, ...) reach the gateway
   and the auth service as they would if run alone; the demo's own (ports, keys, users,
   routes, REDIS_URL, COOKIE_SECURE=false) win.
@@ -94,11 +104,11 @@ function freePort() {
 }
 
 async function choosePorts(env) {
-  const names = ['gateway', 'gatewayMetrics', 'auth', 'authMetrics', 'node', 'python'];
+  const names = ['gateway', 'gatewayMetrics', 'auth', 'authMetrics', 'node', 'python', 'idp'];
   const raw = env.DEMO_BASE_PORT?.trim();
   let ports;
   if (!raw) {
-    ports = { gateway: 8080, gatewayMetrics: 9091, auth: 4000, authMetrics: 9092, node: 4001, python: 4002 };
+    ports = { gateway: 8080, gatewayMetrics: 9091, auth: 4000, authMetrics: 9092, node: 4001, python: 4002, idp: 4003 };
   } else if (raw === '0') {
     ports = {};
     for (const n of names) ports[n] = await freePort();
@@ -441,6 +451,8 @@ async function main() {
   };
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
   const users = DEMO_USERS.map((u) => ({ ...u, password: randomBytes(9).toString('base64url') }));
+  const idp = HAVE_IDP ? { issuer: `http://127.0.0.1:${ports.idp}`, password: randomBytes(9).toString('base64url') } : null;
+  const authEnv = idp ? { SESSIONGATE_OIDC: writeOidcFile(secretDir, idp, ports) } : {};
   const ready = [];
   try {
     // the users file meanwhile, one user at a time: each `users add` rewrites the whole file
@@ -485,6 +497,12 @@ async function main() {
     // a service dying meanwhile stops the demo at once (unexpectedExit)
     for (const r of ready) r.catch(() => undefined);
 
+    // the demo IdP: "Sign in with Demo IdP" on the sign-in page
+    if (idp) {
+      const op = service('demo-idp', NODE, [IDP_SCRIPT], spawnOpts({ OIDC_FIXTURE: JSON.stringify(idpFixture(idp, ports)) }));
+      ready.push(waitReady(op, `discovery on :${ports.idp}`, httpOk(`${idp.issuer}/.well-known/openid-configuration`)));
+    }
+
     // 4. with the users: the auth service
     await usersMade;
     // the demo's landing page is the Node example's /app
@@ -492,7 +510,7 @@ async function main() {
       'auth',
       NODE,
       [BIN, 'auth'],
-      spawnOpts({ ...common, SESSIONGATE_USERS: usersFile, LOGIN_DEFAULT_NEXT: '/app', AUTH_PORT: String(ports.auth), AUTH_METRICS_PORT: String(ports.authMetrics) }, sgEnv),
+      spawnOpts({ ...common, ...authEnv, SESSIONGATE_USERS: usersFile, LOGIN_DEFAULT_NEXT: '/app', AUTH_PORT: String(ports.auth), AUTH_METRICS_PORT: String(ports.authMetrics) }, sgEnv),
     );
     ready.push(waitReady(auth, `/readyz on :${ports.authMetrics}`, httpOk(`http://127.0.0.1:${ports.authMetrics}/readyz`)));
     await Promise.all(ready);
@@ -500,10 +518,58 @@ async function main() {
     return startupFailure(err, err.service);
   }
 
-  printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile });
+  printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile, idp });
 }
 
-function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile }) {
+/** The demo IdP's client: the auth service behind the gateway, as the browser sees it. */
+function idpFixture(idp, ports) {
+  const gw = `http://localhost:${ports.gateway}`;
+  return {
+    port: ports.idp,
+    users: [{ ...IDP_USER, password: idp.password }],
+    clients: [
+      {
+        client_id: 'sessiongate-demo',
+        client_secret: idp.clientSecret,
+        redirect_uris: [`${gw}/auth/oidc/demo/callback`],
+        post_logout_redirect_uris: [`${gw}/auth/login`],
+        backchannel_logout_uri: `http://127.0.0.1:${ports.auth}/auth/oidc/demo/backchannel-logout`,
+        backchannel_logout_session_required: true,
+      },
+    ],
+  };
+}
+
+/** The auth service's OIDC file for the demo IdP; the client secret in a file of its own. */
+function writeOidcFile(dir, idp, ports) {
+  idp.clientSecret = randomBytes(24).toString('base64url');
+  writeFileSync(path.join(dir, 'oidc-client-secret'), `${idp.clientSecret}\n`, { mode: 0o600 });
+  const file = path.join(dir, 'oidc.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+base_url: http://localhost:${ports.gateway}
+providers:
+  - id: demo
+    display_name: Demo IdP
+    issuer: ${idp.issuer}
+    client_id: sessiongate-demo
+    client_secret_file: oidc-client-secret
+    scopes: [openid, email, profile, groups]
+    require:
+      - { claim: email_verified, equals: true }
+    rules:
+      - roles: [user]
+        when: [{ email_domain: [example.com] }]
+      - roles: [admin]
+        when: [{ claim: groups, includes: platform-admins }]
+`,
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile, idp }) {
   const gw = `http://localhost:${ports.gateway}`;
   const alg = opts.eddsa ? 'EdDSA via the JWKS' : 'HS256';
   const rows = [
@@ -514,6 +580,9 @@ function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logD
     python
       ? ['python-upstream', `http://127.0.0.1:${ports.python}`, '/api/reports (standard library, HS256)']
       : ['python-upstream', 'not started', opts.eddsa ? 'it verifies HS256 only; run without --eddsa for it' : 'python3 is not on PATH'],
+    idp
+      ? ['demo IdP', idp.issuer, 'an OpenID Provider (oidc-provider): "Sign in with Demo IdP"']
+      : ['demo IdP', 'not started', 'oidc-provider is not installed (npm ci installs it)'],
     ['redis', redisUrl.replace(/\/\/[^@/]*@/, '//***@'), privateRedis ? 'a private redis-server, stopped on exit' : 'from REDIS_URL'],
     ['logs', logDir, opts.logs ? 'also printed here' : '`npm start -- --logs` prints them here'],
   ];
@@ -531,11 +600,19 @@ function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logD
     'Demo users (fresh passwords every run; demo only)',
     ...users.map((u) => `  ${u.name.padEnd(6)} ${u.password}   roles ${u.roles.join(', ')}`),
     '',
+    ...(idp
+      ? [
+          'Demo IdP user (OpenID Connect: "Sign in with Demo IdP", then this on the IdP\'s form)',
+          `  ${IDP_USER.username.padEnd(6)} ${idp.password}   mapped roles ${IDP_ROLES.join(', ')} (verified example.com email; group platform-admins)`,
+          '',
+        ]
+      : []),
     'Cookies go over plain http here (COOKIE_SECURE=false): fine on localhost, never in production.',
     '',
     'In a browser',
     `  open ${gw}/app: the gateway's 401 page links to the sign-in form; sign in as alice, the page`,
     '  shows who you are (and that its script cannot read the HttpOnly sid cookie); Sign out ends it',
+    ...(idp ? ['  or choose "Sign in with Demo IdP" and sign in there as olivia: back on /app with roles user, admin'] : []),
     '',
     'Try it (writes carrying the cookie need an Origin header: that is the CSRF check)',
     `  ${login(alice)}    # 204 + Set-Cookie: sid`,

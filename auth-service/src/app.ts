@@ -9,6 +9,9 @@ import { AuthMetrics } from './metrics.js';
 import redisPlugin from './redis.js';
 import loginRoute from './routes/login.js';
 import loginPageRoute from './routes/login-page.js';
+import { oidcHooks, passwordLoginOff } from './oidc/hooks.js';
+import { OidcProviders } from './oidc/providers.js';
+import oidcRoutes from './oidc/routes.js';
 import logoutRoutes from './routes/logout.js';
 import meRoute from './routes/me.js';
 import type { AuthRouteOptions } from './routes/options.js';
@@ -152,7 +155,10 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       defaultNext: config.loginDefaultNext,
       brand: config.brand,
     };
-    await app.register(loginRoute, routeOpts);
+    const providers = config.oidc ? new OidcProviders(config.oidc.providers) : null;
+    if (config.oidc && providers) routeOpts.oidc = oidcHooks(config.oidc, providers);
+    await app.register(routeOpts.oidc?.passwordLogin === false ? passwordLoginOff : loginRoute, routeOpts);
+    if (config.oidc && providers) await app.register(oidcRoutes, { ...routeOpts, oidcConfig: config.oidc, providers });
     await app.register(loginPageRoute, routeOpts);
     await app.register(logoutRoutes, routeOpts);
     await app.register(sessionsRoutes, routeOpts);

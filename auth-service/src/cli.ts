@@ -33,6 +33,9 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_WATCH_USERS     true      reload the users file when it changes (SIGHUP always)
   SESSIONGATE_SCRYPT_COST     17        log2 of scrypt's N for new hashes (14-20); unknown
                                         user names are checked at the file's own cost
+  SESSIONGATE_OIDC            (unset)   OpenID Connect providers (YAML; docs/oidc.md): "Sign
+                                        in with …" buttons, back-channel logout, and
+                                        password_login: false to keep providers only
   AUTH_HOST, AUTH_PORT        0.0.0.0, ${DEFAULT_AUTH_PORT}   the public listener
   AUTH_METRICS_HOST, AUTH_METRICS_PORT
                               $AUTH_HOST, ${DEFAULT_AUTH_METRICS_PORT}   /metrics, /healthz, /readyz (never

@@ -19,6 +19,7 @@ import {
   type SessionSettings,
 } from 'sessiongate/session';
 import { loadVerificationKeys, type VerificationKeys } from './identity.js';
+import { loadOidcFile, type OidcConfig } from './oidc/config.js';
 import {
   DEFAULT_FAILURE_WINDOW_MS,
   DEFAULT_MAX_FAILURES_PER_ACCOUNT,
@@ -75,6 +76,8 @@ export interface AuthConfig {
   readonly loginDefaultNext: string;
   /** The product's name and logo on the sign-in page. */
   readonly brand: Brand;
+  /** OpenID Connect providers (SESSIONGATE_OIDC), or null when sign-in is by password only. */
+  readonly oidc: OidcConfig | null;
 }
 
 export function scryptCostSetting(env: NodeJS.ProcessEnv): number {
@@ -130,6 +133,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     loginDefaultNext: loginDefaultNextSetting(env),
     brand: brandSetting(env),
+    oidc: env.SESSIONGATE_OIDC?.trim() ? loadOidcFile(env.SESSIONGATE_OIDC.trim(), env) : null,
   };
   return Object.freeze(config);
 }

@@ -8,6 +8,7 @@ export const BadRequest = createError('SA_ERR_BAD_REQUEST', '%s', 400);
 export const InvalidCredentials = createError('SA_ERR_INVALID_CREDENTIALS', 'The user name or password is not correct', 401);
 export const Unauthenticated = createError('SA_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
 export const NotFound = createError('SA_ERR_NOT_FOUND', '%s', 404);
+export const PasswordLoginDisabled = createError('SA_ERR_PASSWORD_LOGIN_DISABLED', 'Password sign-in is switched off here: sign in with a provider', 403);
 export const TooManyRequests = createError('SA_ERR_TOO_MANY_REQUESTS', 'Too many failed logins, retry later', 429);
 export const SessionStoreUnavailable = createError(
   'SA_ERR_SESSION_STORE_UNAVAILABLE',
@@ -23,6 +24,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SA_ERR_INVALID_CREDENTIALS: 'invalid_credentials',
   SA_ERR_UNAUTHENTICATED: 'unauthenticated',
   SA_ERR_NOT_FOUND: 'not_found',
+  SA_ERR_PASSWORD_LOGIN_DISABLED: 'password_login_disabled',
   SA_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
   SA_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
 };

@@ -85,7 +85,22 @@ export function loginPageUrl(o: { error?: LoginError; wait?: number; notice?: 's
   return s ? `${LOGIN_PAGE_PATH}?${s}` : LOGIN_PAGE_PATH;
 }
 
-/** The sign-in form: plain HTML, no script, every value escaped. */
+/** Where a sign-in with a provider starts, carrying `next` on. */
+export function startUrl(providerId: string, next: string | null): string {
+  return `/auth/oidc/${encodeURIComponent(providerId)}/start${next ? `?next=${encodeURIComponent(next)}` : ''}`;
+}
+
+/** A "Sign in with …" button of the page: a provider's id and the name people know it by. */
+export interface SignInProvider {
+  readonly id: string;
+  readonly displayName: string;
+}
+
+/**
+ * The sign-in page: the password form (unless switched off) and a link per provider. Plain
+ * HTML, no script, every value escaped. The providers are links, not forms: the CSP's
+ * `form-action 'self'` would stop a form's redirect on to the provider.
+ */
 export function loginPage(o: {
   error: LoginError | null;
   next: string | null;
@@ -93,6 +108,8 @@ export function loginPage(o: {
   notice?: 'signed-out' | null;
   userName?: string | null;
   brand?: Brand | null;
+  providers?: readonly SignInProvider[];
+  passwordLogin?: boolean;
 }): string {
   const message = o.error === 'throttled' && o.wait ? waitMessage(o.wait) : o.error ? MESSAGES[o.error] : '';
   const alert = o.error
@@ -100,9 +117,11 @@ export function loginPage(o: {
     : o.notice === 'signed-out'
       ? '<p id="notice" role="status">You have signed out.</p>'
       : '';
-  const typed = o.userName ? ` value="${esc(o.userName)}"` : '';
   const described = o.error ? ' aria-describedby="error" aria-invalid="true"' : '';
   const next = o.next ? `<input type="hidden" name="next" value="${esc(o.next)}">` : '';
+  const links = (o.providers ?? []).map((p) => `<a class="provider" href="${esc(startUrl(p.id, o.next))}">Sign in with ${esc(p.displayName)}</a>`);
+  const providers = links.length ? `<nav aria-label="Other ways to sign in">\n${links.join('\n')}\n</nav>\n` : '';
+  const form = o.passwordLogin === false ? '' : passwordForm(next, described, o.userName);
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -111,21 +130,28 @@ export function loginPage(o: {
 <title>${pageTitle('Sign in', o.brand)}</title>
 <style>
 ${PAGE_STYLE}
+nav{margin-top:2rem;border-top:1px solid #ddd;padding-top:1rem}
+.provider{display:block;margin-top:.75rem;padding:.5rem 1.25rem;border:1px solid #888;border-radius:3px;text-align:center;color:inherit;text-decoration:none}
 </style>
 </head>
 <body>
 <main>
 ${brandHeader(o.brand)}<h1>Sign in</h1>
-${alert}<form method="post" action="${esc(LOGIN_PAGE_PATH)}">
-${next}<label for="username">User name</label>
-<input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required${o.userName ? '' : ' autofocus'}${typed}${described}>
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required${o.userName ? ' autofocus' : ''}${described}>
-<button type="submit">Sign in</button>
-</form>
-</main>
+${alert}${form}${providers}</main>
 </body>
 </html>
+`;
+}
+
+function passwordForm(next: string, described: string, userName: string | null | undefined): string {
+  const typed = userName ? ` value="${esc(userName)}"` : '';
+  return `<form method="post" action="${esc(LOGIN_PAGE_PATH)}">
+${next}<label for="username">User name</label>
+<input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required${userName ? '' : ' autofocus'}${typed}${described}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required${userName ? ' autofocus' : ''}${described}>
+<button type="submit">Sign in</button>
+</form>
 `;
 }
 
@@ -139,6 +165,8 @@ function loginError(value: unknown): LoginError | null {
  */
 const loginPageRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) => {
   const headers = pageHeaders(opts.brand);
+  const providers = opts.oidc?.providers ?? [];
+  const passwordLogin = opts.oidc?.passwordLogin ?? true;
   fastify.get(LOGIN_PAGE_PATH, async (request, reply) => {
     // unknown or repeated parameters are ignored, never an error: this is a page people land on
     const query = (request.query ?? {}) as Record<string, unknown>;
@@ -150,6 +178,8 @@ const loginPageRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opt
       notice: query.notice === 'signed-out' ? 'signed-out' : null,
       userName: query.error ? typedName(request.headers.cookie) : null,
       brand: opts.brand,
+      providers,
+      passwordLogin,
     });
     return reply.headers(headers).code(200).send(page);
   });

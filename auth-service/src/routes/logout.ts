@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { clearSessionSetCookie } from 'sessiongate/session';
 import { storeCall } from '../errors.js';
-import { requireIdentity } from '../identity.js';
+import { requireIdentity, type Identity } from '../identity.js';
 import { browserForm, loginPageUrl } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
 
@@ -24,7 +24,7 @@ const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts)
       if (ended) opts.metrics.sessionsRevoked.inc({ reason: 'logout' });
       request.log.info({ event: 'logout', user: id.sub, sid: id.sid, ended }, 'logout');
     }
-    return loggedOut(request, reply);
+    return loggedOut(request, reply, id);
   });
 
   fastify.post('/auth/logout-all', async (request, reply) => {
@@ -32,15 +32,18 @@ const logoutRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts)
     const ended = await storeCall(() => store.destroyAll(id.sub));
     opts.metrics.sessionsRevoked.inc({ reason: 'logout_all' }, ended);
     request.log.info({ event: 'logout-all', user: id.sub, ended }, 'logout everywhere');
-    return loggedOut(request, reply);
+    return loggedOut(request, reply, id);
   });
 
-  // the clearing cookie either way: a browser also goes back to the login page
-  function loggedOut(request: FastifyRequest, reply: FastifyReply) {
+  // the clearing cookie either way: a browser also goes back to the login page, or on to
+  // the sign-out of the provider that signed it in
+  function loggedOut(request: FastifyRequest, reply: FastifyReply, id: Identity | null) {
     reply.header('set-cookie', clear);
     const browser = browserForm(request);
-    // the form may name where to go after signing in again (a 403 page's "sign out")
-    return browser ? reply.redirect(loginPageUrl({ notice: 'signed-out', next: browser.next }), 303) : reply.code(204).send();
+    if (!browser) return reply.code(204).send();
+    // the provider's sign-out first, when one signed this browser in; else the login page,
+    // keeping where to go after signing in again (a 403 page's "sign out")
+    return reply.redirect((id && opts.oidc?.logoutRedirect(id)) || loginPageUrl({ notice: 'signed-out', next: browser.next }), 303);
   }
 };
 

@@ -1,6 +1,7 @@
 import type { Brand } from '@sessiongate/service-kit';
 import type { CookieAttributes, SessionSettings } from 'sessiongate/session';
 import type { AuthMetrics } from '../metrics.js';
+import type { OidcHooks } from '../oidc/hooks.js';
 import type { LoginThrottle } from '../throttle.js';
 import type { UserDirectory } from '../users/directory.js';
 
@@ -15,4 +16,6 @@ export interface AuthRouteOptions {
   defaultNext: string;
   /** The product's name and logo on the sign-in page. */
   brand: Brand | null;
+  /** OpenID Connect sign-in, when SESSIONGATE_OIDC names a file. */
+  oidc?: OidcHooks;
 }
