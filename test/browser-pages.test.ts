@@ -203,7 +203,7 @@ describe(`the pages people see (Chromium)${HAVE_CHROMIUM ? '' : ` (skipped: ${NO
     const redis = descendants(demo!.child.pid!).filter((p) => /redis-server/.test(p.cmd));
     expect(redis).toHaveLength(1);
     const { context, page } = await freshPage();
-    await context.addCookies([{ name: 'sid', value: 'x'.repeat(43), url: base, httpOnly: true }]);
+    await context.addCookies([{ name: 'sid', value: `${'x'.repeat(43)}.abcd`, url: base, httpOnly: true }]);
     process.kill(redis[0]!.pid, 'SIGSTOP');
     try {
       const res = await page.goto(`${base}/app`);

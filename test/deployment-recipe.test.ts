@@ -180,7 +180,7 @@ describe('docs/deployment.md, followed step by step', () => {
     });
     expect(login.status).toBe(204);
     const setCookie = login.headers.get('set-cookie') ?? '';
-    expect(setCookie).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Secure/);
+    expect(setCookie).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; Path=\/; HttpOnly; SameSite=Lax; Secure/);
     const cookie = setCookie.split(';')[0]!;
 
     const page = await fetch(`${gw}/reports/7`, { headers: { ...viaProxy, cookie } });

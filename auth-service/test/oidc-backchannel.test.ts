@@ -1,6 +1,6 @@
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { hashToken } from '../../gateway/src/session/index.js';
+import { sessionRef } from '../../gateway/src/session/index.js';
 import { CLIENT_ID, signInWithIdp, startOidcStack, type OidcStack } from '../../test/support/oidc-stack.js';
 import { WebClient, readForm } from '../../test/support/web-client.js';
 
@@ -47,7 +47,7 @@ describe('back-channel logout', () => {
     expect(done.status).toBe(200);
     expect(stack.idp.output()).toContain(`backchannel logout to ${CLIENT_ID} sent`);
     await vi.waitFor(async () => expect(await statuses(token)).toEqual([401, 401]), { timeout: 1000, interval: 25 });
-    expect(await stack.auth.store.read(hashToken(token))).toBeNull();
+    expect(await stack.auth.store.read(sessionRef(token))).toBeNull();
     // another user's session, from another provider session, is untouched
     expect(await statuses(other.token)).toEqual([200, 200]);
     expect(stack.logs()).toMatch(/"event":"oidc-backchannel-logout","provider":"demo","user":"oidc:demo:u-sam","ended":1/);

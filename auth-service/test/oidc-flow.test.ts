@@ -36,7 +36,7 @@ describe('OpenID Connect sign-in through the gateway', () => {
     // the browser holds our opaque cookie, never a provider token
     const ours = client.cookies(stack.base);
     expect([...ours.keys()]).toEqual(['sid']);
-    expect(ours.get('sid')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(ours.get('sid')).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}$/);
     for (const hop of page.hops) for (const c of hop.setCookies) expect(c).not.toMatch(/eyJ/);
     // the flow cookie: HttpOnly, SameSite=Lax (the provider's redirect back carries it),
     // scoped to the OIDC endpoints, short-lived; and it is gone after the callback

@@ -62,7 +62,7 @@ describe('gateway logs for operators', () => {
     await svc.waitFor(/sessiongate gateway ready/);
     await svc.waitFor(/redis is not reachable/);
 
-    const cookie = `sid=${'a'.repeat(43)}`;
+    const cookie = `sid=${'a'.repeat(43)}.abcd`;
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`http://127.0.0.1:${port}/api/orders/${i}?q=secret`, { headers: { cookie } });
       expect(res.status).toBe(503);
