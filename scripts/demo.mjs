@@ -114,7 +114,7 @@ async function choosePorts(env) {
     for (const n of names) ports[n] = await freePort();
   } else {
     const base = Number(raw);
-    if (!Number.isInteger(base) || base < 1024 || base > 65530) fail(`DEMO_BASE_PORT must be 0 or a port from 1024 to 65530, not "${raw}"`);
+    if (!Number.isInteger(base) || base < 1024 || base > 65529) fail(`DEMO_BASE_PORT must be 0 or a port from 1024 to 65529, not "${raw}"`);
     ports = Object.fromEntries(names.map((n, i) => [n, base + i]));
   }
   const taken = [];
