@@ -6,7 +6,7 @@
 // off) and, for reference, a hand-rolled fastify + ioredis session proxy (quick-gateway.mjs,
 // with and without a 1 s cache), drives them in alternating rounds with one load generator, and prints req/s, p50/p99
 // latency, the ratio to the baseline and Redis commands per request for each target, then
-// checks the gateway's memory with 100 000 distinct live sessions. README.md, "Performance", explains the figures.
+// checks the gateway's memory with 100 000 distinct live sessions. docs/performance.md explains the figures.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -507,7 +507,7 @@ if (!fs.existsSync(path.join(ROOT, 'gateway/dist/session/index.js'))) {
   log('bench: gateway/dist is missing: run `npm run build` first (npm run bench does it for you)');
   process.exit(2);
 }
-const { SessionStore, KeyLayout, mintToken, mintSessionId, hashToken, serializeRecord, RECORD_VERSION } = await import(sessionModule);
+const { SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION } = await import(sessionModule);
 
 // Commands that are connection plumbing or the bench's own reads, not the gateway's work
 const NOT_COUNTED = new Set(['info', 'ping', 'subscribe', 'unsubscribe', 'psubscribe', 'client', 'hello', 'select', 'quit', 'auth', 'command']);
@@ -912,18 +912,20 @@ async function main() {
     for (let i = 0; i < RSS_SESSIONS; i += BATCH) {
       const p = redis.pipeline();
       for (let j = i; j < Math.min(RSS_SESSIONS, i + BATCH); j++) {
-        const token = mintToken();
+        const sub = `rss-user-${j}`;
+        const token = mintToken(sub);
+        const ref = sessionRef(token);
         const record = {
           v: RECORD_VERSION,
-          sid: mintSessionId(),
-          sub: `rss-user-${j}`,
+          sid: ref.sid,
+          sub,
           roles: ['user'],
           createdAt: now,
           absoluteExpiresAt: now + ABSOLUTE_TIMEOUT_MS,
           idleTimeoutMs: IDLE_TIMEOUT_MS,
           claims: { name: `User ${j}` },
         };
-        p.set(keys.session(hashToken(token)), serializeRecord(record), 'PX', IDLE_TIMEOUT_MS);
+        p.set(keys.session(ref), serializeRecord(record), 'PX', IDLE_TIMEOUT_MS);
         cookies[j] = `sid=${token}`;
       }
       await p.exec();

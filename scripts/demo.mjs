@@ -14,6 +14,15 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'gateway/bin/sessiongate.js');
 const ROUTES_FILE = path.join(ROOT, 'routes.yaml');
+// the OpenID Provider the tests use too: a real oidc-provider (a devDependency)
+const IDP_SCRIPT = path.join(ROOT, 'test/fixtures/oidc-provider.mjs');
+const HAVE_IDP = existsSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'));
+const IDP_USER = {
+  sub: 'demo-olivia',
+  username: 'olivia',
+  claims: { name: 'Olivia Demo', email: 'olivia@example.com', email_verified: true, groups: ['staff', 'platform-admins'] },
+};
+const IDP_ROLES = ['user', 'admin'];
 const NODE = process.execPath;
 
 const HELP = `Usage: npm start [-- --eddsa --logs]
@@ -21,7 +30,9 @@ const HELP = `Usage: npm start [-- --eddsa --logs]
 
 Runs the demo stack from routes.yaml: Redis, the auth service, the example upstreams and
 the gateway on http://localhost:8080 (in a browser, open http://localhost:8080/app).
-Ctrl-C stops everything it started.
+Ctrl-C stops everything it started. Needs Node.js and, for the Python example upstream
+(/api/reports), python3 on PATH: without it that upstream is not started (said at start).
+See docs/demo.md.
 
 Options:
   --eddsa      sign X-Session with Ed25519: the Node example verifies through the gateway's
@@ -33,8 +44,9 @@ Environment:
   REDIS_URL        use this Redis; unset: start a private redis-server from PATH on a
                    free port, and stop it on exit
   DEMO_BASE_PORT   move every port: gateway N, its metrics N+1, auth N+2 (metrics N+3),
-                   node-upstream N+4, python-upstream N+5; 0 picks free ports
-                   (default: gateway 8080/9091, auth 4000/9092, upstreams 4001, 4002)
+                   node-upstream N+4, python-upstream N+5, demo IdP N+6; 0 picks free
+                   ports (default: gateway 8080/9091, auth 4000/9092, upstreams 4001,
+                   4002, demo IdP 4003)
   Other settings (LOG_LEVEL, SESSION_IDLE_TIMEOUT, X_SESSION_TTL, ...) reach the gateway
   and the auth service as they would if run alone; the demo's own (ports, keys, users,
   routes, REDIS_URL, COOKIE_SECURE=false) win.
@@ -92,17 +104,17 @@ function freePort() {
 }
 
 async function choosePorts(env) {
-  const names = ['gateway', 'gatewayMetrics', 'auth', 'authMetrics', 'node', 'python'];
+  const names = ['gateway', 'gatewayMetrics', 'auth', 'authMetrics', 'node', 'python', 'idp'];
   const raw = env.DEMO_BASE_PORT?.trim();
   let ports;
   if (!raw) {
-    ports = { gateway: 8080, gatewayMetrics: 9091, auth: 4000, authMetrics: 9092, node: 4001, python: 4002 };
+    ports = { gateway: 8080, gatewayMetrics: 9091, auth: 4000, authMetrics: 9092, node: 4001, python: 4002, idp: 4003 };
   } else if (raw === '0') {
     ports = {};
     for (const n of names) ports[n] = await freePort();
   } else {
     const base = Number(raw);
-    if (!Number.isInteger(base) || base < 1024 || base > 65530) fail(`DEMO_BASE_PORT must be 0 or a port from 1024 to 65530, not "${raw}"`);
+    if (!Number.isInteger(base) || base < 1024 || base > 65529) fail(`DEMO_BASE_PORT must be 0 or a port from 1024 to 65529, not "${raw}"`);
     ports = Object.fromEntries(names.map((n, i) => [n, base + i]));
   }
   const taken = [];
@@ -380,6 +392,14 @@ async function main() {
 
   const ports = await choosePorts(process.env);
   const python = opts.eddsa ? null : hasCommand('python3') ? 'python3' : null;
+  if (!opts.eddsa && !python) {
+    // said first and plainly: otherwise /api/reports answers 502 and nobody knows why
+    process.stderr.write(
+      '\nsessiongate demo: WARNING: python3 is not on PATH, so the Python example upstream is NOT started:\n' +
+        '  /api/reports will answer 502 (upstream_unavailable). Install python3 (apt-get install python3,\n' +
+        '  brew install python) to run it; everything else works without it.\n\n',
+    );
+  }
 
   const runDir = mkdtempSync(path.join(tmpdir(), 'sessiongate-demo-'));
   const secretDir = path.join(runDir, 'secrets');
@@ -423,9 +443,16 @@ async function main() {
   const keysFile = path.join(secretDir, 'x-session-keys.json');
   const usersFile = path.join(secretDir, 'users.yaml');
   const routesFile = routesFor(ports, secretDir);
-  const common = { REDIS_URL: redisUrl, X_SESSION_KEYS: keysFile, COOKIE_SECURE: 'false', HOST: '127.0.0.1', METRICS_HOST: '127.0.0.1' };
+  const common = {
+    REDIS_URL: redisUrl,
+    X_SESSION_KEYS: keysFile,
+    COOKIE_SECURE: 'false',
+    ...Object.fromEntries(['GATEWAY_HOST', 'GATEWAY_METRICS_HOST', 'AUTH_HOST', 'AUTH_METRICS_HOST'].map((v) => [v, '127.0.0.1'])),
+  };
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
   const users = DEMO_USERS.map((u) => ({ ...u, password: randomBytes(9).toString('base64url') }));
+  const idp = HAVE_IDP ? { issuer: `http://127.0.0.1:${ports.idp}`, password: randomBytes(9).toString('base64url') } : null;
+  const authEnv = idp ? { SESSIONGATE_OIDC: writeOidcFile(secretDir, idp, ports) } : {};
   const ready = [];
   try {
     // the users file meanwhile, one user at a time: each `users add` rewrites the whole file
@@ -463,26 +490,86 @@ async function main() {
       'gateway',
       NODE,
       [BIN, 'gateway'],
-      spawnOpts({ ...common, SESSIONGATE_ROUTES: routesFile, PORT: String(ports.gateway), METRICS_PORT: String(ports.gatewayMetrics) }, sgEnv),
+      spawnOpts({ ...common, SESSIONGATE_ROUTES: routesFile, GATEWAY_PORT: String(ports.gateway), GATEWAY_METRICS_PORT: String(ports.gatewayMetrics) }, sgEnv),
       STOP_FIRST,
     );
     ready.push(waitReady(gateway, `/readyz on :${ports.gatewayMetrics}`, httpOk(`http://127.0.0.1:${ports.gatewayMetrics}/readyz`)));
     // a service dying meanwhile stops the demo at once (unexpectedExit)
     for (const r of ready) r.catch(() => undefined);
 
+    // the demo IdP: "Sign in with Demo IdP" on the sign-in page
+    if (idp) {
+      const op = service('demo-idp', NODE, [IDP_SCRIPT], spawnOpts({ OIDC_FIXTURE: JSON.stringify(idpFixture(idp, ports)) }));
+      ready.push(waitReady(op, `discovery on :${ports.idp}`, httpOk(`${idp.issuer}/.well-known/openid-configuration`)));
+    }
+
     // 4. with the users: the auth service
     await usersMade;
-    const auth = service('auth', NODE, [BIN, 'auth'], spawnOpts({ ...common, SESSIONGATE_USERS: usersFile, PORT: String(ports.auth), METRICS_PORT: String(ports.authMetrics) }, sgEnv));
+    // the demo's landing page is the Node example's /app
+    const auth = service(
+      'auth',
+      NODE,
+      [BIN, 'auth'],
+      spawnOpts({ ...common, ...authEnv, SESSIONGATE_USERS: usersFile, LOGIN_DEFAULT_NEXT: '/app', AUTH_PORT: String(ports.auth), AUTH_METRICS_PORT: String(ports.authMetrics) }, sgEnv),
+    );
     ready.push(waitReady(auth, `/readyz on :${ports.authMetrics}`, httpOk(`http://127.0.0.1:${ports.authMetrics}/readyz`)));
     await Promise.all(ready);
   } catch (err) {
     return startupFailure(err, err.service);
   }
 
-  printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile });
+  printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile, idp });
 }
 
-function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile }) {
+/** The demo IdP's client: the auth service behind the gateway, as the browser sees it. */
+function idpFixture(idp, ports) {
+  const gw = `http://localhost:${ports.gateway}`;
+  return {
+    port: ports.idp,
+    users: [{ ...IDP_USER, password: idp.password }],
+    clients: [
+      {
+        client_id: 'sessiongate-demo',
+        client_secret: idp.clientSecret,
+        redirect_uris: [`${gw}/auth/oidc/demo/callback`],
+        post_logout_redirect_uris: [`${gw}/auth/login`],
+        backchannel_logout_uri: `http://127.0.0.1:${ports.auth}/auth/oidc/demo/backchannel-logout`,
+        backchannel_logout_session_required: true,
+      },
+    ],
+  };
+}
+
+/** The auth service's OIDC file for the demo IdP; the client secret in a file of its own. */
+function writeOidcFile(dir, idp, ports) {
+  idp.clientSecret = randomBytes(24).toString('base64url');
+  writeFileSync(path.join(dir, 'oidc-client-secret'), `${idp.clientSecret}\n`, { mode: 0o600 });
+  const file = path.join(dir, 'oidc.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+base_url: http://localhost:${ports.gateway}
+providers:
+  - id: demo
+    display_name: Demo IdP
+    issuer: ${idp.issuer}
+    client_id: sessiongate-demo
+    client_secret_file: oidc-client-secret
+    scopes: [openid, email, profile, groups]
+    require:
+      - { claim: email_verified, equals: true }
+    rules:
+      - roles: [user]
+        when: [{ email_domain: [example.com] }]
+      - roles: [admin]
+        when: [{ claim: groups, includes: platform-admins }]
+`,
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logDir, routesFile, idp }) {
   const gw = `http://localhost:${ports.gateway}`;
   const alg = opts.eddsa ? 'EdDSA via the JWKS' : 'HS256';
   const rows = [
@@ -493,6 +580,9 @@ function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logD
     python
       ? ['python-upstream', `http://127.0.0.1:${ports.python}`, '/api/reports (standard library, HS256)']
       : ['python-upstream', 'not started', opts.eddsa ? 'it verifies HS256 only; run without --eddsa for it' : 'python3 is not on PATH'],
+    idp
+      ? ['demo IdP', idp.issuer, 'an OpenID Provider (oidc-provider): "Sign in with Demo IdP"']
+      : ['demo IdP', 'not started', 'oidc-provider is not installed (npm ci installs it)'],
     ['redis', redisUrl.replace(/\/\/[^@/]*@/, '//***@'), privateRedis ? 'a private redis-server, stopped on exit' : 'from REDIS_URL'],
     ['logs', logDir, opts.logs ? 'also printed here' : '`npm start -- --logs` prints them here'],
   ];
@@ -510,11 +600,19 @@ function printWelcome({ ports, redisUrl, privateRedis, python, opts, users, logD
     'Demo users (fresh passwords every run; demo only)',
     ...users.map((u) => `  ${u.name.padEnd(6)} ${u.password}   roles ${u.roles.join(', ')}`),
     '',
+    ...(idp
+      ? [
+          'Demo IdP user (OpenID Connect: "Sign in with Demo IdP", then this on the IdP\'s form)',
+          `  ${IDP_USER.username.padEnd(6)} ${idp.password}   mapped roles ${IDP_ROLES.join(', ')} (verified example.com email; group platform-admins)`,
+          '',
+        ]
+      : []),
     'Cookies go over plain http here (COOKIE_SECURE=false): fine on localhost, never in production.',
     '',
     'In a browser',
     `  open ${gw}/app: the gateway's 401 page links to the sign-in form; sign in as alice, the page`,
     '  shows who you are (and that its script cannot read the HttpOnly sid cookie); Sign out ends it',
+    ...(idp ? ['  or choose "Sign in with Demo IdP" and sign in there as olivia: back on /app with roles user, admin'] : []),
     '',
     'Try it (writes carrying the cookie need an Origin header: that is the CSRF check)',
     `  ${login(alice)}    # 204 + Set-Cookie: sid`,

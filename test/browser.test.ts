@@ -121,7 +121,7 @@ async function signIn(page: Page, username: string, password: string): Promise<v
 /** The gateway's 401 page for a browser: HTML, status 401, a link to the sign-in form. */
 async function expect401Page(page: Page, status: number | undefined): Promise<void> {
   expect(status).toBe(401);
-  expect(await page.locator('h1').textContent()).toBe('401');
+  expect(await page.locator('h1').textContent()).toBe('Sign in to continue');
   expect(await page.locator('code').textContent()).toBe('unauthenticated');
   expect(await page.getByRole('link', { name: 'Sign in' }).getAttribute('href')).toBe('/auth/login?next=%2Fapp');
 }
@@ -198,7 +198,7 @@ describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' :
     // 4. the session cookie is there, HttpOnly, and page script cannot see it
     const sid = await sidCookie(context);
     expect(sid).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
-    expect(sid!.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(sid!.value).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}$/);
     const visible = await page.evaluate(() => document.cookie);
     expect(visible).toBe('theme=dark');
     expect(visible).not.toContain('sid');
@@ -208,7 +208,7 @@ describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' :
 
     // 5. sign out: back on the login form, the cookie cleared
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.waitForURL(`${base}/auth/login`);
+    await page.waitForURL(`${base}/auth/login?notice=signed-out`);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Sign in');
     expect(await sidCookie(context)).toBeUndefined();
 

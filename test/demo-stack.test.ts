@@ -184,7 +184,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     const alice = client(base!);
     const login = await alice('POST', '/auth/login', { json: { username: 'alice', password: pw.alice } });
     expect(login.status).toBe(204);
-    expect(login.setCookie).toMatch(/^sid=[A-Za-z0-9_-]{43};/);
+    expect(login.setCookie).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4};/);
     expect(login.setCookie).toMatch(/HttpOnly/i);
 
     const order = await alice('GET', '/api/orders/1');
@@ -265,6 +265,27 @@ describe('npm start (scripts/demo.mjs)', () => {
       rmSync(emptyBin, { recursive: true, force: true });
     }
   });
+
+  it('says at once, loudly, that the Python upstream is not started when python3 is missing', async () => {
+    // REDIS_URL given, so nothing is needed from PATH but python3, which this PATH lacks
+    const emptyBin = mkdtempSync(path.join(tmpdir(), 'sessiongate-nopython-'));
+    try {
+      const demo = startDemo([], baseEnv({ REDIS_URL: inject('redisUrl'), PATH: emptyBin }));
+      await demo.waitFor(/^sessiongate demo ready: /m);
+      const out = demo.output();
+      const warning = out.indexOf('WARNING: python3 is not on PATH, so the Python example upstream is NOT started');
+      expect(warning).toBeGreaterThanOrEqual(0);
+      expect(out).toMatch(/\/api\/reports will answer 502/);
+      // before anything else is started, not buried in the welcome text
+      expect(warning).toBeLessThan(out.indexOf('What runs where'));
+      expect(out).toMatch(/^ {2}python-upstream +not started +python3 is not on PATH/m);
+      const pids = descendants(demo.child.pid!);
+      expect((await stopAndCheck(demo, pids, 'SIGINT')).code).toBe(0);
+      rmSync(runDirOf(out), { recursive: true, force: true });
+    } finally {
+      rmSync(emptyBin, { recursive: true, force: true });
+    }
+  }, 40_000);
 
   it('refuses a port already in use, naming it and the way out', async () => {
     const port = await freePort();

@@ -10,6 +10,9 @@ import { AuthMetrics } from './metrics.js';
 import redisPlugin from './redis.js';
 import loginRoute from './routes/login.js';
 import loginPageRoute from './routes/login-page.js';
+import { oidcHooks, passwordLoginOff } from './oidc/hooks.js';
+import { OidcProviders } from './oidc/providers.js';
+import oidcRoutes from './oidc/routes.js';
 import logoutRoutes from './routes/logout.js';
 import meRoute from './routes/me.js';
 import type { AuthRouteOptions } from './routes/options.js';
@@ -71,7 +74,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       scryptCost: config.scryptCost,
       watch: config.watchUsers,
       log: app.log.child({ component: 'users' }),
-      onReload: (ok) => metrics.usersReloads.inc({ result: ok ? 'success' : 'failure' }),
+      onReload: (ok) => metrics.usersReloaded(ok),
       onCheck: (cost) => metrics.passwordChecks.inc({ cost }),
     }));
   if (directory instanceof FileUserDirectory) size = () => directory.size;
@@ -89,6 +92,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     await app.register(redisPlugin, {
       ...(opts.redis ? { client: opts.redis } : { connection: config.redis }),
       keyPrefix: config.session.keyPrefix,
+      maxSessionsPerUser: config.maxSessionsPerUser,
     });
     await app.register(identityPlugin, { verifier: new XSessionVerifier(config.xSession.keys, config.xSession) });
     await app.register(clientAddressPlugin, { verifier: new ClientAssertionVerifier(config.xSession.keys, config.xSession) });
@@ -152,8 +156,13 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       throttle: new LoginThrottle(app.redis, store.keys, config.throttle),
       metrics,
       allowedOrigins: config.allowedOrigins,
+      defaultNext: config.loginDefaultNext,
+      brand: config.brand,
     };
-    await app.register(loginRoute, routeOpts);
+    const providers = config.oidc ? new OidcProviders(config.oidc.providers) : null;
+    if (config.oidc && providers) routeOpts.oidc = oidcHooks(config.oidc, providers);
+    await app.register(routeOpts.oidc?.passwordLogin === false ? passwordLoginOff : loginRoute, routeOpts);
+    if (config.oidc && providers) await app.register(oidcRoutes, { ...routeOpts, oidcConfig: config.oidc, providers });
     await app.register(loginPageRoute, routeOpts);
     await app.register(logoutRoutes, routeOpts);
     await app.register(sessionsRoutes, routeOpts);

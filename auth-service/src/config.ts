@@ -1,16 +1,18 @@
 import {
   SettingError,
   booleanSetting,
+  brandSetting,
   durationSetting,
   intSetting,
   listSetting,
   logLevelSetting,
+  listenSettings,
   originsSetting,
   parseCidrs,
-  portSetting,
   setting,
 } from '@sessiongate/service-kit';
 import {
+  DEFAULT_MAX_SESSIONS_PER_USER,
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   redisConnectionFromEnv,
   sessionSettingsFromEnv,
@@ -18,6 +20,7 @@ import {
   type SessionSettings,
 } from 'sessiongate/session';
 import { loadVerificationKeys, type VerificationKeys } from './identity.js';
+import { loadOidcFile, type OidcConfig } from './oidc/config.js';
 import {
   DEFAULT_FAILURE_WINDOW_MS,
   DEFAULT_MAX_FAILURES_PER_ACCOUNT,
@@ -25,6 +28,8 @@ import {
   type ThrottleSettings,
 } from './throttle.js';
 import { DEFAULT_SCRYPT_COST, MAX_SCRYPT_COST, MIN_SCRYPT_COST } from './users/password.js';
+import { DEFAULT_NEXT, safeNext } from './routes/login-page.js';
+import type { Brand } from '@sessiongate/service-kit';
 
 /** @default 4000 */
 export const DEFAULT_AUTH_PORT = 4000;
@@ -43,6 +48,8 @@ export const DEFAULT_AUTH_ROUTE = 'auth';
  * @default ['127.0.0.1/32', '::1/128']
  */
 export const DEFAULT_AUTH_TRUSTED_PROXIES: readonly string[] = Object.freeze(['127.0.0.1/32', '::1/128']);
+/** Highest SESSION_MAX_PER_USER: a user's index stays one small sorted set. @default 1000 */
+export const MAX_SESSIONS_PER_USER_LIMIT = 1000;
 /** How long shutdown waits for in-flight requests. @default 10 s */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -59,6 +66,8 @@ export interface AuthConfig {
   readonly scryptCost: number;
   readonly redis: RedisConnectionOptions;
   readonly session: SessionSettings;
+  /** Most live sessions per user: a login past it ends the user's oldest session. */
+  readonly maxSessionsPerUser: number;
   readonly xSession: { readonly keys: VerificationKeys; readonly issuer: string; readonly audience: string };
   readonly trustedProxies: readonly string[];
   /**
@@ -69,10 +78,24 @@ export interface AuthConfig {
   readonly throttle: ThrottleSettings;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
+  /** Where a browser lands after signing in when nothing asked for another page. */
+  readonly loginDefaultNext: string;
+  /** The product's name and logo on the sign-in page. */
+  readonly brand: Brand;
+  /** OpenID Connect providers (SESSIONGATE_OIDC), or null when sign-in is by password only. */
+  readonly oidc: OidcConfig | null;
 }
 
 export function scryptCostSetting(env: NodeJS.ProcessEnv): number {
   return intSetting(env, 'SESSIONGATE_SCRYPT_COST', DEFAULT_SCRYPT_COST, MIN_SCRYPT_COST, MAX_SCRYPT_COST);
+}
+
+function loginDefaultNextSetting(env: NodeJS.ProcessEnv): string {
+  const raw = env.LOGIN_DEFAULT_NEXT?.trim();
+  if (!raw) return DEFAULT_NEXT;
+  const next = safeNext(raw);
+  if (next === null) throw new SettingError('LOGIN_DEFAULT_NEXT', `"${raw}" is not a path on this site like /app`);
+  return next;
 }
 
 /** Reads and validates the auth service's settings; throws SettingError naming the variable. */
@@ -87,12 +110,9 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
       ? [...DEFAULT_AUTH_TRUSTED_PROXIES]
       : setting('SESSIONGATE_TRUSTED_PROXIES', () => parseCidrs(listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES')).cidrs);
   const logLevel = logLevelSetting(env);
-  const host = env.HOST?.trim() || '0.0.0.0';
   const config: AuthConfig = {
-    host,
-    port: portSetting(env, 'PORT', DEFAULT_AUTH_PORT),
-    metricsHost: env.METRICS_HOST?.trim() || host,
-    metricsPort: portSetting(env, 'METRICS_PORT', DEFAULT_AUTH_METRICS_PORT),
+    // AUTH_PORT and friends win over PORT: one environment can serve both processes
+    ...listenSettings(env, 'AUTH', { port: DEFAULT_AUTH_PORT, metricsPort: DEFAULT_AUTH_METRICS_PORT }),
     usersFile: env.SESSIONGATE_USERS?.trim() || DEFAULT_USERS_FILE,
     watchUsers: booleanSetting(env, 'SESSIONGATE_WATCH_USERS', true),
     scryptCost: scryptCostSetting(env),
@@ -103,6 +123,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
       connectionName: 'sessiongate-auth',
     },
     session,
+    maxSessionsPerUser: intSetting(env, 'SESSION_MAX_PER_USER', DEFAULT_MAX_SESSIONS_PER_USER, 1, MAX_SESSIONS_PER_USER_LIMIT),
     xSession: {
       keys,
       issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_X_SESSION_ISSUER,
@@ -117,6 +138,9 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     }),
     logLevel,
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    loginDefaultNext: loginDefaultNextSetting(env),
+    brand: brandSetting(env),
+    oidc: env.SESSIONGATE_OIDC?.trim() ? loadOidcFile(env.SESSIONGATE_OIDC.trim(), env) : null,
   };
   return Object.freeze(config);
 }

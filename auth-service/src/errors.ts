@@ -2,7 +2,7 @@ import createError from '@fastify/error';
 import { errorResponder } from '@sessiongate/service-kit';
 
 // The one list of errors the auth service answers with. `code` is stable and is what code
-// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+// branches on; `error` is the public code of the JSON body (README "Errors").
 
 export const BadRequest = createError('SA_ERR_BAD_REQUEST', '%s', 400);
 export const InvalidCredentials = createError('SA_ERR_INVALID_CREDENTIALS', 'The user name or password is not correct', 401);
@@ -10,6 +10,7 @@ export const Unauthenticated = createError('SA_ERR_UNAUTHENTICATED', 'A valid se
 /** A login or logout posted from another site (login CSRF): refused, whatever the body. */
 export const CrossSiteRequest = createError('SA_ERR_CROSS_SITE_REQUEST', '%s', 403);
 export const NotFound = createError('SA_ERR_NOT_FOUND', '%s', 404);
+export const PasswordLoginDisabled = createError('SA_ERR_PASSWORD_LOGIN_DISABLED', 'Password sign-in is switched off here: sign in with a provider', 403);
 export const TooManyRequests = createError('SA_ERR_TOO_MANY_REQUESTS', 'Too many failed logins, retry later', 429);
 export const SessionStoreUnavailable = createError(
   'SA_ERR_SESSION_STORE_UNAVAILABLE',
@@ -26,6 +27,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SA_ERR_UNAUTHENTICATED: 'unauthenticated',
   SA_ERR_CROSS_SITE_REQUEST: 'csrf_rejected',
   SA_ERR_NOT_FOUND: 'not_found',
+  SA_ERR_PASSWORD_LOGIN_DISABLED: 'password_login_disabled',
   SA_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
   SA_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
 };
@@ -33,7 +35,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
 const GENERIC_5XX = 'The auth service could not handle this request';
 
 /**
- * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * The JSON body and status for any error: our own codes map to the public codes of README "Errors", Fastify's 4xx
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);

@@ -1,7 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The package version, for `sessiongate_build_info` (same path from src/ and dist/). */
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export type LoginOutcome = 'success' | 'invalid_credentials' | 'throttled' | 'disabled' | 'bad_request';
-export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced';
+export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced' | 'limit';
 
 /**
  * The auth service's Prometheus metrics, in a registry of its own (two apps in one process
@@ -15,10 +19,17 @@ export class AuthMetrics {
   readonly sessionsRevoked: Counter<'reason'>;
   readonly usersReloads: Counter<'result'>;
   readonly passwordChecks: Counter<'cost'>;
+  readonly usersLastReloadSuccessful: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
     const registers = [(this.registry = new Registry())];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'sessiongate_build_info',
+      help: 'Always 1: the sessiongate version and the Node.js version of this process',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: VERSION, node_version: process.version }, 1);
     this.logins = new Counter({
       name: 'sessiongate_auth_logins_total',
       help: 'Login attempts by outcome (success, invalid_credentials, throttled, disabled, bad_request)',
@@ -38,7 +49,7 @@ export class AuthMetrics {
     });
     this.sessionsRevoked = new Counter({
       name: 'sessiongate_auth_sessions_revoked_total',
-      help: 'Sessions ended by the auth service, by reason (logout, logout_all, revoke, disable, replaced)',
+      help: 'Sessions ended by the auth service, by reason (logout, logout_all, revoke, disable, replaced, limit)',
       labelNames: ['reason'],
       registers,
     });
@@ -54,6 +65,12 @@ export class AuthMetrics {
       labelNames: ['cost'],
       registers,
     });
+    this.usersLastReloadSuccessful = new Gauge({
+      name: 'sessiongate_auth_users_last_reload_successful',
+      help: '1 if the last users file reload succeeded (or none was tried yet), 0 if it failed and older users are in force',
+      registers,
+    });
+    this.usersLastReloadSuccessful.set(1);
     const users = opts.users;
     new Gauge({
       name: 'sessiongate_auth_users',
@@ -66,6 +83,13 @@ export class AuthMetrics {
     // pre-create the series so dashboards see zeros, not gaps
     for (const outcome of ['success', 'invalid_credentials', 'throttled', 'disabled', 'bad_request'] as const) this.logins.inc({ outcome }, 0);
     for (const scope of ['account', 'ip'] as const) this.throttled.inc({ scope }, 0);
-    for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced'] as const) this.sessionsRevoked.inc({ reason }, 0);
+    for (const reason of ['logout', 'logout_all', 'revoke', 'disable', 'replaced', 'limit'] as const) this.sessionsRevoked.inc({ reason }, 0);
+    for (const result of ['success', 'failure'] as const) this.usersReloads.inc({ result }, 0);
+  }
+
+  /** One reload of the users file finished. */
+  usersReloaded(ok: boolean): void {
+    this.usersReloads.inc({ result: ok ? 'success' : 'failure' });
+    this.usersLastReloadSuccessful.set(ok ? 1 : 0);
   }
 }

@@ -19,6 +19,8 @@ export interface RedisPluginOptions {
   /** …or use a client the application owns (left open on close). */
   client?: RedisClient;
   keyPrefix: string;
+  /** Most live sessions per user. @default DEFAULT_MAX_SESSIONS_PER_USER */
+  maxSessionsPerUser?: number;
 }
 
 declare module 'fastify' {
@@ -54,7 +56,8 @@ const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, opts
     }
   }
   fastify.decorate('redis', { getter: () => redis });
-  fastify.decorate('sessionStore', new SessionStore(redis, new KeyLayout(opts.keyPrefix)));
+  const storeOpts = opts.maxSessionsPerUser === undefined ? {} : { maxSessionsPerUser: opts.maxSessionsPerUser };
+  fastify.decorate('sessionStore', new SessionStore(redis, new KeyLayout(opts.keyPrefix), storeOpts));
   fastify.addHook('onClose', async () => {
     if (owned) await redis.quit().catch(() => redis.disconnect());
   });

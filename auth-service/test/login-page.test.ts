@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { hashToken } from 'sessiongate/session';
+import { sessionRef } from 'sessiongate/session';
 import { safeNext } from '../src/routes/login-page.js';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 
@@ -101,14 +101,14 @@ describe('the login page and browser forms', () => {
     }
   });
 
-  it('signs a browser in with a 303 to next, or to /app, and the same cookie as the JSON login', async () => {
+  it('signs a browser in with a 303 to next, or to /, and the same cookie as the JSON login', async () => {
     const plain = await formLogin({ username: 'alice', password: USERS.alice.password });
     expect(plain.statusCode).toBe(303);
-    expect(plain.headers.location).toBe('/app');
+    expect(plain.headers.location).toBe('/');
     expect(plain.body).toBe('');
     const token = cookieToken(plain);
-    expect(plain.headers['set-cookie']).toMatch(/^sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
-    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(1);
+    expect(plain.headers['set-cookie']).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
+    expect(await t.redis.exists(t.keys.session(sessionRef(token)))).toBe(1);
 
     const next = await formLogin({ username: 'alice', password: USERS.alice.password, next: '/api/orders/7?view=full' });
     expect(next.statusCode).toBe(303);
@@ -117,7 +117,7 @@ describe('the login page and browser forms', () => {
     for (const bad of ['//evil.example/x', 'https://evil.example/', '/\\evil.example', 'javascript:alert(1)']) {
       const res = await formLogin({ username: 'alice', password: USERS.alice.password, next: bad });
       expect(res.statusCode, bad).toBe(303);
-      expect(res.headers.location, bad).toBe('/app');
+      expect(res.headers.location, bad).toBe('/');
     }
   });
 
@@ -125,11 +125,13 @@ describe('the login page and browser forms', () => {
     const res = await formLogin({ username: 'alice', password: 'wrong-password', next: '/app/x' });
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe('/auth/login?error=invalid&next=%2Fapp%2Fx');
-    expect(res.headers['set-cookie']).toBeUndefined();
+    // no session cookie: only the typed name, for the form, never in the URL
+    expect(res.headers['set-cookie']).toBe('sg_login_name=alice; Path=/auth/login; Max-Age=300; HttpOnly; SameSite=Lax; Secure');
     // an unknown user is answered exactly alike
     const unknown = await formLogin({ username: 'nobody', password: 'wrong-password', next: '/app/x' });
     expect(unknown.statusCode).toBe(303);
     expect(unknown.headers.location).toBe(res.headers.location);
+    expect(unknown.headers['set-cookie']).toMatch(/^sg_login_name=nobody; /);
     // and a bad next is not carried back
     const bad = await formLogin({ username: 'alice', password: 'wrong-password', next: '//evil.example' });
     expect(bad.headers.location).toBe('/auth/login?error=invalid');
@@ -146,9 +148,11 @@ describe('the login page and browser forms', () => {
     // the right password too, once throttled
     const res = await formLogin({ username: 'mia', password: USERS.mia.password });
     expect(res.statusCode).toBe(303);
-    expect(res.headers.location).toBe('/auth/login?error=throttled');
-    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
-    expect(res.headers['set-cookie']).toBeUndefined();
+    const wait = Number(res.headers['retry-after']);
+    expect(wait).toBeGreaterThan(0);
+    // the page is told how long, to say it
+    expect(res.headers.location).toBe(`/auth/login?error=throttled&wait=${wait}`);
+    expect(String(res.headers['set-cookie'])).not.toMatch(/^sid=/);
     // and a JSON client sees the same throttle as a 429
     const json = await t.login('mia', USERS.mia.password);
     expect(json.statusCode).toBe(429);
@@ -185,14 +189,77 @@ describe('the login page and browser forms', () => {
       payload: '',
     });
     expect(res.statusCode).toBe(303);
-    expect(res.headers.location).toBe('/auth/login');
+    expect(res.headers.location).toBe('/auth/login?notice=signed-out');
     expect(res.headers['set-cookie']).toMatch(/^sid=; Path=\/; Max-Age=0;/);
-    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(0);
+    expect(await t.redis.exists(t.keys.session(sessionRef(token)))).toBe(0);
     // without a session too (logging out twice is no error)
     const again = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'content-type': FORM, accept: BROWSER_ACCEPT }, payload: '' });
     expect(again.statusCode).toBe(303);
     // a fetch() logout stays 204
     const fetchLike = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { accept: '*/*' } });
     expect(fetchLike.statusCode).toBe(204);
+  });
+
+  it('keeps the typed user name, says how long to wait, and says the user has signed out', async () => {
+    const failed = await formLogin({ username: 'alice', password: 'wrong-password' });
+    const cookie = String(failed.headers['set-cookie']).split(';')[0]!;
+    const back = await t.svc.app.inject({ method: 'GET', url: failed.headers.location!, headers: { accept: BROWSER_ACCEPT, cookie } });
+    expect(back.body).toMatch(/<input id="username" name="username"[^>]* value="alice"/);
+    // the password field gets the focus then
+    expect(back.body).toMatch(/<input id="password"[^>]* autofocus/);
+    // only after a failure: a fresh visit starts empty
+    expect((await t.svc.app.inject({ method: 'GET', url: '/auth/login', headers: { cookie } })).body).not.toContain('value="alice"');
+    // escaped like everything else
+    const odd = await t.svc.app.inject({ method: 'GET', url: '/auth/login?error=invalid', headers: { cookie: `sg_login_name=${encodeURIComponent('"><b>x')}` } });
+    expect(odd.body).toContain('value="&quot;&gt;&lt;b&gt;x"');
+
+    expect((await page('?error=throttled&wait=900')).body).toContain('Too many failed sign-ins. Try again in 15 minutes.');
+    expect((await page('?error=throttled&wait=30')).body).toContain('Try again in 30 seconds.');
+    expect((await page('?error=throttled&wait=nonsense')).body).toContain('Wait a while, then try again.');
+
+    const out = await page('?notice=signed-out&next=%2Fadmin');
+    expect(out.body).toContain('<p id="notice" role="status">You have signed out.</p>');
+    expect(out.body).toContain('<input type="hidden" name="next" value="/admin">');
+    await t.redis.del(t.keys.throttle('account', 'alice'));
+  });
+
+  it('sends a browser form logout back with its next', async () => {
+    const token = cookieToken(await t.login('alice', USERS.alice.password));
+    const res = await t.svc.app.inject({
+      method: 'POST',
+      url: '/auth/logout',
+      headers: { 'x-session': await t.xSessionFor(token), 'content-type': FORM, accept: BROWSER_ACCEPT },
+      payload: 'next=%2Fadmin%3Fx%3D1',
+    });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/auth/login?notice=signed-out&next=%2Fadmin%3Fx%3D1');
+  });
+});
+
+describe('the login page: configured landing page and product name', () => {
+  let t: TestAuth;
+  beforeAll(async () => {
+    t = await startTestAuth({
+      redisUrl: inject('redisUrl'),
+      users: USERS,
+      env: { LOGIN_DEFAULT_NEXT: '/home', SESSIONGATE_BRAND_NAME: 'Acme Orders', SESSIONGATE_BRAND_LOGO_URL: 'https://cdn.example.com/acme.svg' },
+    });
+  });
+  afterAll(() => t.close());
+
+  it('lands on LOGIN_DEFAULT_NEXT and shows the brand, allowing just the logo', async () => {
+    const res = await t.svc.app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      headers: { 'content-type': FORM, accept: BROWSER_ACCEPT },
+      payload: new URLSearchParams({ username: 'alice', password: USERS.alice.password }).toString(),
+    });
+    expect(res.headers.location).toBe('/home');
+    const page = await t.svc.app.inject({ method: 'GET', url: '/auth/login' });
+    expect(page.body).toContain('<title>Sign in · Acme Orders</title>');
+    expect(page.body).toContain('<header class="brand"><img src="https://cdn.example.com/acme.svg" alt=""><span>Acme Orders</span></header>');
+    expect(page.headers['content-security-policy']).toBe(
+      "default-src 'none'; style-src 'unsafe-inline'; img-src https://cdn.example.com; form-action 'self'; frame-ancestors 'none'",
+    );
   });
 });

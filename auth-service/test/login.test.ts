@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { hashToken, parseRecord } from 'sessiongate/session';
+import { parseRecord, sessionRef, userTag } from 'sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 
 const ALICE_PASSWORD = 'correct horse battery staple';
@@ -37,9 +37,9 @@ describe('POST /auth/login', () => {
     expect(typeof setCookie).toBe('string');
     const parts = setCookie.split('; ');
     const token = parts[0]!.slice('sid='.length);
-    // 256 bits, base64url, no padding
-    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(Buffer.from(token, 'base64url')).toHaveLength(32);
+    // 256 random bits, base64url, no padding; then the user's slot tag
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}$/);
+    expect(Buffer.from(token.slice(0, 43), 'base64url')).toHaveLength(32);
     expect(parts).toEqual(expect.arrayContaining(['Path=/', 'HttpOnly', 'SameSite=Lax', 'Secure']));
     expect(setCookie).not.toMatch(/Max-Age|Expires|Domain/i);
   });
@@ -52,15 +52,22 @@ describe('POST /auth/login', () => {
       payload: `username=alice&password=${encodeURIComponent(ALICE_PASSWORD)}`,
     });
     expect(res.statusCode).toBe(204);
-    expect(cookieToken(res)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(cookieToken(res)).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}$/);
   });
 
-  it('stores the record under the SHA-256 of the token, never the token itself', async () => {
+  it('stores the record under a SHA-256 of the token in the user\'s slot, never the token itself', async () => {
     const res = await t.login('alice', ALICE_PASSWORD, { 'user-agent': 'vitest-agent/1.0' });
     const token = cookieToken(res);
-    const hash = createHash('sha256').update(token).digest('hex');
-    expect(hashToken(token)).toBe(hash);
-    const raw = await t.redis.get(t.keys.session(hash));
+    // the sid: 132 bits of SHA-256(token); the tag: 24 bits of SHA-256(sub), shared by the index
+    const sid = createHash('sha256').update(token).digest('base64url').slice(0, 22);
+    const tag = createHash('sha256').update('alice').digest('base64url').slice(0, 4);
+    expect(token.endsWith(`.${tag}`)).toBe(true);
+    expect(sessionRef(token)).toEqual({ tag, sid });
+    expect(userTag('alice')).toBe(tag);
+    const key = `${t.keyPrefix}s:{${tag}}${sid}`;
+    expect(t.keys.session(sessionRef(token))).toBe(key);
+    expect(t.keys.userIndex('alice')).toBe(`${t.keyPrefix}u:{${tag}}alice`);
+    const raw = await t.redis.get(key);
     expect(raw).not.toBeNull();
     expect(raw).not.toContain(token);
     expect(await t.redis.exists(`${t.keyPrefix}s:${token}`)).toBe(0);
@@ -70,16 +77,18 @@ describe('POST /auth/login', () => {
     expect(record.roles).toEqual(['user', 'admin']);
     expect(record.claims).toEqual({ name: 'Alice Example', email: 'alice@example.com', level: 3 });
     expect(record.userAgent).toBe('vitest-agent/1.0');
-    expect(record.sid).not.toBe(token);
+    expect(record.sid).toBe(sid);
     expect(record.absoluteExpiresAt - record.createdAt).toBe(t.config.session.absoluteTimeoutMs);
     expect(record.idleTimeoutMs).toBe(t.config.session.idleTimeoutMs);
     // the key lives for the idle timeout
-    const pttl = await t.redis.pttl(t.keys.session(hash));
+    const pttl = await t.redis.pttl(key);
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(t.config.session.idleTimeoutMs);
     // and the user's index knows it
     const members = await t.redis.zrange(t.keys.userIndex('alice'), 0, '-1');
-    expect(members).toContain(`${record.sid}.${hash}`);
+    expect(members).toContain(sid);
+    // short members keep the index in Redis' compact encoding
+    expect(await t.redis.call('OBJECT', 'ENCODING', t.keys.userIndex('alice'))).toBe('listpack');
   });
 
   it('matches the user name case-insensitively', async () => {
@@ -92,8 +101,8 @@ describe('POST /auth/login', () => {
     const oldHeader = await t.xSessionFor(first);
     const second = cookieToken(await t.login('alice', ALICE_PASSWORD, { 'x-session': oldHeader }));
     expect(second).not.toBe(first);
-    expect(await t.redis.exists(t.keys.session(hashToken(first)))).toBe(0);
-    expect(await t.redis.exists(t.keys.session(hashToken(second)))).toBe(1);
+    expect(await t.redis.exists(t.keys.session(sessionRef(first)))).toBe(0);
+    expect(await t.redis.exists(t.keys.session(sessionRef(second)))).toBe(1);
   });
 
   it('answers unknown user and wrong password identically', async () => {
@@ -160,7 +169,7 @@ describe('POST /auth/login', () => {
     expect(all.length).toBeGreaterThan(0);
     expect(all).toContain('"event":"login"');
     expect(all).not.toContain(token);
-    expect(all).not.toContain(hashToken(token));
+    expect(all).not.toContain(token.slice(0, 43));
     expect(all).not.toContain(ALICE_PASSWORD);
     expect(all).not.toContain('wrong-password-xyz');
     expect(res.body).not.toContain(token);
@@ -183,7 +192,7 @@ describe('login cookie settings', () => {
       const res = await t.login('carol', 'carol-password');
       expect(res.statusCode).toBe(204);
       const sc = res.headers['set-cookie'] as string;
-      expect(sc).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
+      expect(sc).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
     } finally {
       await t.close();
     }

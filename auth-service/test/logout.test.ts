@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { decodeInvalidation, hashToken, waitUntilReady } from 'sessiongate/session';
+import { decodeInvalidation, sessionRef, waitUntilReady } from 'sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 
@@ -16,7 +16,7 @@ describe('logout', () => {
     // a gateway's view: the invalidation channel
     sub = new Redis(inject('redisUrl'));
     await sub.subscribe(t.keys.invalidationChannel);
-    sub.on('message', (_channel: string, raw: string) => messages.push(decodeInvalidation(raw)?.hashes ?? []));
+    sub.on('message', (_channel: string, raw: string) => messages.push(decodeInvalidation(raw)?.sids ?? []));
   });
   afterAll(async () => {
     await sub.quit();
@@ -30,23 +30,23 @@ describe('logout', () => {
 
   it('deletes this session at once and tells every gateway', async () => {
     const { token, header } = await session('dana');
-    const key = t.keys.session(hashToken(token));
+    const key = t.keys.session(sessionRef(token));
     expect(await t.redis.exists(key)).toBe(1);
     const published = new Promise<string[]>((resolve) => {
       sub.on('message', (_c: string, raw: string) => {
-        const h = decodeInvalidation(raw)?.hashes ?? [];
-        if (h.includes(hashToken(token))) resolve(h);
+        const h = decodeInvalidation(raw)?.sids ?? [];
+        if (h.includes(sessionRef(token).sid)) resolve(h);
       });
     });
     const res = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'x-session': header } });
     expect(res.statusCode).toBe(204);
     // gone before the response: no waiting for a TTL
     expect(await t.redis.exists(key)).toBe(0);
-    expect(await published).toContain(hashToken(token));
+    expect(await published).toContain(sessionRef(token).sid);
     expect(res.headers['set-cookie']).toMatch(/^sid=; Path=\/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax; Secure$/);
     // and the index no longer lists it
     const list = await t.store.list('dana');
-    expect(list.map((s) => s.sid)).not.toContain((await t.store.read(hashToken(token)))?.sid);
+    expect(list.map((s) => s.sid)).not.toContain(sessionRef(token).sid);
   });
 
   it('is idempotent: without a session, or twice, it still answers 204', async () => {
@@ -69,12 +69,12 @@ describe('logout', () => {
     const res = await t.svc.app.inject({ method: 'POST', url: '/auth/logout-all', headers: { 'x-session': b.header } });
     expect(res.statusCode).toBe(204);
     expect(res.headers['set-cookie']).toMatch(/Max-Age=0/);
-    for (const s of [a, b, c]) expect(await t.redis.exists(t.keys.session(hashToken(s.token)))).toBe(0);
+    for (const s of [a, b, c]) expect(await t.redis.exists(t.keys.session(sessionRef(s.token)))).toBe(0);
     expect(await t.redis.exists(t.keys.userIndex('dana'))).toBe(0);
-    expect(await t.redis.exists(t.keys.session(hashToken(other.token)))).toBe(1);
+    expect(await t.redis.exists(t.keys.session(sessionRef(other.token)))).toBe(1);
     // every gateway heard about all three
     const heard = messages.flat();
-    for (const s of [a, b, c]) expect(heard).toContain(hashToken(s.token));
+    for (const s of [a, b, c]) expect(heard).toContain(sessionRef(s.token).sid);
   });
 
   it('logout-all without a session is 401 unauthenticated', async () => {

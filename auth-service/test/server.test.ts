@@ -26,6 +26,10 @@ describe('sessiongate auth: settings', () => {
     const cases: [Record<string, string>, string][] = [
       [{ PORT: 'http' }, 'PORT'],
       [{ METRICS_PORT: '70000' }, 'METRICS_PORT'],
+      [{ AUTH_PORT: 'http', PORT: '4000' }, 'AUTH_PORT'],
+      [{ AUTH_METRICS_PORT: '-1' }, 'AUTH_METRICS_PORT'],
+      [{ LOGIN_DEFAULT_NEXT: 'https://evil.example/' }, 'LOGIN_DEFAULT_NEXT'],
+      [{ SESSIONGATE_BRAND_LOGO_URL: 'javascript:alert(1)' }, 'SESSIONGATE_BRAND_LOGO_URL'],
       [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
       [{ LOGIN_MAX_FAILURES_PER_ACCOUNT: '0' }, 'LOGIN_MAX_FAILURES_PER_ACCOUNT'],
       [{ LOGIN_MAX_FAILURES_PER_IP: 'many' }, 'LOGIN_MAX_FAILURES_PER_IP'],
@@ -35,6 +39,10 @@ describe('sessiongate auth: settings', () => {
       [{ SESSION_COOKIE_NAME: '__Host-sid', COOKIE_SECURE: 'false' }, 'SESSION_COOKIE_NAME'],
       [{ SESSION_IDLE_TIMEOUT: '2h', SESSION_ABSOLUTE_TIMEOUT: '1h' }, 'SESSION_ABSOLUTE_TIMEOUT'],
       [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+      [{ SESSION_MAX_PER_USER: '0' }, 'SESSION_MAX_PER_USER'],
+      [{ SESSION_MAX_PER_USER: '1001' }, 'SESSION_MAX_PER_USER'],
+      // a brace would become the Cluster hash tag and split a user's keys across slots
+      [{ SESSIONGATE_REDIS_PREFIX: 'sg{x:' }, 'SESSIONGATE_REDIS_PREFIX'],
     ];
     for (const [env, variable] of cases) {
       const io = captureIo({ ...base(), ...env });
@@ -51,11 +59,25 @@ describe('sessiongate auth: settings', () => {
       metricsPort: 9092,
       usersFile: './users.yaml',
       scryptCost: 17,
+      maxSessionsPerUser: 20,
       trustedProxies: ['127.0.0.1/32', '::1/128'],
       throttle: { maxPerAccount: 5, maxPerIp: 100, windowMs: 15 * 60_000 },
       xSession: { issuer: 'sessiongate', audience: 'auth' },
       session: { cookieName: 'sid', cookieSecure: true, idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3_600_000, keyPrefix: 'sg:' },
     });
+  });
+
+  it('reads AUTH_PORT and friends first, the plain PORT, HOST, METRICS_PORT as fallbacks', () => {
+    const both = { ...base(), HOST: '127.0.0.2', PORT: '8080', METRICS_PORT: '9091', AUTH_HOST: '127.0.0.3', AUTH_PORT: '4100', AUTH_METRICS_PORT: '9192' };
+    expect(authConfigFromEnv(both)).toMatchObject({ host: '127.0.0.3', port: 4100, metricsHost: '127.0.0.3', metricsPort: 9192 });
+    expect(authConfigFromEnv({ ...base(), HOST: '127.0.0.2', PORT: '4200', METRICS_PORT: '9292' })).toMatchObject({
+      host: '127.0.0.2',
+      port: 4200,
+      metricsHost: '127.0.0.2',
+      metricsPort: 9292,
+    });
+    for (const v of ['AUTH_HOST', 'AUTH_PORT', 'AUTH_METRICS_HOST', 'AUTH_METRICS_PORT', 'LOGIN_DEFAULT_NEXT', 'SESSIONGATE_BRAND_NAME']) expect(AUTH_HELP, v).toContain(v);
+    expect(AUTH_HELP).toMatch(/--port N .*\(AUTH_PORT, 4000\)/);
   });
 
   it('--help lists every environment variable the service reads', async () => {
@@ -117,6 +139,9 @@ describe('sessiongate auth: the server', () => {
       'sessiongate_auth_sessions_created_total',
       'sessiongate_auth_sessions_revoked_total{reason="logout"}',
       'sessiongate_auth_users 1',
+      'sessiongate_auth_users_reloads_total{result="failure"} 0',
+      'sessiongate_auth_users_last_reload_successful 1',
+      `sessiongate_build_info{version="${(JSON.parse(readFileSync(path.join(here, '../package.json'), 'utf8')) as { version: string }).version}",node_version="${process.version}"} 1`,
       'process_cpu_user_seconds_total',
     ]) {
       expect(metrics).toContain(name);
@@ -131,7 +156,7 @@ describe('sessiongate auth: the server', () => {
       body: JSON.stringify({ username: 'yan', password: 'yan-password' }),
     });
     expect(res.status).toBe(204);
-    expect(res.headers.get('set-cookie')).toMatch(/^sid=[A-Za-z0-9_-]{43}; /);
+    expect(res.headers.get('set-cookie')).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}; /);
   });
 
   it('says not ready while the users file is missing', async () => {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { hashToken } from 'sessiongate/session';
+import { sessionRef } from 'sessiongate/session';
 import { usersCommand } from '../src/cli.js';
 import { parseHash, verifyPassword } from '../src/users/password.js';
 import { parseUsersFile } from '../src/users/users-file.js';
@@ -231,13 +231,13 @@ describe('sessiongate users: live sessions follow', () => {
 
   it('set-roles updates the live sessions at once, keeping their expiry', async () => {
     const tokens = [cookieToken(await t.login('pat', 'pat-password')), cookieToken(await t.login('pat', 'pat-password'))];
-    const keys = tokens.map((tk) => t.keys.session(hashToken(tk)));
+    const keys = tokens.map((tk) => t.keys.session(sessionRef(tk)));
     const before = await Promise.all(keys.map((k) => t.redis.pttl(k)));
     const io = cli();
     expect(await usersCommand(['set-roles', 'pat', 'user,admin'], io)).toBe(0);
     expect(io.out()).toMatch(/updated roles of 2 live sessions/);
     for (const [i, tk] of tokens.entries()) {
-      const record = (await t.store.read(hashToken(tk)))!;
+      const record = (await t.store.read(sessionRef(tk)))!;
       expect(record.roles).toEqual(['user', 'admin']);
       const pttl = await t.redis.pttl(keys[i]!);
       expect(pttl).toBeGreaterThan(0);
@@ -257,7 +257,7 @@ describe('sessiongate users: live sessions follow', () => {
     const io = cli();
     expect(await usersCommand(['disable', 'quinn'], io)).toBe(0);
     expect(io.out()).toMatch(/ended 2 live sessions/);
-    for (const tk of tokens) expect(await t.redis.exists(t.keys.session(hashToken(tk)))).toBe(0);
+    for (const tk of tokens) expect(await t.redis.exists(t.keys.session(sessionRef(tk)))).toBe(0);
     // once reloaded, the right password no longer logs in, with the same answer as a wrong one
     await vi.waitFor(async () => {
       const res = await t.login('quinn', 'quinn-password');
@@ -274,7 +274,7 @@ describe('sessiongate users: live sessions follow', () => {
     const io = cli('pat-new-password\n');
     expect(await usersCommand(['set-password', 'pat'], io)).toBe(0);
     expect(io.out()).toMatch(/ended [1-9]\d* live sessions?/);
-    expect(await t.redis.exists(t.keys.session(hashToken(token)))).toBe(0);
+    expect(await t.redis.exists(t.keys.session(sessionRef(token)))).toBe(0);
     await vi.waitFor(async () => expect((await t.login('pat', 'pat-new-password')).statusCode).toBe(204));
     const rm = cli();
     expect(await usersCommand(['remove', 'pat'], rm)).toBe(0);

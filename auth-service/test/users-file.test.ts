@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
-import { hashToken } from 'sessiongate/session';
+import { sessionRef } from 'sessiongate/session';
 import { usersCommand } from '../src/cli.js';
 import { FileUserDirectory } from '../src/users/file-directory.js';
 import { defaultParams, hashPassword } from '../src/users/password.js';
@@ -79,6 +79,9 @@ describe('the service reloads the users file', () => {
       expect(await usersCommand(['add', 'sam', '--roles', 'user'], captureIo(t.env, 'sam-password\n'))).toBe(0);
       await vi.waitFor(async () => expect((await t.login('sam', 'sam-password')).statusCode).toBe(204), { timeout: 5000 });
 
+      const lastReload = async () => (await t.svc.metrics.usersLastReloadSuccessful.get()).values[0]?.value;
+      expect(await lastReload()).toBe(1);
+
       const good = readFileSync(t.usersFile, 'utf8');
       writeFileSync(t.usersFile, `${good}\n  broken: [`);
       // give the watcher its chance; the users in force stay
@@ -86,6 +89,7 @@ describe('the service reloads the users file', () => {
         const m = await t.svc.metrics.registry.getSingleMetricAsString('sessiongate_auth_users_reloads_total');
         expect(m).toMatch(/result="failure"} [1-9]/);
       });
+      expect(await lastReload()).toBe(0);
       expect((await t.login('rosa', 'rosa-password')).statusCode).toBe(204);
       expect(t.svc.directory.ready()).toBe(true);
     } finally {
@@ -105,8 +109,8 @@ describe('the service reloads the users file', () => {
       expect(edited).not.toBe(text);
       writeFileSync(t.usersFile, edited);
       await vi.waitFor(async () => {
-        expect((await t.store.read(hashToken(tom)))?.roles).toEqual(['user', 'admin']);
-        expect(await t.redis.exists(t.keys.session(hashToken(uma)))).toBe(0);
+        expect((await t.store.read(sessionRef(tom)))?.roles).toEqual(['user', 'admin']);
+        expect(await t.redis.exists(t.keys.session(sessionRef(uma)))).toBe(0);
       });
       expect(await t.svc.metrics.registry.getSingleMetricAsString('sessiongate_auth_sessions_revoked_total')).toMatch(/reason="disable"} 1/);
     } finally {

@@ -1,10 +1,11 @@
 import { STATUS_CODES } from 'node:http';
-import Fastify, { LogController, type FastifyReply, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './config/env.js';
 import { buildOpsApp } from '@sessiongate/service-kit';
 import { InvalidConfig, errorResponse } from './errors.js';
 import sessiongate from './gateway.js';
 import { GatewayMetrics } from './ops/metrics.js';
+import { canonicalize } from './routes/canonical-path.js';
 import { formatProblems, loadRoutesFile } from './routes/config.js';
 import type { RouteSet } from './routes/types.js';
 import sessionPlugin from './session/plugin.js';
@@ -38,8 +39,12 @@ async function loadRoutesOrThrow(file: string): Promise<RouteSet> {
   return r.routes;
 }
 
-function statusClass(code: number): string {
-  return `${Math.floor(code / 100)}xx`;
+/** The canonical path for the request log: also for requests refused after routing (401, 403, 503). */
+function loggedPath(request: FastifyRequest): string {
+  if (request.gate) return request.gate.path;
+  if (request.gateRoute === null) return '(unrouted)';
+  const c = canonicalize(request.raw.url ?? '');
+  return c.ok ? c.path : '(unrouted)';
 }
 
 /**
@@ -88,6 +93,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     sessionGauges: () => ({
       active: app.sessions?.resolver.activeSessions ?? 0,
       cached: app.sessions?.resolver.cacheSize ?? 0,
+      cacheEnabled: config.cache.enabled,
       cacheActive: app.sessions?.resolver.cacheActive ?? false,
     }),
   });
@@ -111,7 +117,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     const route = request.gateRoute ?? '(none)';
     const status = reply.statusCode;
     const seconds = reply.elapsedTime / 1000;
-    metrics.request(route, request.raw.method ?? 'GET', statusClass(status));
+    metrics.request(route, request.raw.method ?? 'GET', status);
     metrics.requestDuration.observe({ route }, seconds);
     // the line is built only when it will be written (LOG_LEVEL=warn skips it at no cost)
     if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) {
@@ -122,10 +128,10 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       {
         route,
         method: request.raw.method,
-        path: request.gate?.path ?? '(unrouted)',
+        path: loggedPath(request),
         status,
         ms: Math.round(reply.elapsedTime * 100) / 100,
-        ...(request.gate?.session ? { sub: request.gate.session.record.sub } : {}),
+        ...(request.gateSession ? { sub: request.gateSession.record.sub } : {}),
       },
       'request',
     );
@@ -142,6 +148,8 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     allowedOrigins: config.allowedOrigins,
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
+    brand: config.brand,
+    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,
   });
 
@@ -166,11 +174,13 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       if (!r.ok) {
         const problems = formatProblems(config.routesFile, r.problems);
         metrics.configReloads.inc({ result: 'failure' });
+        metrics.configLastReloadSuccessful.set(0);
         app.log.error({ file: config.routesFile, problems: problems.split('\n') }, 'routes reload failed: keeping the routes in force');
         return { ok: false, problems };
       }
       app.sessiongate.setRoutes(r.routes);
       metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccessful.set(1);
       metrics.configLastReloadSuccess.set(Date.now() / 1000);
       app.log.info({ file: config.routesFile, routes: r.routes.routes.length }, 'routes reloaded');
       return { ok: true, routes: r.routes.routes.length };

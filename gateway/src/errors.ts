@@ -6,13 +6,18 @@ export { prefersHtml } from '@sessiongate/service-kit';
 export type { ErrorBody };
 
 // The one list of errors the gateway answers with. `code` is stable and is what code
-// branches on; `error` is the public code of the JSON body (DESIGN.md "Errors").
+// branches on; `error` is the public code of the JSON body (README "Errors").
 
 export const BadRequest = createError('SG_ERR_BAD_REQUEST', '%s', 400);
 export const Unauthenticated = createError('SG_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
 export const Forbidden = createError('SG_ERR_FORBIDDEN', 'The session lacks a role this route requires', 403);
 export const CsrfRejected = createError('SG_ERR_CSRF_REJECTED', '%s', 403);
 export const NotFound = createError('SG_ERR_NOT_FOUND', 'No route matches this path', 404);
+export const MethodOverrideRefused = createError(
+  'SG_ERR_METHOD_OVERRIDE_REFUSED',
+  'A _method parameter (in the %s) is refused on this route: it would make the upstream run another method than the one checked; send the real method instead',
+  400,
+);
 export const MethodNotAllowed = createError('SG_ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed here', 405);
 export const PayloadTooLarge = createError('SG_ERR_PAYLOAD_TOO_LARGE', 'The request body exceeds %s bytes', 413);
 export const HeadersTooLarge = createError('SG_ERR_HEADERS_TOO_LARGE', '%s', 431);
@@ -36,6 +41,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_CSRF_REJECTED: 'csrf_rejected',
   SG_ERR_NOT_FOUND: 'not_found',
   SG_ERR_METHOD_NOT_ALLOWED: 'method_not_allowed',
+  SG_ERR_METHOD_OVERRIDE_REFUSED: 'method_override_refused',
   SG_ERR_PAYLOAD_TOO_LARGE: 'payload_too_large',
   SG_ERR_HEADERS_TOO_LARGE: 'request_header_fields_too_large',
   SG_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
@@ -48,18 +54,10 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
 const GENERIC_5XX = 'The gateway could not handle this request';
 
 /**
- * The JSON body and status for any error: our own codes map to DESIGN.md's, Fastify's 4xx
+ * The JSON body and status for any error: our own codes map to the public codes of README "Errors", Fastify's 4xx
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);
 
-const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-
-/** The error as a small HTML page (same status and code as the JSON body). */
-export function errorPage(statusCode: number, body: ErrorBody, loginUrl: string | null): string {
-  // loginUrl may carry ?next=…: escaped like everything else
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
-  const action = statusCode === 401 && loginUrl ? `<p><a href="${esc(loginUrl)}">Sign in</a></p>` : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${statusCode} ${esc(body.error)}</title></head><body><h1>${statusCode}</h1><p>${esc(body.message)}</p><p><code>${esc(body.error)}</code></p>${action}</body></html>`;
-}
+// the HTML form of these errors, for browsers
+export { errorPage } from './pages/error-page.js';

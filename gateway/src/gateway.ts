@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -9,28 +9,31 @@ import {
   Forbidden,
   HeadersTooLarge,
   MethodNotAllowed,
+  MethodOverrideRefused,
   NotFound,
   PayloadTooLarge,
   SessionStoreUnavailable,
   Unauthenticated,
   UpstreamTimeout,
   UpstreamUnavailable,
-  errorPage,
   errorResponse,
   prefersHtml,
 } from './errors.js';
+import { errorPage, errorPageContext } from './pages/error-page.js';
+import { pageHeaders, type Brand } from '@sessiongate/service-kit';
 import type { KeySet } from './identity/keys.js';
 import { XSessionSigner } from './identity/signer.js';
 import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
 import jwks from './identity/jwks.js';
 import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
 import { decide } from './policy/decide.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
+import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './proxy/csrf.js';
-import { ClientAddressResolver } from './proxy/client-address.js';
+import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
+import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
-import { RouteTable, ruleFor, upstreamPath } from './routes/match.js';
+import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
 import { DEFAULT_BODY_LIMIT } from './routes/config.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
@@ -60,12 +63,18 @@ export interface SessionGateOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies?: readonly string[];
   metrics?: GatewayMetrics;
-  /** Linked from the HTML 401 page browsers see; null for none. @default '/auth/login' */
+  /** Linked from the HTML 401 and 403 pages browsers see; null for none. @default '/auth/login' */
   loginPath?: string | null;
+  /** Where the 403 page's "Sign out" posts; null for none. @default '/auth/logout' (none without loginPath) */
+  logoutPath?: string | null;
+  /** The product's name and logo on the error pages browsers see. */
+  brand?: Brand | null;
   /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
   upstreamPool?: { connections?: number; keepAliveTimeoutMs?: number };
+  /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
+  websocketIdleTimeoutMs?: number;
 }
 
 /** What the gate decided for one request, for the proxy step. */
@@ -79,6 +88,8 @@ export interface GateState {
   readonly session: ResolvedSession | null;
   /** Cookie header without the session cookie. */
   readonly cookie: string | null;
+  /** Client address, scheme and (valid, canonical) host. */
+  readonly client: ClientAddress;
 }
 
 export interface SessionGate {
@@ -97,12 +108,15 @@ declare module 'fastify' {
     gate: GateState | null;
     /** The matched route's name, set as soon as it is known (also on refused requests). */
     gateRoute: string | null;
+    /** The valid session, set as soon as it is known (also on refused requests: a 403 page names its user). */
+    gateSession: ResolvedSession | null;
   }
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const LOGGED_ELSEWHERE = new Set(['SG_ERR_SESSION_STORE_UNAVAILABLE', 'SG_ERR_UPSTREAM_UNAVAILABLE', 'SG_ERR_UPSTREAM_TIMEOUT']);
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const INVALID_HOST = 'The Host header (or a trusted proxy\'s X-Forwarded-Host or Forwarded host) is not a valid host[:port]';
 
 function lookupRoles(l: Lookup): readonly string[] | null {
   return l.outcome === 'valid' ? l.session.record.roles : null;
@@ -140,6 +154,18 @@ class BodyLimit extends Transform {
   }
 }
 
+function hasBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The whole of a (size-limited) stream. */
+async function readWhole(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 /**
  * The gateway as a Fastify plugin: canonical path → route → session → policy → signed
  * X-Session → upstream. Everything it adds (a catch-all route, body pass-through, the JWKS
@@ -158,6 +184,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
   // where a browser that hit a 401 can sign in: the auth route's login page, when there is one
   const loginPath = opts.loginPath === undefined ? '/auth/login' : opts.loginPath;
+  const logoutPath = opts.logoutPath === undefined ? (loginPath === null ? null : '/auth/logout') : opts.logoutPath;
+  const brand = opts.brand ?? null;
+  const htmlHeaders = pageHeaders(brand);
 
   let routes = opts.routes;
   let table = new RouteTable(routes.routes);
@@ -177,13 +206,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   fastify.decorate('sessiongate', gate);
   fastify.decorateRequest('gate', null);
   fastify.decorateRequest('gateRoute', null);
-
-  /** The 401 page's sign-in link: back to where the browser was, after login. */
-  function signInLink(raw: IncomingMessage): string | null {
-    if (loginPath === null) return null;
-    const c = raw.method === 'GET' ? canonicalize(raw.url ?? '/') : null;
-    return c?.ok ? `${loginPath}?next=${encodeURIComponent(c.path + c.query)}` : loginPath;
-  }
+  fastify.decorateRequest('gateSession', null);
 
   function identityFor(session: ResolvedSession, route: Route, now: number): string {
     const cached = session.identities?.get(route.name);
@@ -201,17 +224,28 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   /**
    * Routing, session and policy for one request: the canonical path, its route and rule,
    * the session, the decision. Throws the coded error to answer with. Shared by HTTP
-   * requests and WebSocket upgrades.
+   * requests and WebSocket upgrades (`upgrade`: a browser opens a WebSocket to any site with
+   * the user's cookies, so an upgrade gets the same origin check as a write).
    */
-  async function admit(raw: IncomingMessage, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState> {
+  async function admit(
+    raw: IncomingMessage,
+    log: FastifyBaseLogger,
+    matched?: (route: Route) => void,
+    upgrade = false,
+    identified?: (session: ResolvedSession) => void,
+  ): Promise<GateState> {
     const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) throw new BadRequest(c.reason);
+    const client = clientAddress.resolve(raw);
+    // RFC 9112 §3.2: an invalid Host is a 400; it would travel on as X-Forwarded-Host
+    if (client.host === null) throw new BadRequest(INVALID_HOST);
     const route = table.match(c.path);
     if (!route) throw new NotFound();
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
+    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
     const cookieHeader = raw.headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
@@ -220,11 +254,13 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     let session: ResolvedSession | null = null;
     if (rule.auth !== 'none') {
       const lookup: Lookup = cookie.duplicate
-        ? { outcome: 'invalid', source: 'none', reason: 'duplicate session cookie' }
+        ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
         : await resolver.resolve(cookie.token);
       metrics?.lookup(lookup.outcome, lookup.source);
+      if (lookup.outcome === 'valid') identified?.(lookup.session);
       if (lookup.outcome === 'store_error') {
-        log.error({ err: lookup.error, route: route.name }, 'session store unavailable');
+        // the outage itself is logged once by the session plugin: here only at debug
+        log.debug({ err: lookup.error, route: route.name }, 'session store unavailable: 503');
         throw new SessionStoreUnavailable();
       }
       if (lookup.outcome === 'invalid' && lookup.reason && lookup.source !== 'none') {
@@ -235,8 +271,8 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       if (decision === 'unauthenticated') throw new Unauthenticated();
       if (decision === 'forbidden') throw new Forbidden();
       if (lookup.outcome === 'valid') session = lookup.session;
-      if (route.csrf && UNSAFE_METHODS.has(method) && (cookie.token !== null || cookie.duplicate)) {
-        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(raw, clientAddress);
+      if (route.csrf && (upgrade || UNSAFE_METHODS.has(method)) && (cookie.token !== null || cookie.duplicate)) {
+        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
         const why = csrfVerdict(raw.headers, origins);
         if (why) throw new CsrfRejected(why);
       }
@@ -244,36 +280,44 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     // login and logout with or without a cookie: another site must not sign a browser in
     // to an account of its choosing (or out)
     if (route.csrf && route.name === authRoute && UNSAFE_METHODS.has(method)) {
-      const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(raw, clientAddress);
+      const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
       const why = authWriteVerdict(raw.headers, origins);
       if (why) throw new CsrfRejected(why);
     }
     const declared = raw.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
-    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest };
+    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client };
   }
 
   // runs before the body is read, so a refusal costs nothing
   async function admitRequest(request: FastifyRequest): Promise<void> {
-    request.gate = await admit(request.raw, request.log, (route) => {
-      request.gateRoute = route.name;
-    });
+    request.gate = await admit(
+      request.raw,
+      request.log,
+      (route) => {
+        request.gateRoute = route.name;
+      },
+      false,
+      (session) => {
+        request.gateSession = session;
+      },
+    );
   }
 
   /** Everything the upstream needs to know about this request. */
-  function forwardContext(g: GateState, raw: IncomingMessage) {
+  function forwardContext(g: GateState, _raw: IncomingMessage) {
     const xSession = g.session ? identityFor(g.session, g.route, Date.now()) : null;
-    const addr = clientAddress.resolve(raw);
+    const addr = g.client;
     return {
       // without the query: reply-from appends the client's query exactly as received
-      url: g.route.upstream + upstreamPath(g.route, g.path),
+      url: upstreamUrl(g.route, g.path),
       query: g.query,
       headers: {
         cookie: g.cookie,
         xSession,
         forwardedFor: addr.forwardedFor,
         forwardedProto: addr.proto,
-        forwardedHost: addr.host,
+        forwardedHost: addr.host ?? undefined,
       },
     };
   }
@@ -285,11 +329,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     const fwd = forwardContext(g, request.raw);
     // the auth service throttles logins per client: it gets the address signed, so it need
     // not trust whatever hop the gateway's request reaches it through
-    const ip = route.name === authRoute ? clientAddress.resolve(request.raw).ip : '';
-    const assertion = ip ? assertions.sign(route.name, ip) : null;
+    const assertion = route.name === authRoute && g.client.ip ? assertions.sign(route.name, g.client.ip) : null;
     return reply.from(fwd.url, {
       timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(headers, fwd.headers), assertion),
+      rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(stripRequestHopByHop(headers), fwd.headers), assertion),
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
         const err = error as Error & { code?: string };
@@ -309,8 +352,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   // WebSocket (and any other) upgrades pass the same gate as plain requests
   const upgrades = new UpgradeProxy({
-    admit: (raw) => admit(raw, fastify.log),
+    admit: (raw) => admit(raw, fastify.log, undefined, true),
     forward: forwardContext,
+    onRevoked: (ref, cb) => resolver.onRevoked(ref, cb),
+    idleTimeoutMs: opts.websocketIdleTimeoutMs,
     log: fastify.log,
     onRejected: (err) => errorResponse(err),
   });
@@ -333,12 +378,19 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     });
     // bodies stream through untouched; the route's limit is enforced on the way
     instance.removeAllContentTypeParsers();
-    instance.addContentTypeParser('*', (request: FastifyRequest, payload: IncomingMessage, done) => {
+    function bodyOf(request: FastifyRequest, payload: IncomingMessage, done: (err: Error | null, body?: Readable) => void): void {
       const limit = request.gate?.route.bodyLimit ?? DEFAULT_BODY_LIMIT;
       const counted = payload.pipe(new BodyLimit(limit));
       payload.on('error', (err) => counted.destroy(err));
-      done(null, counted);
-    });
+      if (request.gate?.route.methodOverride === 'allow' || !isFormBody(request.method, request.headers)) return done(null, counted);
+      // a form body is read whole (up to the route's limit) and scanned before anything is
+      // sent, so an upstream never sees a _method it would obey
+      readWhole(counted).then((body) => {
+        if (hasMethodOverrideParam(body.toString('latin1'))) done(new MethodOverrideRefused('request body'));
+        else done(null, Readable.from([body]));
+      }, (err: Error) => done(err));
+    }
+    instance.addContentTypeParser('*', bodyOf);
     instance.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
       const { statusCode, body } = errorResponse(err);
       // store and upstream failures were logged where they happened, with their cause
@@ -347,7 +399,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       // cannot carry another request, so say so and close it
       if (statusCode === 413) reply.header('connection', 'close');
       if (prefersHtml(request.headers.accept)) {
-        return reply.code(statusCode).type('text/html; charset=utf-8').send(errorPage(statusCode, body, signInLink(request.raw)));
+        const user = request.gateSession?.record ?? null;
+        const page = errorPage(statusCode, body, errorPageContext(request.raw, { loginPath, logoutPath, brand, user }));
+        return reply.code(statusCode).headers(htmlHeaders).send(page);
       }
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });
@@ -356,6 +410,11 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     // get the same gate, which answers them with 405 or 400
     instance.setNotFoundHandler(async (request, reply) => {
       await admitRequest(request);
+      // Fastify reads no body for methods it does not know (PROPFIND, PURGE…): a route that
+      // lists one gets its body forwarded like any other
+      if (request.body === undefined && hasBody(request.headers)) {
+        request.body = await new Promise<Readable | undefined>((resolve, reject) => bodyOf(request, request.raw, (err, body) => (err ? reject(err) : resolve(body))));
+      }
       return forward(request, reply);
     });
     instance.route({ method: ALL_METHODS, url: '/', onRequest: admitRequest, handler: forward });

@@ -4,6 +4,7 @@ export { default as sessionPlugin, type SessionPluginOptions, type Sessions } fr
 export { buildGateway, type Gateway, type BuildGatewayOptions, type ReloadResult } from './app.js';
 export { gatewayConfigFromEnv, type GatewayConfig } from './config/env.js';
 export { GatewayMetrics } from './ops/metrics.js';
+export { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from './proxy/upgrade.js';
 export { loadKeySet, parseKeySet, generateKeySet, type KeySet } from './identity/keys.js';
 export { XSessionSigner } from './identity/signer.js';
 export { parseRoutes, loadRoutesFile, formatProblems } from './routes/config.js';

@@ -12,7 +12,7 @@ function ok(target: string): { path: string; query: string } {
   return { path: r.path, query: r.query };
 }
 
-describe('canonicalize: DESIGN.md path table', () => {
+describe('canonicalize: the path table of docs/routes.md', () => {
   // [request target, canonical path]
   const accepted: [string, string][] = [
     // '.' and '..' segments written plainly are resolved
@@ -414,5 +414,6 @@ function testRoute(name: string, prefix: string): Route {
     bodyLimit: 1024 * 1024,
     timeout: 30_000,
     csrf: true,
+    methodOverride: 'refuse',
   };
 }

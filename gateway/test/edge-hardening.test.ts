@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { REROUTING_HEADERS } from '../src/proxy/headers.js';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
+import { rawRequest } from '../../test/support/raw-http.js';
 import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
 
 // CSRF, trusted proxies, re-routing headers and cookie limits: the edge's defences.
@@ -118,6 +119,42 @@ describe('headers that could re-route a request upstream', () => {
     for (const h of REROUTING_HEADERS) expect(headerValues(rec, h), h).toEqual([]);
     // and on a protected route they don't help either
     expect((await t.gw.app.inject({ url: '/public/p/../../admin', headers })).statusCode).toBe(401);
+  });
+});
+
+describe('the host a request names', () => {
+  const INVALID = ['evil.com@gw:99', 'gw.example:80@evil.com', 'user:pw@gw.example', 'gw.example/admin', 'gw.example?x=1', 'gw.example#x', 'gw example', 'a,b.example', 'gw;x=1', 'gw.example:99999', 'gw.example:8a', ':8080', '[::1', '[::1]x', '[fe80::1%25eth0]', '[not-ip]', '%65vil.com', 'x'.repeat(256), `${'x'.repeat(256)}:80`];
+
+  it('answers 400 for a Host that is not host[:port], and forwards nothing', async () => {
+    const port = await t.listen();
+    for (const host of INVALID) {
+      up.clear();
+      const res = await rawRequest(port, { target: '/public/h', headers: [['Host', host]] });
+      expect(res.status, host).toBe(400);
+      expect(res.json().error, host).toBe('bad_request');
+      expect(up.received, host).toEqual([]);
+    }
+  });
+
+  it('answers 400 for such an X-Forwarded-Host or Forwarded host from a trusted proxy', async () => {
+    const port = await t.listen();
+    for (const headers of <[string, string][][]>[[['X-Forwarded-For', '203.0.113.7'], ['X-Forwarded-Host', 'evil.com@gw:99']], [['Forwarded', 'for=203.0.113.7;host="a@b"']]]) {
+      up.clear();
+      const res = await rawRequest(port, { target: '/public/h', headers: [['Host', 'gw.example'], ...headers] });
+      expect(res.status, JSON.stringify(headers)).toBe(400);
+      expect(up.received).toEqual([]);
+    }
+  });
+
+  it('forwards a valid host in canonical form (lower case, plain port)', async () => {
+    const port = await t.listen();
+    for (const [host, canonical] of [['GW.Example:8080', 'gw.example:8080'], ['gw.example', 'gw.example'], ['gw.example:', 'gw.example'], ['gw.example:0080', 'gw.example:80'], ['127.0.0.1:80', '127.0.0.1:80'], ['[2001:DB8::1]:8443', '[2001:db8::1]:8443'], ['svc_1.internal', 'svc_1.internal'], ['x'.repeat(255), 'x'.repeat(255)]]) {
+      const res = await rawRequest(port, { target: '/public/h', headers: [['Host', host!]] });
+      expect(res.status, host).toBe(200);
+      expect(headerValues(up.last(), 'x-forwarded-host'), host).toEqual([canonical]);
+    }
+    await rawRequest(port, { target: '/public/h', headers: [['Host', 'gw.example'], ['X-Forwarded-For', '203.0.113.7'], ['X-Forwarded-Host', 'Shop.Example']] });
+    expect(headerValues(up.last(), 'x-forwarded-host')).toEqual(['shop.example']);
   });
 });
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -11,6 +12,7 @@ import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 
 // The gateway as operators run it: a real `sessiongate gateway` process, signals and files.
 
+const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), 'sessiongate-proc-'));
 const keysJson = JSON.stringify(generateKeySet('HS256'));
 const prefix = `sgtest:${randomUUID()}:`;
@@ -120,6 +122,41 @@ describe('sessiongate check', () => {
     const unknown = await runCli(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command/);
+  });
+
+  it('top-level help lists every users command, with --roles optional', async () => {
+    const r = await runCli(['--help']);
+    for (const sub of ['add', 'set-roles', 'disable', 'enable', 'set-password', 'list', 'remove']) {
+      expect(r.stdout, sub).toMatch(new RegExp(`^  users ${sub} `, 'm'));
+    }
+    expect(r.stdout).toContain('users add NAME [--roles a,b]');
+    expect(r.stdout).not.toMatch(/users add NAME --roles/);
+  });
+
+  it('gateway --help lists every variable the gateway reads, COOKIE_SECURE and LOG_LEVEL silent included', async () => {
+    const help = (await runCli(['gateway', '--help'])).stdout;
+    const sources = ['config/env.ts', 'session/settings.ts', 'session/redis.ts'].map((f) => readFileSync(path.join(here, '../src', f), 'utf8'));
+    const names = new Set<string>();
+    for (const text of sources) for (const m of text.matchAll(/env(?:\.|, ')([A-Z][A-Z0-9_]{2,})/g)) names.add(m[1]!);
+    expect(names.size).toBeGreaterThan(20);
+    for (const n of [...names, 'COOKIE_SECURE', 'GATEWAY_PORT', 'GATEWAY_METRICS_PORT', 'SESSIONGATE_BRAND_NAME']) expect(help, n).toContain(n);
+    expect(help).toMatch(/^  LOG_LEVEL .*fatal, error, warn, info, debug, trace, silent$/m);
+  });
+
+  it('check takes the file as --routes too, and says what to do with an unknown option', async () => {
+    const good = path.join(dir, 'good-flag.yaml');
+    writeFileSync(good, routes());
+    const ok = await runCli(['check', '--routes', good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/valid, 3 routes/);
+    const bad = await runCli(['check', '--file', good]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^sessiongate check: unknown option --file; give the routes file as FILE or with --routes FILE/);
+    // not Node's parser text (with its unbalanced quote)
+    expect(bad.stderr).not.toMatch(/positional argument|'-- "/);
+    const empty = await runCli(['check', '--routes']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--routes needs a file/);
   });
 });
 

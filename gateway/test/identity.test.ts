@@ -397,7 +397,10 @@ describe('sessiongate keys generate', () => {
     expect(out.code).toBe(0);
     expect(out.stdout).toContain('Usage: sessiongate keys generate');
     expect(out.stdout).toContain('default: EdDSA');
-    expect(out.stdout).toMatch(/put it FIRST in the set, keeping the old key after it/);
+    // rotation: published second first, signing only after upstreams have it, the auth service included
+    expect(out.stdout).toMatch(/add it SECOND, after the key that signs today/);
+    expect(out.stdout).toMatch(/every gateway AND the auth service/);
+    expect(out.stdout.indexOf('SECOND')).toBeLessThan(out.stdout.indexOf('to the FRONT'));
     expect((await run(['--help'])).stdout).toContain('generate');
   });
 

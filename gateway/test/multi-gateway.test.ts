@@ -6,7 +6,7 @@ import { routesYaml, startTestGateway, type TestGateway } from '../../test/suppo
 import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
 
 // Two gateways and two auth-service instances on one Redis, local caches on: a logout
-// through either pair is honoured by the other gateway within 1 s (DESIGN.md), because the
+// through either pair is honoured by the other gateway within 1 s (the design bound), because the
 // revocation is published and every gateway drops the session from its cache. And a
 // gateway restart loses no session: sessions live in Redis, not in the gateway.
 
@@ -14,7 +14,7 @@ const USERS = {
   alice: { password: 'alice-password-1', roles: ['user'] },
   bob: { password: 'bob-password-1', roles: ['user'] },
 };
-/** DESIGN.md: "every gateway must stop honouring it within 1 s, even with a local cache". */
+/** The design bound: every gateway stops honouring a revoked session within 1 s, even with a local cache. */
 const REVOCATION_LIMIT_MS = 1000;
 const POLL_MS = 50;
 

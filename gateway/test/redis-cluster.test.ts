@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeInvalidation, hashToken, KeyLayout } from '../src/session/index.js';
+import { encodeInvalidation, KeyLayout, SessionStore, sessionRef } from '../src/session/index.js';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { nodeKeys, startRedisCluster, type RedisCluster } from '../../test/support/redis-cluster.js';
@@ -128,22 +128,36 @@ describe('on a 3-master Redis Cluster', () => {
     // both gateways hold the session in their caches: the revocation reaches them by pub/sub
     expect(await msUntilRefused(gwA, token, 1000)).toBeLessThan(1000);
     expect(await msUntilRefused(gwB, token, 1000)).toBeLessThan(1000);
-    expect(await data.exists(keys.session(hashToken(token)))).toBe(0);
+    expect(await data.exists(keys.session(sessionRef(token)))).toBe(0);
   });
 
-  it('spreads sessions over every master', async () => {
-    const users = ['alice', 'bob', 'carol'] as const;
-    const tokens: string[] = [];
-    for (let i = 0; i < 30; i++) tokens.push(await login(i % 2 ? gwA : gwB, users[i % 3]!));
+  it('spreads users over every master and keeps each user\'s sessions and index on one', async () => {
+    // thirty users, one session each, written the way the auth service writes them
+    const store = new SessionStore(data, keys);
+    const opts = { roles: ['user'], idleTimeoutMs: 60_000, absoluteTimeoutMs: 120_000 };
+    const created = [];
+    for (let i = 0; i < 30; i++) created.push(await store.create({ sub: `spread-${i}`, ...opts }));
     const perNode = await sessionKeysPerNode();
     const counts = perNode.map((k) => k.length);
-    console.log(`[cluster] 30 sessions over 3 masters: ${counts.join(' / ')} session keys`);
+    console.log(`[cluster] 30 users over 3 masters: ${counts.join(' / ')} session keys`);
     for (const c of counts) expect(c).toBeGreaterThan(0);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(30);
+    for (const c of created) await store.destroyAll(c.record.sub);
+
+    // through the auth service: every session of a user sits on the master of its index
+    const users = ['alice', 'bob', 'carol'] as const;
+    const tokens: string[] = [];
+    for (let i = 0; i < 12; i++) tokens.push(await login(i % 2 ? gwA : gwB, users[i % 3]!));
+    const indexes = await Promise.all(cluster.nodes.map((_, n) => nodeKeys(cluster.node(n), `${keys.prefix}u:*`)));
+    const keysNow = await sessionKeysPerNode();
+    for (const [i, token] of tokens.entries()) {
+      const node = keysNow.findIndex((k) => k.includes(keys.session(sessionRef(token))));
+      expect(node).toBeGreaterThanOrEqual(0);
+      expect(indexes[node]).toContain(keys.userIndex(users[i % 3]!));
+    }
     // every one of them resolves through either gateway, whichever master holds it
     for (const [i, token] of tokens.entries()) expect((await access(i % 2 ? gwB : gwA, token)).statusCode).toBe(200);
-    for (const u of users) await data.del(keys.userIndex(u));
-    for (const k of perNode.flat()) await data.del(k);
+    for (const u of users) await store.destroyAll(u);
   });
 
   it('logs out everywhere: every session of the user ends, on every master and every gateway', async () => {
@@ -151,10 +165,10 @@ describe('on a 3-master Redis Cluster', () => {
     for (let i = 0; i < 9; i++) tokens.push(await login(gwA, 'bob'));
     const carol = await login(gwA, 'carol');
     const holders = new Set(
-      (await sessionKeysPerNode()).flatMap((k, node) => (tokens.some((t) => k.includes(keys.session(hashToken(t)))) ? [node] : [])),
+      (await sessionKeysPerNode()).flatMap((k, node) => (tokens.some((t) => k.includes(keys.session(sessionRef(t)))) ? [node] : [])),
     );
-    // nine sessions on one master only would make this test prove nothing about slots
-    expect(holders.size).toBeGreaterThan(1);
+    // one user's sessions share the slot of the user's index: one script ends them all at once
+    expect(holders.size).toBe(1);
     // warm both gateways' caches
     for (const t of tokens) {
       expect((await access(gwA, t)).statusCode).toBe(200);
@@ -167,7 +181,7 @@ describe('on a 3-master Redis Cluster', () => {
       expect(await msUntilRefused(gwB, t, 1000)).toBeLessThan(1000);
     }
     expect(await data.exists(keys.userIndex('bob'))).toBe(0);
-    for (const t of tokens) expect(await data.exists(keys.session(hashToken(t)))).toBe(0);
+    for (const t of tokens) expect(await data.exists(keys.session(sessionRef(t)))).toBe(0);
     // another user's session is untouched
     expect((await access(gwA, carol)).statusCode).toBe(200);
   });
@@ -179,13 +193,13 @@ describe('on a 3-master Redis Cluster', () => {
 
     for (const [i] of cluster.nodes.entries()) {
       const token = await login(gwA, 'carol');
-      const hash = hashToken(token);
+      const ref = sessionRef(token);
       expect((await access(gwB, token)).statusCode).toBe(200);
       // delete the record without telling anyone: the cached session keeps being served…
-      await data.del(keys.session(hash));
+      await data.del(keys.session(ref));
       expect((await access(gwB, token)).statusCode).toBe(200);
       // …until the invalidation arrives, published through master i
-      await cluster.node(i).publish(keys.invalidationChannel, encodeInvalidation({ hashes: [hash] }));
+      await cluster.node(i).publish(keys.invalidationChannel, encodeInvalidation({ sids: [ref.sid] }));
       // fine-grained polling: this measures the cross-node delivery itself
       const ms = await msUntilRefused(gwB, token, 1000, 2);
       console.log(`[cluster] revocation published on master ${i} honoured by gateway B after ${ms.toFixed(1)} ms`);

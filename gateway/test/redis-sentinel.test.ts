@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisClient, hashToken, KeyLayout } from '../src/session/index.js';
+import { createRedisClient, sessionRef, KeyLayout } from '../src/session/index.js';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisSentinel, type RedisSentinelSetup } from '../../test/support/redis-sentinel.js';
@@ -94,7 +94,7 @@ describe('Redis Sentinel failover', () => {
     const alice = cookieToken(await login('alice'));
     const bob = cookieToken(await login('bob'));
     // asynchronous replication: a session the replica never received is lost in a failover
-    // (see README); this test is about the sessions that did reach it
+    // (see docs/redis.md); this test is about the sessions that did reach it
     const master = s.connect(s.master.port);
     expect(await master.call('WAIT', '1', '1000')).toBe(1);
     // warm the cache: the first answers after the kill may come from memory
@@ -148,7 +148,7 @@ describe('Redis Sentinel failover', () => {
 
     // the replica is the master now, and it has both sessions
     expect(await s.masterPort()).toBe(s.replica.port);
-    expect(await s.connect(s.replica.port).exists(keys.session(hashToken(bob)))).toBe(1);
+    expect(await s.connect(s.replica.port).exists(keys.session(sessionRef(bob)))).toBe(1);
     up.clear();
     expect((await access(bob)).statusCode).toBe(200);
     expect(JSON.parse(Buffer.from(headerValues(up.last(), 'x-session')[0]!.split('.')[1]!, 'base64url').toString()).sub).toBe('bob');

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RouteTable, ruleFor, upstreamPath } from '../src/routes/match.js';
+import { RouteTable, ruleFor, upstreamPath, upstreamUrl } from '../src/routes/match.js';
 import type { MethodRule, Route } from '../src/routes/types.js';
 
 const REQUIRED: MethodRule = { auth: 'required', roles: null };
@@ -16,6 +16,7 @@ function route(name: string, prefix: string, extra: Partial<Route> = {}): Route 
     bodyLimit: 1024 * 1024,
     timeout: 30_000,
     csrf: true,
+    methodOverride: 'refuse',
     ...extra,
   };
 }
@@ -146,6 +147,14 @@ describe('upstreamPath', () => {
     expect(upstreamPath(stripped, '/api/orders')).toBe('/base/');
   });
 
+  it('upstreamUrl: the origin of the upstream, then the path with the base path once', () => {
+    const based = route('o', '/api/orders', { upstream: 'http://h:1/base' });
+    expect(upstreamUrl(based, '/api/orders/7')).toBe('http://h:1/base/api/orders/7');
+    const stripped = route('o', '/api/orders', { upstream: 'https://h/base/', rewritePrefix: '' });
+    expect(upstreamUrl(stripped, '/api/orders/7')).toBe('https://h/base/7');
+    expect(upstreamUrl(route('o', '/api/orders', { upstream: 'http://h:1' }), '/api/orders')).toBe('http://h:1/api/orders');
+  });
+
   it('always starts with a single slash', () => {
     fc.assert(
       fc.property(
@@ -196,10 +205,18 @@ describe('ruleFor', () => {
 
   it('matches method names exactly and ignores Object.prototype members', () => {
     const r = route('r', '/r', { methods: { DELETE: ADMIN } });
-    expect(ruleFor(r, 'delete')).toBe(REQUIRED);
-    expect(ruleFor(r, 'constructor')).toBe(REQUIRED);
-    expect(ruleFor(r, '__proto__')).toBe(REQUIRED);
-    expect(ruleFor(r, 'toString')).toBe(REQUIRED);
+    // not one of the methods that take the route's rule, and not listed: refused
+    expect(ruleFor(r, 'delete')).toBeNull();
+    expect(ruleFor(r, 'constructor')).toBeNull();
+    expect(ruleFor(r, '__proto__')).toBeNull();
+    expect(ruleFor(r, 'toString')).toBeNull();
+  });
+
+  it('gives the route rule only to the common methods; any other must be listed', () => {
+    const r = route('r', '/r', { methods: { DELETE: ADMIN, PROPFIND: READER } });
+    for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'OPTIONS']) expect(ruleFor(r, m), m).toBe(REQUIRED);
+    expect(ruleFor(r, 'PROPFIND')).toBe(READER);
+    for (const m of ['PURGE', 'MOVE', 'COPY', 'MKCOL', 'PROPPATCH', 'LOCK', 'SEARCH', 'QUERY', 'M-SEARCH']) expect(ruleFor(r, m), m).toBeNull();
   });
 });
 

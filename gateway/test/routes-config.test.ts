@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_BODY_LIMIT,
+  DEFAULT_METHOD_OVERRIDE,
   DEFAULT_UPSTREAM_TIMEOUT_MS,
   formatProblems,
   loadRoutesFile,
@@ -13,7 +14,7 @@ import {
 import { parseByteSize, parseDuration } from '@sessiongate/service-kit';
 import type { Route, RouteSet, RoutesProblem } from '../src/routes/types.js';
 
-// The example of DESIGN.md "routes.yaml (version 1)", verbatim.
+// The example of docs/routes.md (and the README), verbatim.
 const DESIGN_EXAMPLE = `version: 1
 routes:
   - name: auth                 # unique, [a-z0-9-]+; metric label and the JWT "aud"
@@ -70,7 +71,7 @@ function problem(text: string): string {
   return `${p.line}:${p.column} ${p.path} ${p.message}`;
 }
 
-describe('parseRoutes: the DESIGN.md example', () => {
+describe('parseRoutes: the reference example', () => {
   it('parses to the normalized routes, defaults included', () => {
     const result = parseRoutes(DESIGN_EXAMPLE, 'routes.yaml');
     expect(result).toStrictEqual({
@@ -89,6 +90,7 @@ describe('parseRoutes: the DESIGN.md example', () => {
             bodyLimit: 1024 * 1024,
             timeout: 30_000,
             csrf: true,
+            methodOverride: 'refuse',
           },
           {
             name: 'orders',
@@ -100,6 +102,7 @@ describe('parseRoutes: the DESIGN.md example', () => {
             bodyLimit: 1024 * 1024,
             timeout: 30_000,
             csrf: true,
+            methodOverride: 'refuse',
           },
           {
             name: 'reports',
@@ -111,6 +114,7 @@ describe('parseRoutes: the DESIGN.md example', () => {
             bodyLimit: 1024 * 1024,
             timeout: 30_000,
             csrf: true,
+            methodOverride: 'refuse',
           },
         ],
       },
@@ -499,11 +503,20 @@ describe('parseRoutes: methods', () => {
     ['TRACE', 'routes[0].methods.TRACE: TRACE is never proxied (the gateway answers 405), so it cannot have a rule'],
     ['connect', 'routes[0].methods.connect: CONNECT is never proxied (the gateway answers 405), so it cannot have a rule'],
     ['HEAD', 'routes[0].methods.HEAD: HEAD always follows the rule of GET (it reveals what GET would); put the override on GET'],
-    ['PROPFIND', 'routes[0].methods.PROPFIND: is not a method the gateway proxies; expected one of GET, POST, PUT, PATCH, DELETE, OPTIONS'],
+    ['FROB', 'routes[0].methods.FROB: is not a method the gateway proxies; expected one of GET, POST, PUT, PATCH, DELETE, OPTIONS or another method Node.js parses, such as PURGE or PROPFIND'],
   ])('refuses the method %s, pointing at the key', (method, message) => {
     const text = oneRoute('    methods:', `      ${method}: {}`);
     // the empty override under a refused key is not reported on top
     expect(problem(text)).toBe(`7:7 /routes/0/methods/${method} ${message}`);
+  });
+
+  it('accepts other methods Node.js parses (PURGE, PROPFIND, MOVE…), upper-cased', () => {
+    const route = firstRoute(oneRoute('    methods:', '      PURGE: { roles: [ops] }', '      propfind: { auth: required }', '      M-SEARCH: { auth: required }'));
+    expect(route.methods).toStrictEqual({
+      PURGE: { auth: 'required', roles: { any: ['ops'] } },
+      PROPFIND: { auth: 'required', roles: null },
+      'M-SEARCH': { auth: 'required', roles: null },
+    });
   });
 
   it('refuses the same method twice in different cases', () => {
@@ -589,9 +602,18 @@ describe('parseRoutes: bodyLimit, timeout, csrf', () => {
     expect(problem(oneRoute('    csrf: yes'))).toBe('6:11 /routes/0/csrf routes[0].csrf: must be true or false, got "yes"');
   });
 
+  it('methodOverride: refuse (the default) or allow', () => {
+    expect(firstRoute(oneRoute()).methodOverride).toBe('refuse');
+    expect(DEFAULT_METHOD_OVERRIDE).toBe('refuse');
+    expect(firstRoute(oneRoute('    methodOverride: allow')).methodOverride).toBe('allow');
+    expect(firstRoute(oneRoute('    methodOverride: refuse')).methodOverride).toBe('refuse');
+    expect(problem(oneRoute('    methodOverride: true'))).toBe('6:21 /routes/0/methodOverride routes[0].methodOverride: must be one of refuse, allow, got true');
+    expect(problem(oneRoute('    method_override: allow'))).toMatch(/^6:5 \/routes\/0\/method_override routes\[0\]\.method_override: is not a known option \(did you mean methodOverride\?\)/);
+  });
+
   it('unknown route options point at the key and suggest the likely one', () => {
     expect(problem(oneRoute('    rewrite_prefix: /x'))).toBe(
-      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf',
+      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride',
     );
     expect(problem(oneRoute('    <<: { csrf: false }'))).toMatch(/^6:5 \/routes\/0\/<< routes\[0\]\["<<"\]: is not a known option;/);
   });

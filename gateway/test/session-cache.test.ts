@@ -84,15 +84,15 @@ describe('session cache', () => {
 
   it('remembers an unknown token for the negative TTL, and a malformed one costs nothing', async () => {
     const h = await cachedResolver({ cache: { negativeTtlMs: 500 } });
-    const unknown = mintToken();
+    const unknown = mintToken("nobody");
     const before = await commandCounts();
-    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve(unknown)).outcome).toBe('expired');
+    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve(unknown)).outcome).toBe('missing');
     expect(delta(before, await commandCounts(), 'get')).toBe(1);
-    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve('not a token')).outcome).toBe('invalid');
+    for (let i = 0; i < 50; i++) expect((await h.resolver.resolve('not a token')).outcome).toBe('malformed');
     expect(delta(before, await commandCounts(), 'get')).toBe(1);
     // once the negative entry has expired, Redis is asked again (the session may exist now)
     await sleep(600);
-    expect((await h.resolver.resolve(unknown)).outcome).toBe('expired');
+    expect((await h.resolver.resolve(unknown)).outcome).toBe('missing');
     expect(delta(before, await commandCounts(), 'get')).toBe(2);
   });
 
@@ -106,15 +106,15 @@ describe('session cache', () => {
       pending = h.resolver.resolve(s.token);
       await sleep(50);
       // logout elsewhere: the key goes (queued behind the read) and the message arrives
-      void redis.del(h.store.keys.session(s.tokenHash)).catch(() => undefined);
-      h.resolver.invalidate([s.tokenHash]);
+      void redis.del(h.store.keys.session(s.ref)).catch(() => undefined);
+      h.resolver.invalidate([s.ref.sid]);
     } finally {
       server.resume();
     }
     // the read that began before the logout is not trusted: asked again, the session is gone
-    expect((await pending).outcome).toBe('expired');
+    expect((await pending).outcome).toBe('missing');
     expect(h.resolver.cacheSize).toBe(0);
-    expect((await h.resolver.resolve(s.token)).outcome).toBe('expired');
+    expect((await h.resolver.resolve(s.token)).outcome).toBe('missing');
   });
 
   it('keeps the refresh pace when an entry expires and is read again', async () => {

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { hashToken, mintToken } from '../src/session/record.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { mintToken, sessionRef } from '../src/session/record.js';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 
@@ -30,6 +31,13 @@ afterAll(async () => {
 const now = Date.now();
 const valid = { v: 1, sid: 'S1', sub: 'alice', roles: ['user'], createdAt: now, absoluteExpiresAt: now + 3_600_000, idleTimeoutMs: 600_000, claims: {} };
 
+/** A new token for alice, its session key, and `valid` as stored under it. */
+function arrange(): { token: string; key: string; record: typeof valid } {
+  const token = mintToken('alice');
+  const ref = sessionRef(token);
+  return { token, key: `${t.keyPrefix}s:{${ref.tag}}${ref.sid}`, record: { ...valid, sid: ref.sid } };
+}
+
 const cases: [string, string][] = [
   ['not JSON', '{"v":1,'],
   ['an old format (no version)', JSON.stringify({ user: 'alice', roles: ['user'] })],
@@ -39,12 +47,16 @@ const cases: [string, string][] = [
   ['an oversize claim', JSON.stringify({ ...valid, claims: { name: 'x'.repeat(10_000) } })],
   ['a non-scalar claim', JSON.stringify({ ...valid, claims: { nested: { a: 1 } } })],
   ['roles not a list', JSON.stringify({ ...valid, roles: 'user' })],
+  // a revocation names the sid: a record under another session's key would not be reached
+  ['a record of another sid', JSON.stringify(valid)],
 ];
 
 describe('unusable session records', () => {
   it.each(cases)('%s: 401 on a required route, anonymous on optional, logged, never forwarded', async (what, raw) => {
-    const token = mintToken();
-    await t.redis.set(`${t.keyPrefix}s:${hashToken(token)}`, raw, 'PX', 60_000);
+    const { token, key, record } = arrange();
+    // each case stands on its own fault: the sid matches its key unless that is the fault
+    const value = what.includes('another sid') || !raw.includes('"sid":"S1"') ? raw : raw.replace('"sid":"S1"', `"sid":"${record.sid}"`);
+    await t.redis.set(key, value, 'PX', 60_000);
     up.clear();
     const res = await t.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } });
     expect(res.statusCode, what).toBe(401);
@@ -58,17 +70,39 @@ describe('unusable session records', () => {
   });
 
   it('a valid record next to them still works (the gateway did not crash)', async () => {
-    const token = mintToken();
-    await t.redis.set(`${t.keyPrefix}s:${hashToken(token)}`, JSON.stringify(valid), 'PX', 60_000);
+    const { token, key, record } = arrange();
+    await t.redis.set(key, JSON.stringify(record), 'PX', 60_000);
     expect((await t.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } })).statusCode).toBe(200);
   });
 
   it('a record past its absolute expiry is refused even while its key lives, and removed', async () => {
-    const token = mintToken();
-    const key = `${t.keyPrefix}s:${hashToken(token)}`;
-    await t.redis.set(key, JSON.stringify({ ...valid, createdAt: now - 7_200_000, absoluteExpiresAt: Date.now() - 1 }), 'PX', 60_000);
+    const { token, key, record } = arrange();
+    await t.redis.set(key, JSON.stringify({ ...record, createdAt: now - 7_200_000, absoluteExpiresAt: Date.now() - 1 }), 'PX', 60_000);
     expect((await t.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } })).statusCode).toBe(401);
     await new Promise((r) => setTimeout(r, 50));
     expect(await t.redis.exists(key)).toBe(0);
+  });
+});
+
+describe('a session of the format before slot tags (after an upgrade)', () => {
+  it('is refused with 401 and one warning, never looked up, and nothing breaks', async () => {
+    // the earlier layout: a 43-character token, its record under the hex SHA-256 of it
+    const token = randomBytes(32).toString('base64url');
+    const key = `${t.keyPrefix}s:${createHash('sha256').update(token).digest('hex')}`;
+    await t.redis.set(key, JSON.stringify({ ...valid, sid: randomBytes(16).toString('base64url') }), 'PX', 60_000);
+    const before = logs.length;
+    for (let i = 0; i < 3; i++) {
+      const res = await t.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error).toBe('unauthenticated');
+    }
+    const lines = logs.slice(before).split('\n').filter((l) => l.includes('earlier format'));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, tokens: 1 });
+    expect(logs).not.toContain(token);
+    // a session of the current format still works next to it
+    const { token: current, key: currentKey, record } = arrange();
+    await t.redis.set(currentKey, JSON.stringify(record), 'PX', 60_000);
+    expect((await t.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${current}` } })).statusCode).toBe(200);
   });
 });

@@ -99,6 +99,8 @@ describe('WebSocket upgrades', () => {
     const alice = await t.login('alice', ['user']);
     const res = await wsConnect(port, '/live/room?x=1&y=%2F', [
       ['Cookie', `theme=dark; sid=${alice}`],
+      // as a browser sends it: the gateway's own origin
+      ['Origin', `http://127.0.0.1:${port}`],
       ['X-Session', 'forged'],
       ['X_Session', 'forged2'],
     ]);

@@ -1,4 +1,4 @@
-/** The JSON body of every error response (DESIGN.md "Errors"). */
+/** The JSON body of every error response (README "Errors"). */
 export interface ErrorBody {
   error: string;
   message: string;

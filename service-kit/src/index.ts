@@ -6,3 +6,4 @@ export * from './logging.js';
 export * from './errors.js';
 export * from './cli.js';
 export { default as opsRoutes, buildOpsApp, type OpsRoutesOptions, type ReadinessCheck, type MetricsSource } from './ops-routes.js';
+export { PAGE_STYLE, MAX_BRAND_NAME_LENGTH, brandHeader, brandSetting, escapeHtml, pageHeaders, pageTitle, type Brand } from './pages.js';

@@ -107,3 +107,33 @@ export function logLevelSetting(env: NodeJS.ProcessEnv, fallback = 'info'): stri
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new SettingError('LOG_LEVEL', `"${env.LOG_LEVEL}" is not one of ${LOG_LEVELS.join(', ')}`);
   return level;
 }
+
+/** Where one service listens: its public port and its metrics and health port. */
+export interface ListenSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number;
+}
+
+/** The first of `variables` that is set to something, else the last one (for messages). */
+function firstSet(env: NodeJS.ProcessEnv, variables: readonly string[]): string {
+  return variables.find((v) => env[v]?.trim()) ?? variables[variables.length - 1]!;
+}
+
+/**
+ * The listeners of the service whose variables start with `service` (`GATEWAY`, `AUTH`):
+ * `GATEWAY_PORT` wins over `PORT`, and so on, so both processes can share one environment
+ * (a systemd EnvironmentFile, a compose file) and still listen on their own ports.
+ */
+export function listenSettings(env: NodeJS.ProcessEnv, service: string, defaults: { port: number; metricsPort: number }): ListenSettings {
+  const hostVar = firstSet(env, [`${service}_HOST`, 'HOST']);
+  const host = env[hostVar]?.trim() || '0.0.0.0';
+  const metricsHostVar = firstSet(env, [`${service}_METRICS_HOST`, 'METRICS_HOST']);
+  return {
+    host,
+    port: portSetting(env, firstSet(env, [`${service}_PORT`, 'PORT']), defaults.port),
+    metricsHost: env[metricsHostVar]?.trim() || host,
+    metricsPort: portSetting(env, firstSet(env, [`${service}_METRICS_PORT`, 'METRICS_PORT']), defaults.metricsPort),
+  };
+}

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { buildAuthService, type AuthService } from '../../auth-service/src/app.js';
 import { authConfigFromEnv, type AuthConfig } from '../../auth-service/src/config.js';
 import { defaultParams, hashPassword } from '../../auth-service/src/users/password.js';
-import { KeyLayout, SessionStore, createRedisClient, hashToken, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
+import { KeyLayout, SessionStore, createRedisClient, sessionRef, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
 
 /** scrypt cost of every test hash: 2^14 keeps tests fast (the default, 2^17, is tested once). */
 export const TEST_SCRYPT_COST = '14';
@@ -138,7 +138,7 @@ export async function startTestAuth(o: TestAuthOptions): Promise<TestAuth> {
     store,
     xSession,
     async xSessionFor(token) {
-      const record = await store.read(hashToken(token));
+      const record = await store.read(sessionRef(token));
       if (!record) throw new Error('no session for this token');
       return xSession({ sub: record.sub, sid: record.sid, roles: record.roles });
     },

@@ -54,3 +54,30 @@ export function rawRequest(
     socket.write(`${o.method ?? 'GET'} ${o.target} HTTP/1.1\r\n${hs.map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${o.body ?? ''}`);
   });
 }
+
+/**
+ * Writes `bytes` exactly as given on a fresh connection and resolves with everything read
+ * back (latin1) once the server closes it, or after `idleMs` without data.
+ */
+export function rawExchange(port: number, bytes: string, idleMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let got = '';
+    const done = () => {
+      socket.destroy();
+      resolve(got);
+    };
+    let timer = setTimeout(done, idleMs);
+    socket.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      clearTimeout(timer);
+      timer = setTimeout(done, idleMs);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    socket.on('error', reject);
+    socket.write(bytes, 'latin1');
+  });
+}

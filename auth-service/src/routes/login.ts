@@ -5,7 +5,7 @@ import { BadRequest, InvalidCredentials, TooManyRequests, storeCall } from '../e
 import { clientThrottleId } from '../throttle.js';
 import { normalizeUserName } from '../users/directory.js';
 import { MAX_PASSWORD_BYTES, passwordTooLong } from '../users/password.js';
-import { DEFAULT_NEXT, browserForm, loginPageUrl, type LoginError } from './login-page.js';
+import { browserForm, loginPageUrl, typedNameCookie, type LoginError } from './login-page.js';
 import type { AuthRouteOptions } from './options.js';
 import { sameOriginOnly } from './same-origin.js';
 
@@ -40,7 +40,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
 
   fastify.post<{ Body: LoginBody }>(
     '/auth/login',
-    { schema: { body: LoginBody }, bodyLimit: LOGIN_BODY_LIMIT, preValidation: sameOriginOnly(opts.allowedOrigins) },
+    { schema: { body: LoginBody }, bodyLimit: LOGIN_BODY_LIMIT, preValidation: sameOriginOnly(opts) },
     async (request, reply) => {
       const browser = browserForm(request);
       let token: string;
@@ -49,11 +49,14 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
       } catch (err) {
         const failure = browser && formFailure(err);
         if (!failure) throw err;
-        // Retry-After (throttled) is already on the reply and goes with the redirect
-        return reply.redirect(loginPageUrl({ error: failure, next: browser.next }), 303);
+        // Retry-After (throttled) is already on the reply and goes with the redirect; the
+        // page says how long that is, and keeps the name that was typed
+        const wait = Number(reply.getHeader('retry-after')) || undefined;
+        reply.header('set-cookie', typedNameCookie(request.body.username, opts.cookie.secure));
+        return reply.redirect(loginPageUrl({ error: failure, wait, next: browser.next }), 303);
       }
       reply.header('set-cookie', sessionSetCookie(token, opts.cookie));
-      return browser ? reply.redirect(browser.next ?? DEFAULT_NEXT, 303) : reply.code(204).send();
+      return browser ? reply.redirect(browser.next ?? opts.defaultNext, 303) : reply.code(204).send();
     },
   );
 
@@ -98,7 +101,7 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
     // checked, after the change was applied to their live sessions: apply it to this one too.
     const now = await directory.find(user.name);
     if (!now || now.disabled) {
-      await storeCall(() => store.destroyByHash(user.name, created.record.sid, created.tokenHash));
+      await storeCall(() => store.destroyBySid(user.name, created.record.sid));
       metrics.logins.inc({ outcome: 'disabled' });
       throw new InvalidCredentials();
     }
@@ -107,6 +110,10 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
     metrics.logins.inc({ outcome: 'success' });
     metrics.sessionsCreated.inc();
     request.log.info({ event: 'login', outcome: 'success', user: user.name, sid: created.record.sid, ip: request.clientAddress }, 'login');
+    if (created.evicted.length) {
+      metrics.sessionsRevoked.inc({ reason: 'limit' }, created.evicted.length);
+      request.log.info({ event: 'session-limit', user: user.name, ended: created.evicted }, 'session limit reached: oldest sessions ended');
+    }
 
     // what follows is housekeeping: the session exists, so failures are logged, not answered
     await throttle.succeeded(name, clientId).catch((err: unknown) => request.log.warn({ err }, 'could not clear the login throttle'));
@@ -119,8 +126,6 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
       });
       if (ended) metrics.sessionsRevoked.inc({ reason: 'replaced' });
     }
-    // prune() drops index entries of sessions that have expired: the index never grows unbounded
-    await store.prune(user.name).catch((err: unknown) => request.log.warn({ err }, 'could not prune the session index'));
 
     return created.token;
   }

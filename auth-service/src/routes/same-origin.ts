@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
 import { CrossSiteRequest } from '../errors.js';
 import { browserForm, sendLoginPage } from './login-page.js';
+import type { AuthRouteOptions } from './options.js';
 
 // Login and logout refuse posts from other sites themselves, whatever the gateway in front
 // did: a forged login signs the victim's browser in to the attacker's account (what the
@@ -59,12 +60,12 @@ export function crossSiteReason(headers: IncomingHttpHeaders, allowedOrigins: re
  * A hook refusing cross-site posts with 403: a browser's form gets the sign-in page saying
  * so, any other client the JSON error `csrf_rejected`.
  */
-export function sameOriginOnly(allowedOrigins: readonly string[]): preValidationAsyncHookHandler {
+export function sameOriginOnly(opts: AuthRouteOptions): preValidationAsyncHookHandler {
   return async function sameOrigin(request: FastifyRequest, reply: FastifyReply) {
-    const why = crossSiteReason(request.headers, allowedOrigins);
+    const why = crossSiteReason(request.headers, opts.allowedOrigins);
     if (!why) return;
     request.log.warn({ event: 'cross_site_refused', path: request.url.split('?')[0], reason: why }, 'cross-site request refused');
-    if (browserForm(request)) return sendLoginPage(reply, 403, { error: 'cross_site', next: null });
+    if (browserForm(request)) return sendLoginPage(reply, 403, opts, { error: 'cross_site', next: null });
     throw new CrossSiteRequest(why);
   };
 }

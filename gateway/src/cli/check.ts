@@ -4,6 +4,7 @@ import { formatProblems, loadRoutesFile } from '../routes/config.js';
 import { write, type CliIo } from '@sessiongate/service-kit';
 
 export const CHECK_HELP = `Usage: sessiongate check [FILE]
+       sessiongate check --routes FILE
 
 Validates a routes file and exits 0 when it is valid, 1 when it is not, printing every
 problem as FILE:LINE:COLUMN: message. Use it in CI to gate changes to routes.yaml.
@@ -12,28 +13,44 @@ Arguments:
   FILE        the routes file (default: $SESSIONGATE_ROUTES, else ./routes.yaml)
 
 Options:
-  -q, --quiet print nothing when the file is valid
-  -h, --help  show this help
+  --routes FILE  the same as FILE (as \`sessiongate gateway --routes\` spells it)
+  -q, --quiet    print nothing when the file is valid
+  -h, --help     show this help
 `;
+
+/** A usage error in words a person can act on (Node's parser messages are for developers). */
+function usageProblem(err: Error & { code?: string }, argv: readonly string[]): string {
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = argv.find((a) => a.startsWith('-') && !['-q', '--quiet', '-h', '--help'].includes(a) && !a.startsWith('--routes'));
+    return `unknown option ${option ?? ''}`.trim() + '; give the routes file as FILE or with --routes FILE';
+  }
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return '--routes needs a file: sessiongate check --routes routes.yaml';
+  return err.message;
+}
 
 export async function checkCommand(argv: string[], io: CliIo): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' }, quiet: { type: 'boolean', short: 'q' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { help: { type: 'boolean', short: 'h' }, quiet: { type: 'boolean', short: 'q' }, routes: { type: 'string' } },
+    });
   } catch (err) {
-    write(io.stderr, `sessiongate check: ${(err as Error).message}\n\n${CHECK_HELP}`);
+    write(io.stderr, `sessiongate check: ${usageProblem(err as Error, argv)}\n\n${CHECK_HELP}`);
     return 2;
   }
   if (parsed.values.help) {
     write(io.stdout, CHECK_HELP);
     return 0;
   }
-  if (parsed.positionals.length > 1) {
+  const given = [...(parsed.values.routes !== undefined ? [parsed.values.routes] : []), ...parsed.positionals];
+  if (given.length > 1) {
     write(io.stderr, `sessiongate check: one file at a time\n\n${CHECK_HELP}`);
     return 2;
   }
   const env = io.env ?? process.env;
-  const file = parsed.positionals[0] ?? (env.SESSIONGATE_ROUTES?.trim() || './routes.yaml');
+  const file = given[0] ?? (env.SESSIONGATE_ROUTES?.trim() || './routes.yaml');
   const r = await loadRoutesFile(file);
   if (!r.ok) {
     write(io.stderr, formatProblems(file, r.problems));

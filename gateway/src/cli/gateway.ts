@@ -11,18 +11,25 @@ override them.
 
 Options:
   --routes FILE        routes file                      (SESSIONGATE_ROUTES, ./routes.yaml)
-  --host ADDR          public listener address          (HOST, 0.0.0.0)
-  --port N             public listener port             (PORT, 8080)
-  --metrics-port N     metrics and health port          (METRICS_PORT, 9091)
+  --host ADDR          public listener address          (GATEWAY_HOST, 0.0.0.0)
+  --port N             public listener port             (GATEWAY_PORT, 8080)
+  --metrics-port N     metrics and health port          (GATEWAY_METRICS_PORT, 9091)
   -h, --help           show this help
 
 Environment:
 ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_REDIS_PREFIX    sg:       prefix of every key sessiongate writes
   SESSIONGATE_ROUTES          ./routes.yaml
-  HOST, PORT                  0.0.0.0, 8080
-  METRICS_HOST, METRICS_PORT  $HOST, 9091   /metrics, /healthz, /readyz (never on PORT)
+  GATEWAY_HOST, GATEWAY_PORT  0.0.0.0, 8080   the public listener
+  GATEWAY_METRICS_HOST, GATEWAY_METRICS_PORT
+                              $GATEWAY_HOST, 9091   /metrics, /healthz, /readyz (never
+                                        on the public port)
+  HOST, PORT, METRICS_HOST, METRICS_PORT
+                                        used when the GATEWAY_ ones are unset; the auth
+                                        service reads its own AUTH_ ones first, so both
+                                        can share one environment file
   SESSION_COOKIE_NAME         sid       the session cookie (__Host-sid works with Secure)
+  COOKIE_SECURE               true      false only for local http (no __Host- name then)
   SESSION_IDLE_TIMEOUT        30m       used to pace expiry refreshes
   SESSION_ABSOLUTE_TIMEOUT    12h
   SESSION_REFRESH_FRACTION    0.1       push the idle expiry at most once per this
@@ -45,9 +52,12 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_MAX_HEADER_BYTES 16384    largest request head accepted (431 beyond)
   SESSIONGATE_MAX_COOKIE_BYTES 8192    largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT 30s       time a client has to send its whole request
+  WEBSOCKET_IDLE_TIMEOUT      10m       close a WebSocket silent this long both ways
   SESSIONGATE_WATCH_ROUTES    true      reload routes when the file changes (SIGHUP always)
+  SESSIONGATE_BRAND_NAME      (unset)   product name shown on the error pages browsers see
+  SESSIONGATE_BRAND_LOGO_URL  (unset)   logo shown next to it: https:// URL or /path
   SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests
-  LOG_LEVEL                   info      fatal, error, warn, info, debug, trace
+  LOG_LEVEL                   info      fatal, error, warn, info, debug, trace, silent
 
 Signals: SIGHUP reloads routes (an invalid file keeps the old ones); SIGTERM/SIGINT drain
 and exit 0.
@@ -57,7 +67,7 @@ export async function gatewayCommand(argv: string[], io: CliIo): Promise<number>
   return runServiceCommand(argv, io, {
     name: 'gateway',
     help: GATEWAY_HELP,
-    flags: { routes: 'SESSIONGATE_ROUTES', host: 'HOST', port: 'PORT', 'metrics-port': 'METRICS_PORT' },
+    flags: { routes: 'SESSIONGATE_ROUTES', host: 'GATEWAY_HOST', port: 'GATEWAY_PORT', 'metrics-port': 'GATEWAY_METRICS_PORT' },
     // the server's modules load only when it starts, so --help stays instant
     loadConfig: async (env) => (await import('../config/env.js')).gatewayConfigFromEnv(env),
     start: async (config, out) => {

@@ -29,15 +29,17 @@ Options:
                      (default: today's date and a random suffix, e.g. 2025-01-31-9f86d081)
   -h, --help         show this help
 
-Rotating keys (the first key of X_SESSION_KEYS signs, all of them verify):
-  1. Generate a new key and put it FIRST in the set, keeping the old key after it:
-       X_SESSION_KEYS='{"keys":[<new key>,<old key>]}'
-     With HS256, give upstreams the new secret before this step. With EdDSA, upstreams
-     may cache the JWKS for 5 minutes: to be safe, first add the new key SECOND, wait
-     5 minutes, then move it to the front.
-  2. Restart or reload every gateway.
-  3. Keep the old key until every X-Session signed with it has expired (X_SESSION_TTL,
-     60s by default, after the last gateway switched), then remove it.
+Rotating keys (the first key of X_SESSION_KEYS signs; every key in the set verifies):
+  1. Generate a new key and add it SECOND, after the key that signs today:
+       X_SESSION_KEYS='{"keys":[<old key>,<new key>]}'
+     on every gateway AND the auth service (it verifies X-Session with the same set);
+     restart them. Nothing signs with the new key yet; EdDSA gateways now publish it.
+  2. Wait until every upstream knows the new key. EdDSA: at least 5 minutes, the
+     JWKS's Cache-Control max-age. HS256: give every upstream the new secret.
+  3. Move the new key to the FRONT, '{"keys":[<new key>,<old key>]}', everywhere;
+     restart every gateway and the auth service. The new key signs from now on.
+  4. Once X_SESSION_TTL (60s by default) has passed since the last gateway restarted,
+     remove the old key everywhere (upstreams too, for HS256).
 
 Example:
   sessiongate keys generate --alg EdDSA --kid 2025-q1 > /run/secrets/x-session-keys.json
@@ -90,7 +92,7 @@ export async function keysCommand(
   if ((io.stdout as { isTTY?: boolean }).isTTY) {
     io.stderr.write(
       'This is a private signing key: store it as a secret and set X_SESSION_KEYS to it (or to a file holding it).\n' +
-        'To rotate, put it first in the existing set: see "sessiongate keys generate --help".\n',
+        'To rotate, add it second to the set in force, then move it first: see "sessiongate keys generate --help".\n',
     );
   }
   return 0;

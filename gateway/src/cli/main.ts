@@ -11,11 +11,13 @@ Commands:
   gateway                       run the edge gateway (the default without a command)
   auth                          run the auth service (login, logout, sessions)
   check [FILE]                  validate a routes file (exit 0 valid, 1 invalid)
-  users add NAME --roles a,b    add a user (password from stdin or prompted)
+  users add NAME [--roles a,b]  add a user (password from stdin or prompted)
   users set-roles NAME a,b      change a user's roles; live sessions follow
   users disable NAME            disable a user and end their sessions
+  users enable NAME             enable a disabled user
   users set-password NAME       change a user's password
   users list                    list users and their roles
+  users remove NAME             remove a user and end their sessions
   keys generate [--alg EdDSA|HS256]
                                 print a new X-Session signing key (a JWK set)
   help [COMMAND]                show help for a command

@@ -11,17 +11,20 @@ import {
 import {
   SettingError,
   booleanSetting,
+  brandSetting,
   durationSetting,
   intSetting,
   listSetting,
+  listenSettings,
   logLevelSetting,
   originsSetting,
-  portSetting,
   parseCidrs,
   setting,
 } from '@sessiongate/service-kit';
+import type { Brand } from '@sessiongate/service-kit';
 import { sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
 import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
+import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../proxy/upgrade.js';
 
 /** @default 8080 */
 export const DEFAULT_GATEWAY_PORT = 8080;
@@ -63,7 +66,11 @@ export interface GatewayConfig {
   readonly maxHeaderBytes: number;
   readonly maxCookieBytes: number;
   readonly requestTimeoutMs: number;
+  /** How long a WebSocket may carry nothing either way before the gateway closes it. */
+  readonly websocketIdleTimeoutMs: number;
   readonly watchRoutes: boolean;
+  /** The product's name and logo on the error pages browsers see. */
+  readonly brand: Brand;
 }
 
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
@@ -86,10 +93,8 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
   const ttlMs = durationSetting(env, 'X_SESSION_TTL', DEFAULT_X_SESSION_TTL_MS);
   if (ttlMs < 1000) throw new SettingError('X_SESSION_TTL', 'must be at least 1s');
   const config: GatewayConfig = {
-    host: env.HOST?.trim() || '0.0.0.0',
-    port: portSetting(env, 'PORT', DEFAULT_GATEWAY_PORT),
-    metricsHost: env.METRICS_HOST?.trim() || env.HOST?.trim() || '0.0.0.0',
-    metricsPort: portSetting(env, 'METRICS_PORT', DEFAULT_GATEWAY_METRICS_PORT),
+    // GATEWAY_PORT and friends win over PORT: one environment can serve both processes
+    ...listenSettings(env, 'GATEWAY', { port: DEFAULT_GATEWAY_PORT, metricsPort: DEFAULT_GATEWAY_METRICS_PORT }),
     routesFile: env.SESSIONGATE_ROUTES?.trim() || './routes.yaml',
     redis: {
       connection,
@@ -116,7 +121,9 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
     requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
+    websocketIdleTimeoutMs: durationSetting(env, 'WEBSOCKET_IDLE_TIMEOUT', DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
+    brand: brandSetting(env),
   };
   return Object.freeze(config);
 }

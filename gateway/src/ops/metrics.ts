@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LookupOutcome, LookupSource } from '../session/resolver.js';
 import type { Decision } from '../policy/decide.js';
@@ -6,6 +7,21 @@ export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'reset' | 'other';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+/** The package version, for `sessiongate_build_info` (same path from src/ops and dist/ops). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/**
+ * Statuses an alert needs apart from the rest of their class: refusals (401, 403, 404, 429)
+ * and the fail-closed 503. Every other status is counted by its class alone, so `code` has
+ * at most five values more than `status_class`.
+ */
+const DISTINCT_CODES = new Set([401, 403, 404, 429, 503]);
+
+/** The `code` label: the exact status for those above, the class (`2xx`, `5xx`…) otherwise. */
+export function statusCodeLabel(status: number): string {
+  return DISTINCT_CODES.has(status) ? String(status) : `${Math.floor(status / 100)}xx`;
+}
 
 type Labels<L extends string> = Partial<Record<L, string>>;
 
@@ -41,7 +57,7 @@ class Tally<L extends string> {
  */
 export class GatewayMetrics {
   readonly registry: Registry;
-  readonly requests: Counter<'route' | 'method' | 'status_class'>;
+  readonly requests: Counter<'route' | 'method' | 'status_class' | 'code'>;
   readonly requestDuration: Histogram<'route'>;
   readonly sessionLookups: Counter<'outcome' | 'source'>;
   readonly decisions: Counter<'route' | 'decision'>;
@@ -49,19 +65,26 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'route' | 'kind'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccess: Gauge;
+  readonly configLastReloadSuccessful: Gauge;
   readonly xSessionSigned: Counter<'reused'>;
-  private readonly requestTally = new Tally<'route' | 'method' | 'status_class'>();
+  private readonly requestTally = new Tally<'route' | 'method' | 'status_class' | 'code'>();
   private readonly lookupTally = new Tally<'outcome' | 'source'>();
   private readonly decisionTally = new Tally<'route' | 'decision'>();
   private readonly signedTally = new Tally<'reused'>();
 
-  constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheActive: boolean } } = {}) {
+  constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheEnabled: boolean; cacheActive: boolean } } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'sessiongate_build_info',
+      help: 'Always 1: the sessiongate version and the Node.js version of this process',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: VERSION, node_version: process.version }, 1);
     this.requests = new Counter({
       name: 'sessiongate_requests_total',
-      help: 'Requests answered by the gateway, by route, method and status class',
-      labelNames: ['route', 'method', 'status_class'],
+      help: 'Requests answered by the gateway, by route, method, status class and code (the exact status for 401, 403, 404, 429 and 503, else the class)',
+      labelNames: ['route', 'method', 'status_class', 'code'],
       registers,
       collect: () => this.requestTally.flush(this.requests),
     });
@@ -74,7 +97,12 @@ export class GatewayMetrics {
     });
     this.sessionLookups = new Counter({
       name: 'sessiongate_session_lookups_total',
-      help: 'Session lookups by outcome (valid, missing, expired, invalid, store_error) and source (cache, redis, none)',
+      help:
+        'Session lookups by source (cache, redis, none) and outcome: valid; no_cookie (no session cookie); ' +
+        'malformed (a cookie that is not a well-formed token, or the cookie twice); ' +
+        'missing (a well-formed token with no session in Redis: unknown, forged, logged out, revoked or idle-expired, which Redis cannot tell apart); ' +
+        'expired (a session found past its absolute expiry); invalid (a stored record that cannot be read); ' +
+        'store_error (Redis did not answer: the request got 503)',
       labelNames: ['outcome', 'source'],
       registers,
       collect: () => this.lookupTally.flush(this.sessionLookups),
@@ -110,6 +138,12 @@ export class GatewayMetrics {
       help: 'When the routes in force were loaded (Unix time)',
       registers,
     });
+    this.configLastReloadSuccessful = new Gauge({
+      name: 'sessiongate_config_last_reload_successful',
+      help: '1 if the last routes file reload succeeded (or none was tried yet), 0 if it failed and older routes are in force',
+      registers,
+    });
+    this.configLastReloadSuccessful.set(1);
     this.xSessionSigned = new Counter({
       name: 'sessiongate_xsession_headers_total',
       help: 'X-Session headers attached to forwarded requests, by whether a signed one was reused',
@@ -136,8 +170,16 @@ export class GatewayMetrics {
         },
       });
       new Gauge({
+        name: 'sessiongate_session_cache_enabled',
+        help: '1 when the local cache is configured on (SESSION_CACHE), else 0',
+        registers,
+        collect() {
+          this.set(gauges().cacheEnabled ? 1 : 0);
+        },
+      });
+      new Gauge({
         name: 'sessiongate_session_cache_active',
-        help: '1 while the local cache is in use (invalidation channel subscribed), else 0',
+        help: '1 while the local cache is in use (invalidation channel subscribed and answering, Redis answering), else 0',
         registers,
         collect() {
           this.set(gauges().cacheActive ? 1 : 0);
@@ -149,8 +191,13 @@ export class GatewayMetrics {
   }
 
   /** One request answered (counted on the request path, reported at scrape). */
-  request(route: string, method: string, statusClass: string): void {
-    this.requestTally.add(`${route} ${method} ${statusClass}`, { route, method, status_class: statusClass });
+  request(route: string, method: string, status: number): void {
+    this.requestTally.add(`${route} ${method} ${status}`, {
+      route,
+      method,
+      status_class: `${Math.floor(status / 100)}xx`,
+      code: statusCodeLabel(status),
+    });
   }
 
   lookup(outcome: LookupOutcome, source: LookupSource): void {

@@ -10,8 +10,52 @@ export interface ClientAddress {
   /** The X-Forwarded-For the upstream receives: believed hops plus the peer. */
   readonly forwardedFor: string;
   readonly proto: 'http' | 'https';
-  /** The host the client asked for. */
-  readonly host: string | undefined;
+  /**
+   * The host the client asked for, in canonical form (see {@link canonicalHost}); undefined
+   * when none was named, null when the one named is not a valid host.
+   */
+  readonly host: string | null | undefined;
+}
+
+/** Longest host name accepted in Host or X-Forwarded-Host, port excluded (DNS names stop at 253). */
+export const MAX_HOST_LENGTH = 255;
+
+// the part of RFC 3986 reg-name that DNS names and IPv4 addresses use: sub-delims (",;=…")
+// and percent-encoding name no real host and would split or smuggle in list-valued headers
+const REG_NAME = /^[a-z0-9._-]+$/;
+const PORT = /^[0-9]{0,5}$/;
+
+/**
+ * A Host header value (`host[:port]`, RFC 9110 §7.2) in canonical form: lower case, the port
+ * without leading zeros or an empty one dropped. The host is a name or IPv4 address of
+ * letters, digits, ".", "-", "_", or an IPv6 address in brackets (no zone). Null for
+ * anything else: userinfo (`a@b`), a path, spaces, an oversized name, a port above 65535.
+ */
+export function canonicalHost(value: string): string | null {
+  let host: string;
+  let rest: string;
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']');
+    if (close < 0) return null;
+    const inner = value.slice(1, close);
+    if (inner.includes('%') || isIP(inner) !== 6) return null;
+    host = `[${inner.toLowerCase()}]`;
+    rest = value.slice(close + 1);
+    if (rest !== '' && !rest.startsWith(':')) return null;
+  } else {
+    const colon = value.indexOf(':');
+    host = (colon < 0 ? value : value.slice(0, colon)).toLowerCase();
+    rest = colon < 0 ? '' : value.slice(colon);
+    if (host.length > MAX_HOST_LENGTH || !REG_NAME.test(host)) return null;
+  }
+  if (rest === '' || rest === ':') return host;
+  const port = rest.slice(1);
+  if (!PORT.test(port) || Number(port) > 65_535) return null;
+  return `${host}:${Number(port)}`;
+}
+
+function hostOf(value: string | undefined): string | null | undefined {
+  return value === undefined || value === '' ? undefined : canonicalHost(value);
 }
 
 function normalizeIp(ip: string | undefined): string {
@@ -51,7 +95,7 @@ export class ClientAddressResolver {
     const peer = normalizeIp(req.socket.remoteAddress);
     const ownProto = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
     const host = req.headers.host;
-    if (!this.isTrusted(peer)) return { ip: peer, forwardedFor: peer, proto: ownProto, host };
+    if (!this.isTrusted(peer)) return { ip: peer, forwardedFor: peer, proto: ownProto, host: hostOf(host) };
 
     const h = req.headers;
     let hops: string[] = [];
@@ -87,7 +131,7 @@ export class ClientAddressResolver {
       ip,
       forwardedFor: [...hops, peer].join(', '),
       proto: p === 'https' || p === 'http' ? p : ownProto,
-      host: fwdHost || host,
+      host: hostOf(fwdHost || host),
     };
   }
 }

@@ -1,10 +1,10 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { ClientAddressResolver } from './client-address.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientAddress } from './client-address.js';
 
 /** The gateway's own origin, as the client addressed it: the default allowed origin. */
-export function allowedOriginsFor(req: IncomingMessage, addresses: ClientAddressResolver): string[] {
-  const a = addresses.resolve(req);
-  return a.host ? [`${a.proto}://${a.host.toLowerCase()}`] : [];
+export function allowedOriginsFor(a: ClientAddress): string[] {
+  // the host is canonical (lower case) already
+  return a.host ? [`${a.proto}://${a.host}`] : [];
 }
 
 function originOf(url: string): string | null {

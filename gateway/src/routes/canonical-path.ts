@@ -1,4 +1,4 @@
-// The canonical form of a request target (DESIGN.md "routes.yaml", path table). Policy is
+// The canonical form of a request target (docs/routes.md, "Path canonicalization"). Policy is
 // decided on this path and the very same string is forwarded upstream, so anything an
 // upstream could read differently from us is either normalized here or refused with 400.
 

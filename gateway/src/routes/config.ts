@@ -1,9 +1,10 @@
-// The routes.yaml loader (DESIGN.md "routes.yaml (version 1)"): YAML text → every problem
+// The routes.yaml loader (reference: docs/routes.md): YAML text → every problem
 // with its line and column, or a frozen, normalized RouteSet. Three passes: YAML syntax,
 // the TypeBox schema (shape and types), then the rules a schema can't say well (paths,
 // URLs, uniqueness, roles vs auth), each with a message naming the option path.
 
 import { readFile } from 'node:fs/promises';
+import { METHODS } from 'node:http';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
@@ -24,7 +25,7 @@ import {
   type YAMLError,
 } from 'yaml';
 import { parseByteSize, parseDuration } from '@sessiongate/service-kit';
-import type { AuthMode, MethodRule, RoleRule, Route, RouteSet, RoutesProblem } from './types.js';
+import type { AuthMode, MethodOverrideMode, MethodRule, RoleRule, Route, RouteSet, RoutesProblem } from './types.js';
 
 /**
  * Request body limit of a route without `bodyLimit`, in bytes.
@@ -38,12 +39,22 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
  */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 
+/**
+ * What a route does with a `_method` parameter, absent `methodOverride`.
+ * @default 'refuse'
+ */
+export const DEFAULT_METHOD_OVERRIDE: MethodOverrideMode = 'refuse';
+
 // Node timers take at most 2^31-1 ms; a longer delay fires after 1 ms instead.
 const MAX_UPSTREAM_TIMEOUT_MS = 2_147_483_647;
 
-// Methods an override may name. HEAD always follows GET (DESIGN.md), TRACE and CONNECT
-// are never proxied, so a rule for them could never apply.
+// Methods an override may name: the common ones, and any other method Node's parser
+// accepts (PURGE, PROPFIND…), which is refused with 405 unless a route lists it. HEAD always
+// follows GET, TRACE and CONNECT are never proxied, so a rule for them could never apply.
 const OVERRIDABLE_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const LISTABLE_METHODS: ReadonlySet<string> = new Set(
+  [...OVERRIDABLE_METHODS, ...METHODS].filter((m) => m !== 'HEAD' && m !== 'TRACE' && m !== 'CONNECT'),
+);
 
 // ---------------------------------------------------------------------------------------
 // The schema: the one source of the input types. `expected` and `hint` are ours, read
@@ -111,6 +122,9 @@ const RouteSchema = Type.Object(
       }),
     ),
     csrf: Type.Optional(Type.Boolean({ expected: 'true or false' })),
+    methodOverride: Type.Optional(
+      Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { expected: 'one of refuse, allow' }),
+    ),
   },
   { additionalProperties: false, expected: 'a mapping with name, prefix and upstream' },
 );
@@ -497,7 +511,7 @@ function reportSchemaProblems(ctx: Context, data: unknown): void {
       ctx.report(segments, `${name}: ${error}`);
     } else if (error.type === ValueErrorType.ObjectRequiredProperty) {
       // nothing to point at but the mapping that lacks it
-      ctx.report(segments, `${name}: is required (${expectedOf(error.schema) ?? 'see DESIGN.md'})`, 'parent');
+      ctx.report(segments, `${name}: is required (${expectedOf(error.schema) ?? 'see docs/routes.md'})`, 'parent');
     } else if (error.type === ValueErrorType.ObjectAdditionalProperties) {
       ctx.report(segments, `${name}: ${unknownKeyMessage(segments.at(-1) ?? '', error.schema)}`, 'key');
     } else {
@@ -705,8 +719,9 @@ function checkMethods(ctx: Context, methods: Record<string, unknown>, routeAuth:
       fail(at, `${method} is never proxied (the gateway answers 405), so it cannot have a rule`, 'key');
     } else if (method === 'HEAD') {
       fail(at, 'HEAD always follows the rule of GET (it reveals what GET would); put the override on GET', 'key');
-    } else if (!OVERRIDABLE_METHODS.includes(method)) {
-      fail(at, `is not a method the gateway proxies; expected one of ${OVERRIDABLE_METHODS.join(', ')}`, 'key');
+    } else if (!LISTABLE_METHODS.has(method)) {
+      const others = 'or another method Node.js parses, such as PURGE or PROPFIND';
+      fail(at, `is not a method the gateway proxies; expected one of ${OVERRIDABLE_METHODS.join(', ')} ${others}`, 'key');
     } else if (seen.has(method)) {
       fail(at, `is the same method as ${seen.get(method)!} above (method names are not case-sensitive here)`, 'key');
     } else {
@@ -834,6 +849,7 @@ function buildRoute(input: RouteInput, draft: RouteDraft): Route {
     bodyLimit: draft.bodyLimit ?? DEFAULT_BODY_LIMIT,
     timeout: draft.timeout ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     csrf: input.csrf ?? true,
+    methodOverride: input.methodOverride ?? DEFAULT_METHOD_OVERRIDE,
   });
 }
 

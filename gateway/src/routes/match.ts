@@ -77,6 +77,24 @@ export function upstreamPath(route: Route, canonicalPath: string): string {
   return base === '' ? path : base + path;
 }
 
+/**
+ * The URL to forward a request matched to `route` to, without its query: the origin of
+ * `route.upstream` followed by `upstreamPath()` (which already holds the base path).
+ */
+export function upstreamUrl(route: Route, canonicalPath: string): string {
+  return upstreamOrigin(route.upstream) + upstreamPath(route, canonicalPath);
+}
+
+// The scheme and authority of an upstream URL: everything before its path.
+function upstreamOrigin(upstream: string): string {
+  const scheme = upstream.indexOf('://');
+  for (let i = scheme < 0 ? 0 : scheme + 3; i < upstream.length; i++) {
+    const c = upstream.charCodeAt(i);
+    if (c === 0x2f || c === 0x3f || c === 0x23) return upstream.slice(0, i); // '/', '?' or '#'
+  }
+  return upstream;
+}
+
 // The path part of an upstream URL without trailing slashes: '' for a bare origin.
 function basePath(upstream: string): string {
   const scheme = upstream.indexOf('://');
@@ -96,10 +114,16 @@ function trimTrailingSlashes(s: string): string {
   return end === s.length ? s : s.slice(0, end);
 }
 
+// methods that follow the route's rule unless `methods` says otherwise; any other method
+// (PURGE, PROPFIND, MOVE…) is refused unless the route lists it
+const ROUTE_RULE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 /**
  * The rule `method` is decided by on `route`: its per-method override, for `HEAD` the
- * `GET` override, else `route.rule`. `null` for `TRACE` and `CONNECT`, which are never
- * proxied (405). Methods are case-sensitive (RFC 9110 §9.1), as the override keys are.
+ * `GET` override, else `route.rule` for GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS.
+ * `null` (405) for any other method the route does not list, and always for `TRACE` and
+ * `CONNECT`, which are never proxied. Methods are case-sensitive (RFC 9110 §9.1), as the
+ * override keys are.
  */
 export function ruleFor(route: Route, method: string): MethodRule | null {
   if (method === 'TRACE' || method === 'CONNECT') return null;
@@ -107,5 +131,5 @@ export function ruleFor(route: Route, method: string): MethodRule | null {
   // own keys only: a method named like an Object.prototype member must not hit it
   if (Object.hasOwn(methods, method)) return methods[method]!;
   if (method === 'HEAD' && Object.hasOwn(methods, 'GET')) return methods.GET!;
-  return route.rule;
+  return ROUTE_RULE_METHODS.has(method) ? route.rule : null;
 }

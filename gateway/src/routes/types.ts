@@ -30,7 +30,16 @@ export interface Route {
   readonly timeout: number;
   /** CSRF check for cookie-authenticated unsafe methods. */
   readonly csrf: boolean;
+  /**
+   * `refuse`: a `_method` parameter (query, or a urlencoded body) is a 400, so frameworks
+   * that honour it (Rails, Laravel, Symfony) cannot run a request under another method than
+   * the one decided on. `allow`: passed through untouched.
+   */
+  readonly methodOverride: MethodOverrideMode;
 }
+
+/** routes.yaml `methodOverride`. */
+export type MethodOverrideMode = 'refuse' | 'allow';
 
 /** A loaded routes file. */
 export interface RouteSet {

@@ -70,10 +70,23 @@ function serialize(a: CookieAttributes, value: string, extra: string[]): string 
   return parts.join('; ');
 }
 
-/** The name of the cookie a Set-Cookie value sets. */
-export function setCookieName(setCookie: string): string {
-  const eq = setCookie.indexOf('=');
-  return (eq < 0 ? setCookie : setCookie.slice(0, eq)).trim();
+/**
+ * The name a browser's Cookie header will carry for a Set-Cookie value, as
+ * `readSessionCookie` reads that header back. Browsers (RFC 6265bis §5.6) take the pair
+ * before the first ";", and a pair without "=" is a nameless cookie whose value is the whole
+ * pair; a nameless cookie is sent as its bare value (§5.8.3), so `=sid=X` and `sid` come
+ * back as a cookie named `sid`. Whitespace is trimmed as the reader trims it.
+ */
+export function cookieNameAsSent(setCookie: string): string {
+  const semi = setCookie.indexOf(';');
+  const pair = semi < 0 ? setCookie : setCookie.slice(0, semi);
+  const eq = pair.indexOf('=');
+  const name = eq < 0 ? '' : pair.slice(0, eq).trim();
+  if (name !== '') return name;
+  // nameless: the value is what the Cookie header will hold
+  const value = (eq < 0 ? pair : pair.slice(eq + 1)).trim();
+  const inner = value.indexOf('=');
+  return (inner < 0 ? value : value.slice(0, inner)).trim();
 }
 
 /**

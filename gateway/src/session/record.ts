@@ -8,18 +8,29 @@ export const RECORD_VERSION = 1;
 
 /** Bytes of randomness in a session token (256 bits). */
 export const TOKEN_BYTES = 32;
-/** Length of a token: base64url of TOKEN_BYTES, no padding. */
-export const TOKEN_LENGTH = 43;
-const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
+/** Length of the token's random part: base64url of TOKEN_BYTES, no padding. */
+export const TOKEN_RANDOM_LENGTH = 43;
+/** Length of the user slot tag a token ends with. */
+export const USER_TAG_LENGTH = 4;
+/** Length of a token: `<random>.<user tag>`. */
+export const TOKEN_LENGTH = TOKEN_RANDOM_LENGTH + 1 + USER_TAG_LENGTH;
+/** Length of a session id: base64url of the first 132 bits of SHA-256(token). */
+export const SID_LENGTH = 22;
+const TOKEN_RE = /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4}$/;
+// the format before tokens carried the user tag: refused, with a warning, never looked up
+const LEGACY_TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 
 /** Default key prefix of everything sessiongate keeps in Redis. */
 export const DEFAULT_KEY_PREFIX = 'sg:';
 
-/** What the store keeps for one session, as JSON under `sessionKey(hashToken(token))`. */
+/** What the store keeps for one session, as JSON under `KeyLayout.session(sessionRef(token))`. */
 export interface SessionRecord {
   /** Format version, RECORD_VERSION. */
   readonly v: number;
-  /** Opaque session id: names the session in X-Session and the auth API; not the token. */
+  /**
+   * Session id: names the session in X-Session, the auth API, the user index and the session
+   * key. Derived from the token by a one-way hash, so it never leads back to the token.
+   */
   readonly sid: string;
   /** User id. */
   readonly sub: string;
@@ -36,12 +47,25 @@ export interface SessionRecord {
   readonly userAgent?: string;
 }
 
-export function mintToken(): string {
-  return randomBytes(TOKEN_BYTES).toString('base64url');
+/** Where a token's session lives: the user slot tag and the session id, both read off the token. */
+export interface SessionRef {
+  readonly tag: string;
+  readonly sid: string;
 }
 
-export function mintSessionId(): string {
-  return randomBytes(16).toString('base64url');
+/**
+ * The user slot tag: a few base64url characters of SHA-256(sub). The session keys and the
+ * index of a user all carry it as their Redis Cluster hash tag, so one script can create or
+ * revoke a user's sessions atomically; the gateway, which only sees the cookie, reads it off
+ * the token. 24 bits spread users over all 16384 slots; users that share a tag only share a slot.
+ */
+export function userTag(sub: string): string {
+  return createHash('sha256').update(sub).digest('base64url').slice(0, USER_TAG_LENGTH);
+}
+
+/** A new token for a session of `sub`: 256 random bits, then the user's slot tag. */
+export function mintToken(sub: string): string {
+  return `${randomBytes(TOKEN_BYTES).toString('base64url')}.${userTag(sub)}`;
 }
 
 /** Cheap shape check before any hashing or Redis call. */
@@ -49,30 +73,53 @@ export function isWellFormedToken(token: string): boolean {
   return TOKEN_RE.test(token);
 }
 
-/** SHA-256 of the token, hex: the only form of the token that is ever stored. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+/** A token of the format before slot tags: its session, if any, is no longer looked up. */
+export function isLegacyToken(token: string): boolean {
+  return LEGACY_TOKEN_RE.test(token);
 }
 
 /**
- * The Redis key layout. Session keys and user indexes live in different hash slots on
- * purpose: no operation ever needs two of them in one command, so Cluster shards them freely.
+ * The session a well-formed token names. The sid hashes the whole token, tag included: a
+ * token with its tag changed names no session at all. 132 bits: no collisions to fear, and
+ * short enough that a user index stays in Redis' compact encoding.
+ */
+export function sessionRef(token: string): SessionRef {
+  return {
+    tag: token.slice(TOKEN_RANDOM_LENGTH + 1),
+    sid: createHash('sha256').update(token).digest('base64url').slice(0, SID_LENGTH),
+  };
+}
+
+/**
+ * The Redis key layout. A session key and its user's index share a hash tag, the user slot
+ * tag, so on Redis Cluster they live in one slot and a script can write or delete both at
+ * once:
+ *   `<prefix>s:{<tag>}<sid>`  the record of one session (a string, with the idle TTL)
+ *   `<prefix>u:{<tag>}<sub>`  the user's sessions (a sorted set: member sid, score absolute expiry)
  */
 export class KeyLayout {
   readonly prefix: string;
 
   constructor(prefix: string = DEFAULT_KEY_PREFIX) {
+    // a brace in the prefix would become (part of) the hash tag and split a user's keys across slots
+    const problem = keyPrefixProblem(prefix);
+    if (problem) throw new TypeError(`key prefix ${JSON.stringify(prefix)}: ${problem}`);
     this.prefix = prefix;
   }
 
   /** The record of one session. */
-  session(tokenHash: string): string {
-    return `${this.prefix}s:${tokenHash}`;
+  session(ref: SessionRef): string {
+    return `${this.prefix}s:{${ref.tag}}${ref.sid}`;
   }
 
-  /** Sorted set of one user's sessions: member `sid.tokenHash`, score absolute expiry (ms). */
+  /** What every session key of the users with this tag starts with (the sid follows). */
+  sessionPrefix(tag: string): string {
+    return `${this.prefix}s:{${tag}}`;
+  }
+
+  /** Sorted set of one user's sessions: member sid, score absolute expiry (ms). */
   userIndex(sub: string): string {
-    return `${this.prefix}u:{${encodeURIComponent(sub)}}`;
+    return `${this.prefix}u:{${userTag(sub)}}${encodeURIComponent(sub)}`;
   }
 
   /** Pub/sub channel on which revocations reach every gateway's local cache. */
@@ -84,6 +131,11 @@ export class KeyLayout {
   throttle(kind: 'account' | 'ip', id: string): string {
     return `${this.prefix}t:${kind}:{${encodeURIComponent(id)}}`;
   }
+}
+
+/** Why a key prefix cannot be used, or null. */
+export function keyPrefixProblem(prefix: string): string | null {
+  return /[{}]/.test(prefix) ? 'must not contain { or } (they would change the Redis Cluster hash tag)' : null;
 }
 
 const CLAIM_VALUE_TYPES = new Set(['string', 'number', 'boolean']);

@@ -1,6 +1,16 @@
 import { LRUCache } from 'lru-cache';
-import { InvalidRecordError, hashToken, isWellFormedToken, parseRecord, remainingLifetimeMs, type SessionRecord } from './record.js';
+import {
+  InvalidRecordError,
+  isLegacyToken,
+  isWellFormedToken,
+  parseRecord,
+  remainingLifetimeMs,
+  sessionRef,
+  type SessionRecord,
+  type SessionRef,
+} from './record.js';
 import { subscriberFor } from './redis.js';
+import { RevocationWatch, type RevokedListener } from './revocations.js';
 import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
 
 /** Most sessions one gateway keeps resolved in memory. @default 100_000 */
@@ -20,8 +30,15 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
 
 /** The window of `activeSessions`. */
 const ACTIVE_WINDOW_MS = 5 * 60_000;
+/** Tokens of the format before slot tags are reported at most this often. */
+const LEGACY_WARNING_INTERVAL_MS = 60_000;
 
-export type LookupOutcome = 'valid' | 'missing' | 'expired' | 'invalid' | 'store_error';
+/**
+ * What a lookup found. `missing` covers every well-formed token Redis holds nothing for:
+ * unknown, forged, logged out, revoked and idle-expired alike (the key is gone either way).
+ * `expired` is a record still stored past its absolute expiry, the one end the gateway can see.
+ */
+export type LookupOutcome = 'valid' | 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid' | 'store_error';
 export type LookupSource = 'cache' | 'redis' | 'none';
 
 /** A signed X-Session kept for reuse, per route. */
@@ -40,13 +57,16 @@ export interface SignedHeaders {
 /** A session that resolved. `identities` lets the signer reuse headers while the entry lives. */
 export interface ResolvedSession {
   readonly record: SessionRecord;
-  readonly tokenHash: string;
+  /** The session id (record.sid): what the cache and revocation messages name it by. */
+  readonly sid: string;
+  /** Where the session is stored (its slot tag and sid). */
+  readonly ref: SessionRef;
   readonly identities: SignedHeaders | null;
 }
 
 export type Lookup =
   | { outcome: 'valid'; source: 'cache' | 'redis'; session: ResolvedSession }
-  | { outcome: 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
+  | { outcome: 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
   | { outcome: 'store_error'; source: 'redis'; error: Error };
 
 export interface SessionCacheOptions {
@@ -78,6 +98,8 @@ export interface SessionResolverOptions {
     /** @default DEFAULT_HEARTBEAT_TIMEOUT_MS */
     timeoutMs?: number;
   };
+  /** How often open tunnels are re-checked while revocations cannot arrive by pub/sub. @default DEFAULT_REVOCATION_RECHECK_MS */
+  revocationRecheckMs?: number;
   /** Where the resolver reports what happened to its subscription and refreshes. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
@@ -106,8 +128,8 @@ class Entry implements SignedHeaders {
 
   constructor(
     readonly record: SessionRecord | null,
-    /** Why there is no record: 'expired' (unknown token) or 'invalid' (corrupt record). */
-    readonly negative: 'expired' | 'invalid' | null,
+    /** Why there is no record: 'missing' (nothing stored for the token) or 'invalid' (corrupt record). */
+    readonly negative: 'missing' | 'invalid' | null,
     private readonly ring: SignedRing | null,
     readonly reason?: string,
   ) {
@@ -175,9 +197,18 @@ class RoleSets {
 
 const noopLog = { info() {}, warn() {} };
 
-/** 52 bits of a token hash (hex), exactly representable as a number. */
-function touchKey(tokenHash: string): number {
-  return parseInt(tokenHash.slice(0, 13), 16);
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** The first `chars` base64url characters of a sid as a number (8 chars: 48 bits, exact). */
+function sidBits(sid: string, chars: number): number {
+  let n = 0;
+  for (let i = 0; i < chars; i++) n = n * 64 + BASE64URL.indexOf(sid[i]!);
+  return n;
+}
+
+/** 48 bits of a sid (a hash of the token), exactly representable as a number. */
+function touchKey(sid: string): number {
+  return sidBits(sid, 8);
 }
 
 interface InFlight {
@@ -187,7 +218,7 @@ interface InFlight {
 
 /**
  * Distinct sessions seen within a sliding window, for the `active_sessions` gauge, in a few
- * dozen bytes per session: keyed by 30 bits of the token hash (small integers, no strings),
+ * dozen bytes per session: keyed by 30 bits of the sid (small integers, no strings),
  * valued by the second last seen. Among 100 000 sessions about five share a key, so the count
  * may be short by that much. Stale keys are dropped when counted and once a minute; past
  * `limit` keys the map starts over rather than grow.
@@ -201,10 +232,10 @@ class ActiveSessions {
     private readonly limit: number,
   ) {}
 
-  note(tokenHash: string, now: number): void {
+  note(sid: string, now: number): void {
     if (now - this.lastSweep >= 60_000) this.sweep(now);
     if (this.lastSeen.size >= this.limit) this.lastSeen.clear();
-    this.lastSeen.set(parseInt(tokenHash.slice(0, 8), 16) >>> 2, Math.floor(now / 1000));
+    this.lastSeen.set(sidBits(sid, 5), Math.floor(now / 1000));
   }
 
   count(now: number): number {
@@ -233,13 +264,13 @@ export class SessionResolver {
   private readonly refreshFraction: number;
   private readonly cache: LRUCache<string, Entry>;
   /**
-   * Reads of Redis under way, by token hash: concurrent misses for one session wait for the
+   * Reads of Redis under way, by sid: concurrent misses for one session wait for the
    * same read. An invalidation marks the read cancelled, so what it returns is not cached.
    */
   private readonly inflight = new Map<string, InFlight>();
   /**
    * When sessions that left the cache (expired and swept, or evicted) were last refreshed,
-   * in whole seconds, oldest first and at most `max`, keyed by 52 bits of the token hash:
+   * in whole seconds, oldest first and at most `max`, keyed by 48 bits of the sid:
    * some fifty bytes each instead of the whole entry, so their next read still knows whether
    * a refresh is due. (That any two of 100 000 sessions share a key is about a one in a
    * million chance; if they did, one refresh could come an interval late, well within the
@@ -271,6 +302,10 @@ export class SessionResolver {
   private channelSilent = false;
   /** The last command on the request path failed: Redis may not be answering anyone. */
   private storeFailing = false;
+  private readonly revocations: RevocationWatch;
+  /** Tokens of an earlier format seen since the last warning about them, and when that was. */
+  private legacySeen = 0;
+  private legacyWarnedAt: number | null = null;
 
   constructor(store: SessionStore, opts: SessionResolverOptions = {}) {
     this.store = store;
@@ -291,8 +326,8 @@ export class SessionResolver {
       // an expired entry stays until read again or swept, so its reload can carry over its
       // refresh time
       noDeleteOnStaleGet: true,
-      dispose: (entry, tokenHash, reason) => {
-        if ((reason === 'expire' || reason === 'evict') && entry.record) this.rememberTouch(tokenHash, entry.touchedAt);
+      dispose: (entry, sid, reason) => {
+        if ((reason === 'expire' || reason === 'evict') && entry.record) this.rememberTouch(sid, entry.touchedAt);
       },
     });
     this.cacheMax = max;
@@ -303,6 +338,27 @@ export class SessionResolver {
     }
     this.signedRing = new SignedRing(Math.max(1, Math.min(max, opts.signedHeadersMax ?? DEFAULT_SIGNED_HEADERS_MAX)));
     this.seen = new ActiveSessions(ACTIVE_WINDOW_MS, Math.max(max, 100_000) * 10);
+    this.revocations = new RevocationWatch({
+      recheckMs: opts.revocationRecheckMs,
+      channelTrusted: () => this.subscribed && !this.channelSilent && !this.stopped,
+      stillValid: (refs) =>
+        Promise.all(
+          refs.map(async (ref) => {
+            const record = this.entryOf(ref, await this.store.readRaw(ref)).record;
+            return record !== null && record.absoluteExpiresAt > this.now();
+          }),
+        ),
+      log: this.log,
+    });
+  }
+
+  /**
+   * Calls `cb` once when the session `ref` is revoked or changed (an invalidation
+   * message, or a re-check against Redis while such messages may be lost): for holders of
+   * long-lived connections. Returns the unsubscribe.
+   */
+  onRevoked(ref: SessionRef, cb: RevokedListener): () => void {
+    return this.revocations.add(ref, cb);
   }
 
   /**
@@ -336,7 +392,7 @@ export class SessionResolver {
     sub.on('message', (ch: string, raw: string) => {
       if (ch !== channel) return;
       const msg = decodeInvalidation(raw);
-      if (msg) this.invalidate(msg.hashes);
+      if (msg) this.invalidate(msg.sids);
     });
     const down = () => {
       if (this.subscribed) this.log.warn({ channel }, 'session invalidation channel lost: cache bypassed until it is back');
@@ -389,6 +445,8 @@ export class SessionResolver {
       this.channelSilent = false;
       this.subscribed = true;
       this.log.info({ channel }, 'session invalidation channel subscribed: cache on');
+      // revocations published while the channel was down were lost: ask Redis instead
+      void this.revocations.recheck();
     } catch (err) {
       this.log.warn({ err }, 'session invalidation subscribe failed');
     }
@@ -398,6 +456,7 @@ export class SessionResolver {
     this.stopped = true;
     this.subscribed = false;
     this.forgetAll();
+    this.revocations.stop();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -412,8 +471,9 @@ export class SessionResolver {
   }
 
   /** Drops sessions from this gateway's memory (what an invalidation message does). */
-  invalidate(tokenHashes: Iterable<string>): void {
-    for (const h of tokenHashes) {
+  invalidate(sids: Iterable<string>): void {
+    const list = [...sids];
+    for (const h of list) {
       this.cache.delete(h);
       this.recentCache?.delete(h);
       const read = this.inflight.get(h);
@@ -422,10 +482,11 @@ export class SessionResolver {
         this.inflight.delete(h);
       }
     }
+    this.revocations.revoke(list);
   }
 
-  private rememberTouch(tokenHash: string, touchedAt: number): void {
-    const key = touchKey(tokenHash);
+  private rememberTouch(sid: string, touchedAt: number): void {
+    const key = touchKey(sid);
     this.lastTouch.delete(key);
     this.lastTouch.set(key, Math.floor(touchedAt / 1000));
     if (this.lastTouch.size > this.cacheMax) {
@@ -451,14 +512,17 @@ export class SessionResolver {
    * failure is the outcome `store_error`, for the caller to fail closed.
    */
   async resolve(token: string | null): Promise<Lookup> {
-    if (token === null) return { outcome: 'missing', source: 'none' };
-    if (!isWellFormedToken(token)) return { outcome: 'invalid', source: 'none', reason: 'malformed token' };
-    const tokenHash = hashToken(token);
+    if (token === null) return { outcome: 'no_cookie', source: 'none' };
+    if (!isWellFormedToken(token)) {
+      if (isLegacyToken(token)) this.noteLegacyToken();
+      return { outcome: 'malformed', source: 'none', reason: 'malformed token' };
+    }
+    const ref = sessionRef(token);
     const now = this.now();
-    if (!this.cacheActive) return this.resolveUncached(tokenHash, now);
-    const cached = this.cache.get(tokenHash);
-    if (cached) return this.finish(tokenHash, cached, 'cache', now);
-    const read = this.inflight.get(tokenHash) ?? this.startRead(tokenHash);
+    if (!this.cacheActive) return this.resolveUncached(ref, now);
+    const cached = this.cache.get(ref.sid);
+    if (cached) return this.finish(ref, cached, 'cache', now);
+    const read = this.inflight.get(ref.sid) ?? this.startRead(ref);
     let entry: Entry;
     try {
       entry = await read.entry;
@@ -466,17 +530,31 @@ export class SessionResolver {
       return { outcome: 'store_error', source: 'redis', error: err as Error };
     }
     // invalidated while in flight: the value may predate the change, so ask Redis again
-    if (read.cancelled) return this.resolveUncached(tokenHash, now);
-    return this.finish(tokenHash, entry, 'redis', now);
+    if (read.cancelled) return this.resolveUncached(ref, now);
+    return this.finish(ref, entry, 'redis', now);
+  }
+
+  /**
+   * A token of the format before slot tags: its session (if still in Redis) is never looked
+   * up, so its holder logs in again. Said at most once a minute, with how many were seen.
+   */
+  private noteLegacyToken(): void {
+    this.legacySeen++;
+    const now = performance.now();
+    if (this.legacyWarnedAt !== null && now - this.legacyWarnedAt < LEGACY_WARNING_INTERVAL_MS) return;
+    this.legacyWarnedAt = now;
+    this.log.warn({ tokens: this.legacySeen }, 'session cookies of an earlier format refused: their holders must log in again');
+    this.legacySeen = 0;
   }
 
   /** One read of a session into the cache, shared by every request that misses meanwhile. */
-  private startRead(tokenHash: string): InFlight {
+  private startRead(ref: SessionRef): InFlight {
+    const sid = ref.sid;
     // an expired entry of this session, or its note in lastTouch, knows when it was last refreshed
-    const stale = this.cache.get(tokenHash, { allowStale: true });
+    const stale = this.cache.get(sid, { allowStale: true });
     let touchedAt = stale?.record ? stale.touchedAt : undefined;
     if (touchedAt === undefined) {
-      const key = touchKey(tokenHash);
+      const key = touchKey(sid);
       const second = this.lastTouch.get(key);
       if (second !== undefined) {
         this.lastTouch.delete(key);
@@ -484,30 +562,30 @@ export class SessionResolver {
       }
     }
     const read = { cancelled: false } as InFlight;
-    read.entry = this.load(tokenHash, touchedAt).then(
+    read.entry = this.load(ref, touchedAt).then(
       (entry) => {
-        if (this.inflight.get(tokenHash) === read) this.inflight.delete(tokenHash);
-        if (!read.cancelled) this.cache.set(tokenHash, entry, entry.record ? undefined : { ttl: this.negativeTtlMs });
+        if (this.inflight.get(sid) === read) this.inflight.delete(sid);
+        if (!read.cancelled) this.cache.set(sid, entry, entry.record ? undefined : { ttl: this.negativeTtlMs });
         return entry;
       },
       (err: unknown) => {
-        if (this.inflight.get(tokenHash) === read) this.inflight.delete(tokenHash);
+        if (this.inflight.get(sid) === read) this.inflight.delete(sid);
         throw err;
       },
     );
-    this.inflight.set(tokenHash, read);
+    this.inflight.set(sid, read);
     return read;
   }
 
   /** One read of Redis, whatever the cache holds: the path while the cache is bypassed. */
-  private async resolveUncached(tokenHash: string, now: number): Promise<Lookup> {
-    const prev = this.recent.get(tokenHash);
+  private async resolveUncached(ref: SessionRef, now: number): Promise<Lookup> {
+    const prev = this.recent.get(ref.sid);
     // a refresh that is due rides on the read (GETEX PX): still one command
     const previousTouch = prev?.touchedAt;
     const refreshTtl = prev?.record ? this.claimRefresh(prev, now) : null;
     let raw: string | null;
     try {
-      raw = await this.read(tokenHash, refreshTtl);
+      raw = await this.read(ref, refreshTtl);
     } catch (err) {
       if (prev && previousTouch !== undefined) prev.touchedAt = previousTouch;
       return { outcome: 'store_error', source: 'redis', error: err as Error };
@@ -516,15 +594,15 @@ export class SessionResolver {
     if (prev && raw !== null && prev.raw === raw) {
       entry = prev;
     } else {
-      entry = this.entryOf(raw, prev?.record ? prev.touchedAt : undefined);
+      entry = this.entryOf(ref, raw, prev?.record ? prev.touchedAt : undefined);
       if (entry.record) {
         entry.raw = raw!;
-        this.recent.set(tokenHash, entry);
+        this.recent.set(ref.sid, entry);
       } else {
-        this.recent.delete(tokenHash);
+        this.recent.delete(ref.sid);
       }
     }
-    return this.finish(tokenHash, entry, 'redis', now);
+    return this.finish(ref, entry, 'redis', now);
   }
 
   /** What the gateway keeps of a record: the user agent (for "my sessions" only) stays in Redis. */
@@ -545,10 +623,13 @@ export class SessionResolver {
    * Parses a stored value into an entry; never throws. `touchedAt` is when this session was
    * last refreshed, if known: it still holds (the expiry fields of a session never change).
    */
-  private entryOf(raw: string | null, touchedAt?: number): Entry {
-    if (raw === null) return new Entry(null, 'expired', null);
+  private entryOf(ref: SessionRef, raw: string | null, touchedAt?: number): Entry {
+    if (raw === null) return new Entry(null, 'missing', null);
     try {
-      const entry = new Entry(this.gatewayView(parseRecord(raw)), null, this.signedRing);
+      const record = parseRecord(raw);
+      // revocations name a session by its sid: a record under another sid's key could outlive them
+      if (record.sid !== ref.sid) return new Entry(null, 'invalid', null, 'record stored under another session id');
+      const entry = new Entry(this.gatewayView(record), null, this.signedRing);
       if (touchedAt !== undefined) entry.touchedAt = Math.max(touchedAt, entry.touchedAt);
       return entry;
     } catch (err) {
@@ -557,14 +638,14 @@ export class SessionResolver {
   }
 
   /** Reads one session from Redis into an entry. */
-  private async load(tokenHash: string, touchedAt: number | undefined): Promise<Entry> {
-    return this.entryOf(await this.read(tokenHash, null), touchedAt);
+  private async load(ref: SessionRef, touchedAt: number | undefined): Promise<Entry> {
+    return this.entryOf(ref, await this.read(ref, null), touchedAt);
   }
 
   /** One command of the request path (GETEX when a refresh rides along); notes whether Redis answered. */
-  private async read(tokenHash: string, refreshTtl: number | null): Promise<string | null> {
+  private async read(ref: SessionRef, refreshTtl: number | null): Promise<string | null> {
     try {
-      const raw = refreshTtl === null ? await this.store.readRaw(tokenHash) : await this.store.readRawAndRefresh(tokenHash, refreshTtl);
+      const raw = refreshTtl === null ? await this.store.readRaw(ref) : await this.store.readRawAndRefresh(ref, refreshTtl);
       this.storeFailing = false;
       return raw;
     } catch (err) {
@@ -573,26 +654,26 @@ export class SessionResolver {
     }
   }
 
-  private finish(tokenHash: string, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
+  private finish(ref: SessionRef, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
     const record = entry.record;
     if (!record) {
-      const outcome = entry.negative ?? 'expired';
+      const outcome = entry.negative ?? 'missing';
       return entry.reason ? { outcome, source, reason: entry.reason } : { outcome, source };
     }
     if (record.absoluteExpiresAt <= now) {
-      this.cache.delete(tokenHash);
-      this.recentCache?.delete(tokenHash);
-      this.store.redis.del(this.store.keys.session(tokenHash)).catch(() => undefined);
+      this.cache.delete(ref.sid);
+      this.recentCache?.delete(ref.sid);
+      this.store.redis.del(this.store.keys.session(ref)).catch(() => undefined);
       return { outcome: 'expired', source };
     }
-    this.maybeTouch(tokenHash, entry, now);
+    this.maybeTouch(ref, entry, now);
     // counted at most once a second per entry: `seen` is only read at scrape time
     const second = Math.floor(now / 1000);
     if (entry.seenAtSecond !== second) {
       entry.seenAtSecond = second;
-      this.seen.note(tokenHash, now);
+      this.seen.note(ref.sid, now);
     }
-    return { outcome: 'valid', source, session: { record, tokenHash, identities: entry } };
+    return { outcome: 'valid', source, session: { record, sid: ref.sid, ref, identities: entry } };
   }
 
   /**
@@ -612,11 +693,11 @@ export class SessionResolver {
   }
 
   /** Pushes the idle expiry forward (PEXPIRE, in the background) when a refresh is due. */
-  private maybeTouch(tokenHash: string, entry: Entry, now: number): void {
+  private maybeTouch(ref: SessionRef, entry: Entry, now: number): void {
     const previousTouch = entry.touchedAt;
     if (this.claimRefresh(entry, now) === null) return;
     const record = entry.record!;
-    this.store.touch(tokenHash, record, now).then(
+    this.store.touch(ref, record, now).then(
       () => {
         this.storeFailing = false;
       },

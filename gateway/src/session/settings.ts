@@ -1,6 +1,6 @@
 import { SettingError, booleanSetting, durationSetting } from '@sessiongate/service-kit';
 import { DEFAULT_COOKIE_NAME, cookieNameProblem } from './cookie.js';
-import { DEFAULT_KEY_PREFIX } from './record.js';
+import { DEFAULT_KEY_PREFIX, keyPrefixProblem } from './record.js';
 
 /** Idle timeout: a session nobody uses for this long ends. @default 30 min */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
@@ -36,5 +36,7 @@ export function sessionSettingsFromEnv(env: NodeJS.ProcessEnv): SessionSettings 
   const problem = cookieNameProblem(cookieName, cookieSecure);
   if (problem) throw new SettingError('SESSION_COOKIE_NAME', problem);
   const keyPrefix = env.SESSIONGATE_REDIS_PREFIX ?? DEFAULT_KEY_PREFIX;
+  const prefixProblem = keyPrefixProblem(keyPrefix);
+  if (prefixProblem) throw new SettingError('SESSIONGATE_REDIS_PREFIX', prefixProblem);
   return Object.freeze({ cookieName, cookieSecure, idleTimeoutMs, absoluteTimeoutMs, keyPrefix });
 }

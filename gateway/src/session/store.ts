@@ -2,17 +2,27 @@ import type { Cluster, Redis } from 'ioredis';
 import {
   KeyLayout,
   RECORD_VERSION,
-  hashToken,
-  mintSessionId,
+  isWellFormedToken,
   mintToken,
   parseRecord,
   remainingLifetimeMs,
   serializeRecord,
+  sessionRef,
+  userTag,
   type SessionRecord,
+  type SessionRef,
 } from './record.js';
+import { CREATE, DESTROY_ALL, DESTROY_ONE, REWRITE, SNAPSHOT } from './scripts.js';
 
 /** A standalone, Sentinel-managed or Cluster client: the store works the same on all three. */
 export type RedisClient = Redis | Cluster;
+
+/** Most live sessions one user may hold; a login past it ends the oldest. @default 20 */
+export const DEFAULT_MAX_SESSIONS_PER_USER = 20;
+/** Index entries checked for sessions that ended idle on each login. */
+const PRUNE_SAMPLE = 2;
+/** Rounds setRoles() reads again records that changed under it before it gives up. */
+const REWRITE_ROUNDS = 5;
 
 export interface NewSession {
   sub: string;
@@ -21,6 +31,15 @@ export interface NewSession {
   userAgent?: string;
   idleTimeoutMs: number;
   absoluteTimeoutMs: number;
+}
+
+/** A session just created, and the sessions of the same user that the cap ended. */
+export interface CreatedSession {
+  token: string;
+  ref: SessionRef;
+  record: SessionRecord;
+  /** Sids of the user's oldest sessions, ended because the login went past the cap. */
+  evicted: string[];
 }
 
 /** One live session as "my sessions" shows it. */
@@ -38,49 +57,52 @@ export interface SessionSummary {
 /** Receives the latency of each command on the request path (for a histogram). */
 export type CommandObserver = (command: string, seconds: number, ok: boolean) => void;
 
-/** An invalidation message: the token hashes every gateway must drop from its cache. */
+export interface SessionStoreOptions {
+  observe?: CommandObserver;
+  /** @default DEFAULT_MAX_SESSIONS_PER_USER */
+  maxSessionsPerUser?: number;
+}
+
+/** An invalidation message: the sids of the sessions every gateway must drop from its cache. */
 export interface Invalidation {
-  hashes: string[];
+  sids: string[];
 }
 
 export function encodeInvalidation(msg: Invalidation): string {
-  return JSON.stringify({ h: msg.hashes });
+  return JSON.stringify({ s: msg.sids });
 }
 
 export function decodeInvalidation(raw: string): Invalidation | null {
   try {
-    const v = JSON.parse(raw) as { h?: unknown };
-    if (Array.isArray(v.h) && v.h.every((x) => typeof x === 'string')) return { hashes: v.h as string[] };
+    const v = JSON.parse(raw) as { s?: unknown };
+    if (Array.isArray(v.s) && v.s.every((x) => typeof x === 'string')) return { sids: v.s as string[] };
   } catch {
     // a foreign message on our channel is ignored
   }
   return null;
 }
 
-function indexMember(sid: string, tokenHash: string): string {
-  return `${sid}.${tokenHash}`;
-}
-
-function splitMember(member: string): { sid: string; tokenHash: string } {
-  const i = member.lastIndexOf('.');
-  return { sid: member.slice(0, i), tokenHash: member.slice(i + 1) };
-}
-
 /**
- * Every Redis operation on sessions. Each command names one key, so it runs unchanged on
- * Redis Cluster; no command ever rewrites a record that might have been deleted meanwhile,
- * so a logout can never be undone by a concurrent refresh or role change.
+ * Every Redis operation on sessions. The request path (read, refresh) names one session key;
+ * everything that touches a user's index (create, list, revoke, change roles) is one script
+ * over that user's slot, so it runs unchanged and atomically on Redis Cluster. No command
+ * ever rewrites a record that might have been deleted meanwhile, so a logout can never be
+ * undone by a concurrent refresh or role change.
  */
 export class SessionStore {
   readonly keys: KeyLayout;
   readonly redis: RedisClient;
+  readonly maxSessionsPerUser: number;
 
   private readonly observe: CommandObserver | undefined;
 
-  constructor(redis: RedisClient, keys: KeyLayout = new KeyLayout(), opts: { observe?: CommandObserver } = {}) {
+  constructor(redis: RedisClient, keys: KeyLayout = new KeyLayout(), opts: SessionStoreOptions = {}) {
     this.redis = redis;
     this.keys = keys;
     this.observe = opts.observe;
+    const max = opts.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER;
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxSessionsPerUser must be a whole number ≥ 1, got ${max}`);
+    this.maxSessionsPerUser = max;
   }
 
   /** Runs one command of the request path, reporting its latency to the observer. */
@@ -99,8 +121,8 @@ export class SessionStore {
   }
 
   /** The stored value of a session, or null. Parsing is the caller's, so it can count failures. */
-  async readRaw(tokenHash: string): Promise<string | null> {
-    return this.timed('get', () => this.redis.get(this.keys.session(tokenHash)));
+  async readRaw(ref: SessionRef): Promise<string | null> {
+    return this.timed('get', () => this.redis.get(this.keys.session(ref)));
   }
 
   /**
@@ -108,34 +130,43 @@ export class SessionStore {
    * command (GETEX PX): a read that also refreshes. Like PEXPIRE, GETEX on a key that is gone
    * does nothing, so it cannot resurrect a session.
    */
-  async readRawAndRefresh(tokenHash: string, ttlMs: number): Promise<string | null> {
-    return this.timed('getex', () => this.redis.getex(this.keys.session(tokenHash), 'PX', ttlMs));
+  async readRawAndRefresh(ref: SessionRef, ttlMs: number): Promise<string | null> {
+    return this.timed('getex', () => this.redis.getex(this.keys.session(ref), 'PX', ttlMs));
   }
 
   /** The record of a session, or null when there is none (throws InvalidRecordError when corrupt). */
-  async read(tokenHash: string): Promise<SessionRecord | null> {
-    const raw = await this.readRaw(tokenHash);
+  async read(ref: SessionRef): Promise<SessionRecord | null> {
+    const raw = await this.readRaw(ref);
     return raw === null ? null : parseRecord(raw);
+  }
+
+  /** The record of the session a cookie token names, or null (also for a malformed token). */
+  async readToken(token: string): Promise<SessionRecord | null> {
+    return isWellFormedToken(token) ? this.read(sessionRef(token)) : null;
   }
 
   /**
    * Pushes the idle expiry forward, never past the absolute one. PEXPIRE on a key that was
    * deleted meanwhile does nothing, so this cannot resurrect a session.
    */
-  async touch(tokenHash: string, record: SessionRecord, now = Date.now()): Promise<void> {
+  async touch(ref: SessionRef, record: SessionRecord, now = Date.now()): Promise<void> {
     const ttl = remainingLifetimeMs(record, now);
-    const key = this.keys.session(tokenHash);
+    const key = this.keys.session(ref);
     if (ttl <= 0) await this.timed('del', () => this.redis.del(key));
     else await this.timed('pexpire', () => this.redis.pexpire(key, Math.ceil(ttl)));
   }
 
-  /** Writes a new session under a freshly minted token; the caller sets the cookie. */
-  async create(input: NewSession, now = Date.now()): Promise<{ token: string; tokenHash: string; record: SessionRecord }> {
-    const token = mintToken();
-    const tokenHash = hashToken(token);
+  /**
+   * Writes a new session under a freshly minted token, with its index entry, in one script;
+   * the caller sets the cookie. Past the cap the user's oldest sessions end, and their
+   * revocation is published like any other.
+   */
+  async create(input: NewSession, now = Date.now()): Promise<CreatedSession> {
+    const token = mintToken(input.sub);
+    const ref = sessionRef(token);
     const record: SessionRecord = {
       v: RECORD_VERSION,
-      sid: mintSessionId(),
+      sid: ref.sid,
       sub: input.sub,
       roles: [...input.roles],
       createdAt: now,
@@ -144,124 +175,117 @@ export class SessionStore {
       claims: { ...(input.claims ?? {}) },
       ...(input.userAgent ? { userAgent: input.userAgent.slice(0, 512) } : {}),
     };
-    const index = this.keys.userIndex(record.sub);
-    // index first: a crash in between leaves an index entry without a session (pruned
-    // later), never a session that logout-all cannot find
-    await this.redis.zadd(index, record.absoluteExpiresAt, indexMember(record.sid, tokenHash));
-    await this.redis.pexpireat(index, record.absoluteExpiresAt, 'GT');
-    await this.redis.pexpireat(index, record.absoluteExpiresAt, 'NX');
-    await this.redis.set(this.keys.session(tokenHash), serializeRecord(record), 'PX', remainingLifetimeMs(record, now));
-    return { token, tokenHash, record };
+    const evicted = (await CREATE.run(
+      this.redis,
+      [this.keys.userIndex(record.sub), this.keys.session(ref)],
+      [
+        ref.sid,
+        serializeRecord(record),
+        remainingLifetimeMs(record, now),
+        record.absoluteExpiresAt,
+        now,
+        this.maxSessionsPerUser,
+        this.keys.sessionPrefix(ref.tag),
+        PRUNE_SAMPLE,
+      ],
+    )) as string[];
+    if (evicted.length) await this.publishInvalidation(evicted);
+    return { token, ref, record, evicted };
   }
 
-  /** Index entries of a user, expired ones pruned. */
-  private async indexEntries(sub: string, now: number): Promise<{ sid: string; tokenHash: string }[]> {
-    const index = this.keys.userIndex(sub);
-    await this.redis.zremrangebyscore(index, '-inf', now);
-    const members = await this.redis.zrange(index, 0, '-1');
-    return members.map(splitMember);
+  /** sid, stored value and PTTL of each live session of a user (entries of ended ones are dropped). */
+  private async snapshot(sub: string, now: number): Promise<{ sid: string; raw: string; pttl: number }[]> {
+    const flat = (await SNAPSHOT.run(this.redis, [this.keys.userIndex(sub)], [this.keys.sessionPrefix(userTag(sub)), now])) as (
+      | string
+      | number
+    )[];
+    const out: { sid: string; raw: string; pttl: number }[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) out.push({ sid: String(flat[i]), raw: String(flat[i + 1]), pttl: Number(flat[i + 2]) });
+    return out;
   }
 
-  /** The live sessions of a user; index entries whose session is gone are removed. */
+  /** The live sessions of a user, newest first. */
   async list(sub: string, now = Date.now()): Promise<SessionSummary[]> {
-    const entries = await this.indexEntries(sub, now);
     const out: SessionSummary[] = [];
-    const dead: string[] = [];
-    await Promise.all(
-      entries.map(async (e) => {
-        const key = this.keys.session(e.tokenHash);
-        const [raw, pttl] = await Promise.all([this.redis.get(key), this.redis.pttl(key)]);
-        let record: SessionRecord | null = null;
-        try {
-          record = raw === null ? null : parseRecord(raw);
-        } catch {
-          record = null;
-        }
-        if (!record || record.sub !== sub || pttl < 0) {
-          dead.push(indexMember(e.sid, e.tokenHash));
-          return;
-        }
-        out.push({
-          sid: record.sid,
-          createdAt: record.createdAt,
-          lastSeenAt: Math.max(record.createdAt, Math.min(now, now - (record.idleTimeoutMs - pttl))),
-          absoluteExpiresAt: record.absoluteExpiresAt,
-          expiresAt: Math.min(now + pttl, record.absoluteExpiresAt),
-          userAgent: record.userAgent ?? null,
-        });
-      }),
-    );
-    if (dead.length) await this.redis.zrem(this.keys.userIndex(sub), ...dead);
-    return out.sort((a, b) => b.createdAt - a.createdAt);
-  }
-
-  /**
-   * Removes index entries whose session is gone (expired by idle or absolute timeout), so
-   * the per-user index never grows without bound. One EXISTS per entry; resolves how many
-   * entries were removed.
-   */
-  async prune(sub: string, now = Date.now()): Promise<number> {
-    const entries = await this.indexEntries(sub, now);
-    const alive = await Promise.all(entries.map((e) => this.redis.exists(this.keys.session(e.tokenHash))));
-    const dead = entries.filter((_, i) => alive[i] === 0).map((e) => indexMember(e.sid, e.tokenHash));
-    if (dead.length) await this.redis.zrem(this.keys.userIndex(sub), ...dead);
-    return dead.length;
-  }
-
-  /** Deletes one session by token hash; resolves true when it existed. Publishes the revocation. */
-  async destroyByHash(sub: string, sid: string, tokenHash: string): Promise<boolean> {
-    const n = await this.redis.del(this.keys.session(tokenHash));
-    await this.redis.zrem(this.keys.userIndex(sub), indexMember(sid, tokenHash));
-    await this.publishInvalidation([tokenHash]);
-    return n > 0;
-  }
-
-  /** Deletes one session of a user by its sid; resolves false when the user has no such session. */
-  async destroyBySid(sub: string, sid: string, now = Date.now()): Promise<boolean> {
-    const entry = (await this.indexEntries(sub, now)).find((e) => e.sid === sid);
-    if (!entry) return false;
-    return this.destroyByHash(sub, sid, entry.tokenHash);
-  }
-
-  /** Deletes every session of a user; resolves how many there were. */
-  async destroyAll(sub: string, now = Date.now()): Promise<number> {
-    const entries = await this.indexEntries(sub, now);
-    const counts = await Promise.all(entries.map((e) => this.redis.del(this.keys.session(e.tokenHash))));
-    await this.redis.del(this.keys.userIndex(sub));
-    if (entries.length) await this.publishInvalidation(entries.map((e) => e.tokenHash));
-    return counts.reduce((a, b) => a + b, 0);
-  }
-
-  /**
-   * Gives every live session of a user new roles, keeping each one's expiry. `SET … XX
-   * KEEPTTL` writes only a key that still exists, so a session deleted meanwhile stays deleted.
-   */
-  async setRoles(sub: string, roles: readonly string[], now = Date.now()): Promise<number> {
-    const entries = await this.indexEntries(sub, now);
-    let changed = 0;
-    const touched: string[] = [];
-    for (const e of entries) {
-      const key = this.keys.session(e.tokenHash);
-      const raw = await this.redis.get(key);
-      if (raw === null) continue;
+    for (const { raw, pttl } of await this.snapshot(sub, now)) {
       let record: SessionRecord;
       try {
         record = parseRecord(raw);
       } catch {
         continue;
       }
-      const next = serializeRecord({ ...record, roles: [...roles] });
-      const ok = await this.redis.set(key, next, 'KEEPTTL', 'XX');
-      if (ok === 'OK') {
-        changed++;
-        touched.push(e.tokenHash);
-      }
+      if (record.sub !== sub || pttl < 0) continue;
+      out.push({
+        sid: record.sid,
+        createdAt: record.createdAt,
+        lastSeenAt: Math.max(record.createdAt, Math.min(now, now - (record.idleTimeoutMs - pttl))),
+        absoluteExpiresAt: record.absoluteExpiresAt,
+        expiresAt: Math.min(now + pttl, record.absoluteExpiresAt),
+        userAgent: record.userAgent ?? null,
+      });
     }
-    if (touched.length) await this.publishInvalidation(touched);
-    return changed;
+    return out.sort((a, b) => b.createdAt - a.createdAt);
   }
 
-  async publishInvalidation(hashes: string[]): Promise<void> {
-    await this.redis.publish(this.keys.invalidationChannel, encodeInvalidation({ hashes }));
+  /**
+   * Ends one session of a user by its sid; resolves false when the user has no such live
+   * session. Publishes the revocation.
+   */
+  async destroyBySid(sub: string, sid: string): Promise<boolean> {
+    const ref = { tag: userTag(sub), sid };
+    const [listed, ended] = (await DESTROY_ONE.run(this.redis, [this.keys.userIndex(sub), this.keys.session(ref)], [sid, sub])) as [
+      number,
+      number,
+    ];
+    if (listed || ended) await this.publishInvalidation([sid]);
+    return ended > 0;
   }
+
+  /** Ends every session of a user; resolves how many were alive. Publishes the revocations. */
+  async destroyAll(sub: string): Promise<number> {
+    const [ended, sids] = (await DESTROY_ALL.run(this.redis, [this.keys.userIndex(sub)], [this.keys.sessionPrefix(userTag(sub))])) as [
+      number,
+      string[],
+    ];
+    if (sids.length) await this.publishInvalidation(sids);
+    return ended;
+  }
+
+  /**
+   * Gives every live session of a user new roles, keeping each one's expiry; resolves how
+   * many records were rewritten. Each record is rewritten only if it is still what was read,
+   * and sessions created meanwhile are read too, until none is left over.
+   */
+  async setRoles(sub: string, roles: readonly string[], now = Date.now()): Promise<number> {
+    const index = this.keys.userIndex(sub);
+    const prefix = this.keys.sessionPrefix(userTag(sub));
+    let changed = 0;
+    for (let round = 0; round < REWRITE_ROUNDS; round++) {
+      const args: string[] = [prefix];
+      for (const { sid, raw } of await this.snapshot(sub, now)) {
+        let next = '';
+        try {
+          const record = parseRecord(raw);
+          if (!sameRoles(record.roles, roles)) next = serializeRecord({ ...record, roles: [...roles] });
+        } catch {
+          // a record the gateway refuses anyway is left as it is
+        }
+        args.push(sid, raw, next);
+      }
+      const [rewritten, again] = (await REWRITE.run(this.redis, [index], args)) as [string[], string[]];
+      if (rewritten.length) await this.publishInvalidation(rewritten);
+      changed += rewritten.length;
+      if (!again.length) return changed;
+      now = Date.now();
+    }
+    throw new Error(`the sessions of this user kept changing: roles applied to ${changed} of them, run it again`);
+  }
+
+  async publishInvalidation(sids: string[]): Promise<void> {
+    await this.redis.publish(this.keys.invalidationChannel, encodeInvalidation({ sids }));
+  }
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
 }

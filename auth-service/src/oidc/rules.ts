@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import { MAX_ROLES, MAX_VALUE_LENGTH } from 'sessiongate/session';
+import type { Condition, OidcProviderConfig } from './config.js';
+
+// From a provider's verified ID token claims to a sessiongate user: a user id namespaced by
+// the provider, the roles of every rule that matches, and the profile claims the session
+// may carry. Pure functions: the callback route does the I/O.
+
+// what the session record refuses in any value it forwards
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
+
+export type ProfileClaims = Record<string, string | number | boolean>;
+
+export type Admission =
+  | { readonly admitted: true; readonly sub: string; readonly roles: readonly string[]; readonly claims: ProfileClaims; readonly dropped: readonly string[] }
+  | { readonly admitted: false; readonly reason: 'required_condition' | 'no_rule' };
+
+/**
+ * Our user id for a provider's `sub`: `oidc:<provider id>:<sub>`, or, when that would be too
+ * long or hold characters a session cannot carry, `oidc:<provider id>#<sha256 of sub>`. A
+ * password user's name can hold neither `:` nor `#`, and two providers have two ids, so no
+ * two accounts can ever share one.
+ */
+export function userIdFor(providerId: string, sub: string): string {
+  const plain = `oidc:${providerId}:${sub}`;
+  if (plain.length <= MAX_VALUE_LENGTH && !UNSAFE_CHARS.test(sub)) return plain;
+  return `oidc:${providerId}#${createHash('sha256').update(sub).digest('base64url')}`;
+}
+
+/** The provider id of a user id made by {@link userIdFor}, or null for any other user. */
+export function providerOfUserId(userId: string): string | null {
+  const m = /^oidc:([a-z0-9-]+)[:#]/.exec(userId);
+  return m ? m[1]! : null;
+}
+
+/** Whether every condition holds for these claims. */
+export function allHold(conditions: readonly Condition[], claims: Readonly<Record<string, unknown>>): boolean {
+  return conditions.every((c) => holds(c, claims));
+}
+
+function holds(c: Condition, claims: Readonly<Record<string, unknown>>): boolean {
+  if ('email_domain' in c) {
+    // an address the provider did not verify proves nothing about its domain
+    if (claims.email_verified !== true || typeof claims.email !== 'string') return false;
+    const at = claims.email.lastIndexOf('@');
+    if (at < 1) return false;
+    const domain = claims.email.slice(at + 1).toLowerCase();
+    return c.email_domain.some((d) => d.toLowerCase() === domain);
+  }
+  const value = claims[c.claim];
+  if ('equals' in c) return value === c.equals;
+  if ('includes' in c) return Array.isArray(value) ? value.includes(c.includes) : value === c.includes;
+  const values = Array.isArray(value) ? value : [value];
+  return values.some((v) => c.one_of.includes(v as string | number | boolean));
+}
+
+/**
+ * Decides whether a provider's user may sign in and with which roles: every `require`
+ * condition must hold, then the roles of every matching rule are joined; no matching rule
+ * means no sign-in. Profile claims that could not travel in a session are dropped (and named).
+ */
+export function admit(provider: OidcProviderConfig, claims: Readonly<Record<string, unknown>>): Admission {
+  if (!allHold(provider.require, claims)) return { admitted: false, reason: 'required_condition' };
+  const matching = provider.rules.filter((r) => allHold(r.when, claims));
+  if (matching.length === 0) return { admitted: false, reason: 'no_rule' };
+  const roles = [...new Set(matching.flatMap((r) => r.roles))].slice(0, MAX_ROLES);
+  const profile: ProfileClaims = { idp: provider.id };
+  const dropped: string[] = [];
+  for (const name of provider.profileClaims) {
+    const v = claims[name];
+    if (v === undefined) continue;
+    const ok =
+      (typeof v === 'string' && v.length > 0 && v.length <= MAX_VALUE_LENGTH && !UNSAFE_CHARS.test(v)) ||
+      (typeof v === 'number' && Number.isFinite(v)) ||
+      typeof v === 'boolean';
+    if (ok) profile[name] = v as string | number | boolean;
+    else dropped.push(name);
+  }
+  return { admitted: true, sub: userIdFor(provider.id, String(claims.sub)), roles, claims: profile, dropped };
+}

@@ -1,0 +1,91 @@
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { decodeInvalidation, sessionRef } from 'sessiongate/session';
+import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
+import { startRedisServer } from '../../test/support/redis-server.js';
+
+// SESSION_MAX_PER_USER: a login past the cap ends the user's oldest session, tells every
+// gateway, and says so in the log (never with a token); other users are not touched.
+
+const USERS = {
+  vera: { password: 'vera-password', roles: ['user'] },
+  walt: { password: 'walt-password', roles: ['user'] },
+};
+
+describe('sessions per user', () => {
+  let t: TestAuth;
+  let sub: Redis;
+  const heard: string[] = [];
+  let logs = '';
+
+  beforeAll(async () => {
+    const logStream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logs += chunk.toString();
+        cb();
+      },
+    });
+    t = await startTestAuth({ redisUrl: inject('redisUrl'), users: USERS, env: { SESSION_MAX_PER_USER: '3' }, logStream });
+    sub = new Redis(inject('redisUrl'));
+    await sub.subscribe(t.keys.invalidationChannel);
+    sub.on('message', (_c: string, raw: string) => heard.push(...(decodeInvalidation(raw)?.sids ?? [])));
+  });
+  afterAll(async () => {
+    await sub?.quit();
+    await t?.close();
+  });
+
+  const login = async (user: keyof typeof USERS) => cookieToken(await t.login(user, USERS[user].password));
+  const alive = async (token: string) => (await t.redis.exists(t.keys.session(sessionRef(token)))) === 1;
+
+  it('ends the oldest session when a login goes past the cap, and publishes and logs it', async () => {
+    const other = await login('walt');
+    const tokens: string[] = [];
+    for (let i = 0; i < 3; i++) tokens.push(await login('vera'));
+    for (const tk of tokens) expect(await alive(tk)).toBe(true);
+    expect(heard).toEqual([]);
+
+    const fourth = await login('vera');
+    const oldest = sessionRef(tokens[0]!).sid;
+    expect(await alive(tokens[0]!)).toBe(false);
+    for (const tk of [...tokens.slice(1), fourth, other]) expect(await alive(tk)).toBe(true);
+    expect((await t.redis.zrange(t.keys.userIndex('vera'), 0, '-1')).sort()).toEqual([...tokens.slice(1), fourth].map((tk) => sessionRef(tk).sid).sort());
+    await vi.waitFor(() => expect(heard).toEqual([oldest]));
+
+    const line = logs.split('\n').find((l) => l.includes('"event":"session-limit"'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ level: 30, user: 'vera', ended: [oldest] });
+    for (const tk of [...tokens, fourth]) expect(logs).not.toContain(tk);
+    const metrics = await t.svc.metrics.registry.getSingleMetricAsString('sessiongate_auth_sessions_revoked_total');
+    expect(metrics).toContain('sessiongate_auth_sessions_revoked_total{reason="limit"} 1');
+  });
+
+  it('never holds more than the cap, however many logins', async () => {
+    for (let i = 0; i < 10; i++) await login('vera');
+    expect(await t.redis.zcard(t.keys.userIndex('vera'))).toBe(3);
+    expect((await t.store.list('vera')).length).toBe(3);
+  });
+});
+
+describe('pruning on login', () => {
+  it('checks a fixed number of sessions per login, not every live one', async () => {
+    // a Redis of its own: its command counts are this test's alone
+    const redis = await startRedisServer();
+    const t = await startTestAuth({ redisUrl: redis.url, users: USERS, env: { SESSION_MAX_PER_USER: '100' } });
+    try {
+      const logins = 40;
+      await t.redis.call('CONFIG', 'RESETSTAT');
+      for (let i = 0; i < logins; i++) expect((await t.login('walt', USERS.walt.password)).statusCode).toBe(204);
+      const stats = (await t.redis.info('commandstats')).match(/cmdstat_exists:calls=(\d+)/);
+      const exists = Number(stats?.[1] ?? 0);
+      // every session is still alive: one EXISTS per live session and login would be 780
+      expect((await t.store.list('walt')).length).toBe(logins);
+      expect(exists).toBeGreaterThan(0);
+      expect(exists).toBeLessThanOrEqual(2 * logins);
+    } finally {
+      await t.close();
+      await redis.stop();
+    }
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * How often long-lived users of a session (WebSocket tunnels) are checked against Redis while
+ * revocations cannot reach this gateway by pub/sub (channel down or silent, or the cache
+ * and with it the subscription turned off). @default 500
+ */
+export const DEFAULT_REVOCATION_RECHECK_MS = 500;
+
+import type { SessionRef } from './record.js';
+
+export type RevokedListener = () => void;
+
+export interface RevocationWatchOptions {
+  /** @default DEFAULT_REVOCATION_RECHECK_MS */
+  recheckMs?: number;
+  /** True while every revocation reaches this gateway by pub/sub. */
+  channelTrusted(): boolean;
+  /** For each session, whether it still stands; rejects when Redis cannot say. */
+  stillValid(refs: readonly SessionRef[]): Promise<boolean[]>;
+  log: { warn(obj: object, msg: string): void };
+}
+
+/**
+ * Listeners by session id, told once when that session is revoked or changed: by an
+ * invalidation message, or, while such messages may be lost, by a re-check against Redis.
+ * A session that Redis cannot be asked about keeps its listeners until it can.
+ */
+export class RevocationWatch {
+  private readonly bySid = new Map<string, { ref: SessionRef; listeners: Set<RevokedListener> }>();
+  private readonly recheckMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private checking = false;
+  private stopped = false;
+
+  constructor(private readonly opts: RevocationWatchOptions) {
+    this.recheckMs = opts.recheckMs ?? DEFAULT_REVOCATION_RECHECK_MS;
+  }
+
+  /** Number of listeners registered. */
+  get size(): number {
+    let n = 0;
+    for (const w of this.bySid.values()) n += w.listeners.size;
+    return n;
+  }
+
+  /** Calls `cb` once when the session `ref` is revoked; returns the unsubscribe. */
+  add(ref: SessionRef, cb: RevokedListener): () => void {
+    let w = this.bySid.get(ref.sid);
+    if (!w) this.bySid.set(ref.sid, (w = { ref, listeners: new Set() }));
+    w.listeners.add(cb);
+    if (this.timer === null && !this.stopped) {
+      this.timer = setInterval(() => {
+        if (!this.opts.channelTrusted()) void this.recheck();
+      }, this.recheckMs);
+      this.timer.unref();
+    }
+    return () => this.remove(ref.sid, cb);
+  }
+
+  private remove(sid: string, cb: RevokedListener): void {
+    const w = this.bySid.get(sid);
+    if (!w) return;
+    w.listeners.delete(cb);
+    if (w.listeners.size === 0) this.bySid.delete(sid);
+    if (this.bySid.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /** Tells the listeners of these sessions, and forgets them. */
+  revoke(sids: Iterable<string>): void {
+    for (const sid of sids) {
+      const w = this.bySid.get(sid);
+      if (!w) continue;
+      for (const cb of [...w.listeners]) {
+        this.remove(sid, cb);
+        try {
+          cb();
+        } catch (err) {
+          this.opts.log.warn({ err }, 'revocation listener failed');
+        }
+      }
+    }
+  }
+
+  /** Asks Redis about every watched session (one check at a time) and revokes those gone. */
+  async recheck(): Promise<void> {
+    if (this.checking || this.bySid.size === 0) return;
+    this.checking = true;
+    try {
+      const refs = [...this.bySid.values()].map((w) => w.ref);
+      const valid = await this.opts.stillValid(refs);
+      this.revoke(refs.filter((_, i) => !valid[i]).map((r) => r.sid));
+    } catch (err) {
+      // Redis cannot say: the sessions stand until it can (the next tick asks again)
+      this.opts.log.warn({ err }, 'open tunnels could not be re-checked against the session store');
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.bySid.clear();
+  }
+}

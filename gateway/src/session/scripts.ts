@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+
+// The session store's multi-key operations, each one Lua script over a user's index and
+// session keys. They share the user's slot tag, so every script runs on one Cluster node,
+// and a script runs atomically: no login, list or revocation ever sees half of another.
+// Session keys are built inside the scripts from the slot's key prefix and the sids read
+// from the index: they hash to the declared index key's slot by construction.
+
+type Client = Redis | Cluster;
+
+/** A script sent once per server by its SHA1, and in full when the server does not know it yet. */
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(redis: Client, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      // a Redis reply error carries no code, only its text: NOSCRIPT after a restart or failover
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/**
+ * Creates a session: its record and its index entry in one step, so there is never an entry
+ * without its session (which pruning would drop) nor a session that revocation cannot find.
+ * Pruning rides along at a fixed cost: entries past their absolute expiry go (each entry goes
+ * once), and a few entries picked at random are checked for sessions that ended idle. Past
+ * the cap, the oldest entries go until it holds; the sessions of those still alive end.
+ * KEYS: index, session. ARGV: sid, record, ttl ms, absolute expiry ms, now ms, cap, session
+ * key prefix of the slot, how many entries to sample. Returns the sids of the sessions ended.
+ */
+export const CREATE = new LuaScript(`
+local index, key = KEYS[1], KEYS[2]
+local sid, prefix = ARGV[1], ARGV[7]
+local cap, sample = tonumber(ARGV[6]), tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[5])
+if sample > 0 then
+  for _, m in ipairs(redis.call('ZRANDMEMBER', index, sample)) do
+    if redis.call('EXISTS', prefix .. m) == 0 then redis.call('ZREM', index, m) end
+  end
+end
+redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', index, ARGV[4], sid)
+redis.call('PEXPIREAT', index, ARGV[4], 'GT')
+redis.call('PEXPIREAT', index, ARGV[4], 'NX')
+local ended = {}
+while redis.call('ZCARD', index) > cap do
+  local oldest = redis.call('ZRANGE', index, 0, 1)
+  local m = oldest[1]
+  if m == sid then m = oldest[2] end
+  if not m then break end
+  if redis.call('DEL', prefix .. m) == 1 then ended[#ended + 1] = m end
+  redis.call('ZREM', index, m)
+end
+return ended
+`);
+
+/**
+ * The sessions of a user: sid, record and PTTL of each live one. Entries whose session is
+ * gone are dropped: creation is atomic, so such an entry can never come back to life.
+ * KEYS: index. ARGV: session key prefix of the slot, now ms. Returns sid, raw, pttl, ….
+ */
+export const SNAPSHOT = new LuaScript(`
+local index, prefix = KEYS[1], ARGV[1]
+redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[2])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+  local key = prefix .. m
+  local raw = redis.call('GET', key)
+  if raw then
+    out[#out + 1] = m
+    out[#out + 1] = raw
+    out[#out + 1] = redis.call('PTTL', key)
+  else
+    redis.call('ZREM', index, m)
+  end
+end
+return out
+`);
+
+/**
+ * Ends every session the index lists and removes exactly those entries, in one step: a
+ * session created before it is ended, one created after it is a new login.
+ * KEYS: index. ARGV: session key prefix of the slot. Returns {sessions ended, sids listed}.
+ */
+export const DESTROY_ALL = new LuaScript(`
+local index, prefix = KEYS[1], ARGV[1]
+local members = redis.call('ZRANGE', index, 0, -1)
+local ended = 0
+for _, m in ipairs(members) do ended = ended + redis.call('DEL', prefix .. m) end
+for i = 1, #members, 500 do
+  redis.call('ZREM', index, unpack(members, i, math.min(i + 499, #members)))
+end
+return {ended, members}
+`);
+
+/**
+ * Ends one session of a user. A session missing from the index (none should be) is ended
+ * only when its record names this user, so nobody ends another user's session by its sid.
+ * KEYS: index, session. ARGV: sid, sub. Returns {listed, ended}.
+ */
+export const DESTROY_ONE = new LuaScript(`
+local listed = redis.call('ZREM', KEYS[1], ARGV[1])
+if listed == 0 then
+  local raw = redis.call('GET', KEYS[2])
+  if not raw then return {0, 0} end
+  local ok, record = pcall(cjson.decode, raw)
+  if not ok or type(record) ~= 'table' or record.sub ~= ARGV[2] then return {0, 0} end
+end
+return {listed, redis.call('DEL', KEYS[2])}
+`);
+
+/**
+ * Rewrites records read by SNAPSHOT, each only if it is still exactly what was read (and
+ * keeps its TTL; XX never recreates one deleted meanwhile). Records changed meanwhile, and
+ * entries added since the snapshot, come back to be read again.
+ * KEYS: index. ARGV: session key prefix of the slot, then sid, value read, new value (''
+ * to leave it) for each session read. Returns {sids rewritten, sids to read again}.
+ */
+export const REWRITE = new LuaScript(`
+local index, prefix = KEYS[1], ARGV[1]
+local seen, rewritten, again = {}, {}, {}
+for i = 2, #ARGV, 3 do
+  local sid, read, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  seen[sid] = true
+  local key = prefix .. sid
+  local raw = redis.call('GET', key)
+  if raw == read then
+    if value ~= '' then
+      redis.call('SET', key, value, 'KEEPTTL', 'XX')
+      rewritten[#rewritten + 1] = sid
+    end
+  elseif raw then
+    again[#again + 1] = sid
+  end
+end
+for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+  if not seen[m] then again[#again + 1] = m end
+end
+return {rewritten, again}
+`);
