@@ -34,7 +34,7 @@ import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
-import { DEFAULT_BODY_LIMIT } from './routes/config.js';
+import { DEFAULT_BODY_LIMIT } from './defaults.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
 import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';

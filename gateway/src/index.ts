@@ -7,6 +7,7 @@ export { GatewayMetrics } from './ops/metrics.js';
 export { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from './proxy/upgrade.js';
 export { loadKeySet, parseKeySet, generateKeySet, type KeySet } from './identity/keys.js';
 export { XSessionSigner } from './identity/signer.js';
-export { parseRoutes, loadRoutesFile, formatProblems } from './routes/config.js';
+export { parseRoutes, loadRoutesFile } from './routes/load.js';
+export { formatProblems } from './routes/problems.js';
 export type { Route, RouteSet, MethodRule, RoleRule, AuthMode } from './routes/types.js';
 export * as errors from './errors.js';

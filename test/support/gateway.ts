@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { buildGateway, type Gateway } from '../../gateway/src/app.js';
 import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/config/env.js';
 import { generateKeySet } from '../../gateway/src/identity/keys.js';
-import { formatProblems, parseRoutes } from '../../gateway/src/routes/config.js';
+import { parseRoutes } from '../../gateway/src/routes/load.js';
+import { formatProblems } from '../../gateway/src/routes/problems.js';
 import type { Redis } from 'ioredis';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
 
