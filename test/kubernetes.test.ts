@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { buildOpsApp } from '@sessiongate/service-kit';
 import { DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT } from '../auth-service/src/config.js';
 import { parseUsersFile } from '../auth-service/src/users/users-file.js';
-import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT } from '../gateway/src/config/env.js';
+import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT } from '../gateway/src/defaults.js';
 import { parseRoutes } from '../gateway/src/routes/load.js';
 import { findBinary } from './support/prometheus.js';
 import { ROOT, assertBuilt, runCli } from './support/process.js';

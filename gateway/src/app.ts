@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { GatewayConfig } from './config/env.js';
+import type { GatewayConfig } from './settings.js';
 import { buildOpsApp } from '@sessiongate/service-kit';
 import { InvalidConfig, errorResponse } from './errors.js';
 import sessiongate from './gateway.js';

@@ -34,16 +34,18 @@ import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
-import { DEFAULT_BODY_LIMIT } from './defaults.js';
+import {
+  DEFAULT_AUTH_ROUTE,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_LOGIN_PATH,
+  DEFAULT_LOGOUT_PATH,
+  DEFAULT_MAX_COOKIE_BYTES,
+  DEFAULT_UPSTREAM_CONNECTIONS,
+  DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+} from './defaults.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
 import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';
-
-/** Largest Cookie header accepted (browsers send at most ~4 KiB per cookie). @default 8192 */
-export const DEFAULT_MAX_COOKIE_BYTES = 8192;
-
-/** The route whose upstream may set the session cookie. @default 'auth' */
-export const DEFAULT_AUTH_ROUTE = 'auth';
 
 export interface SessionGateOptions {
   /** The routes in force; swap them later with `fastify.sessiongate.setRoutes()`. */
@@ -52,7 +54,7 @@ export interface SessionGateOptions {
   resolver: SessionResolver;
   /** Keys that sign X-Session (the first signs, all are published). */
   keys: KeySet;
-  /** @default 'sid' */
+  /** @default DEFAULT_COOKIE_NAME */
   cookieName?: string;
   /** @default DEFAULT_AUTH_ROUTE */
   authRoute?: string;
@@ -63,16 +65,21 @@ export interface SessionGateOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies?: readonly string[];
   metrics?: GatewayMetrics;
-  /** Linked from the HTML 401 and 403 pages browsers see; null for none. @default '/auth/login' */
+  /** Linked from the HTML 401 and 403 pages browsers see; null for none. @default DEFAULT_LOGIN_PATH */
   loginPath?: string | null;
-  /** Where the 403 page's "Sign out" posts; null for none. @default '/auth/logout' (none without loginPath) */
+  /** Where the 403 page's "Sign out" posts; null for none. @default DEFAULT_LOGOUT_PATH (none without loginPath) */
   logoutPath?: string | null;
   /** The product's name and logo on the error pages browsers see. */
   brand?: Brand | null;
   /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
-  upstreamPool?: { connections?: number; keepAliveTimeoutMs?: number };
+  upstreamPool?: {
+    /** @default DEFAULT_UPSTREAM_CONNECTIONS */
+    connections?: number;
+    /** @default DEFAULT_UPSTREAM_KEEP_ALIVE_MS */
+    keepAliveTimeoutMs?: number;
+  };
   /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
   websocketIdleTimeoutMs?: number;
 }
@@ -183,8 +190,8 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const configuredOrigins = opts.allowedOrigins ?? [];
   const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
   // where a browser that hit a 401 can sign in: the auth route's login page, when there is one
-  const loginPath = opts.loginPath === undefined ? '/auth/login' : opts.loginPath;
-  const logoutPath = opts.logoutPath === undefined ? (loginPath === null ? null : '/auth/logout') : opts.logoutPath;
+  const loginPath = opts.loginPath === undefined ? DEFAULT_LOGIN_PATH : opts.loginPath;
+  const logoutPath = opts.logoutPath === undefined ? (loginPath === null ? null : DEFAULT_LOGOUT_PATH) : opts.logoutPath;
   const brand = opts.brand ?? null;
   const htmlHeaders = pageHeaders(brand);
 
@@ -371,9 +378,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     await instance.register(replyFrom, {
       disableRequestLogging: true,
       undici: {
-        connections: opts.upstreamPool?.connections ?? 128,
+        connections: opts.upstreamPool?.connections ?? DEFAULT_UPSTREAM_CONNECTIONS,
         pipelining: 1,
-        keepAliveTimeout: opts.upstreamPool?.keepAliveTimeoutMs ?? 4_000,
+        keepAliveTimeout: opts.upstreamPool?.keepAliveTimeoutMs ?? DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
       },
     });
     // bodies stream through untouched; the route's limit is enforced on the way

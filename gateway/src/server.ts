@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import closeWithGrace from 'close-with-grace';
 import { buildGateway, type Gateway } from './app.js';
-import type { GatewayConfig } from './config/env.js';
+import type { GatewayConfig } from './settings.js';
 import { loggerOptions } from '@sessiongate/service-kit';
 import { describeConnection } from './session/redis.js';
 

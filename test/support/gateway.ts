@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { buildGateway, type Gateway } from '../../gateway/src/app.js';
-import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/config/env.js';
+import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/settings.js';
 import { generateKeySet } from '../../gateway/src/identity/keys.js';
 import { parseRoutes } from '../../gateway/src/routes/load.js';
 import { formatProblems } from '../../gateway/src/routes/problems.js';

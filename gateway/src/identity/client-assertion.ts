@@ -7,7 +7,8 @@ import {
   isClientAssertionHeader,
 } from '../session/client-assertion.js';
 import type { KeySet } from './keys.js';
-import { DEFAULT_ISSUER, jwsSignature } from './signer.js';
+import { DEFAULT_ISSUER } from '../defaults.js';
+import { jwsSignature } from './signer.js';
 
 /**
  * Signs client assertions: a compact JWS with the X-Session signing key, `typ`

@@ -6,10 +6,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import { BadRequest, MethodNotAllowed } from '../errors.js';
 import type { GateState } from '../gateway.js';
 import type { SessionRef } from '../session/record.js';
+import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../defaults.js';
 import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
-
-/** How long a joined connection may carry nothing either way before it is closed. @default 10 min */
-export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 10 * 60_000;
 
 export interface UpgradeProxyOptions {
   admit(raw: IncomingMessage): Promise<GateState>;

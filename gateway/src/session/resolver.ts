@@ -13,20 +13,15 @@ import { subscriberFor } from './redis.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
 import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
 
-/** Most sessions one gateway keeps resolved in memory. @default 100_000 */
-export const DEFAULT_CACHE_MAX = 100_000;
-/** How long a resolved session is reused without asking Redis (revocations arrive by pub/sub sooner). @default 5000 */
-export const DEFAULT_CACHE_TTL_MS = 5_000;
-/** How long an unknown or malformed token is remembered as such. @default 1000 */
-export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
-/** The idle expiry is pushed forward at most once per this fraction of the idle timeout. @default 0.1 */
-export const DEFAULT_REFRESH_FRACTION = 0.1;
-/** Most sessions that keep their signed X-Session headers for reuse. @default 10_000 */
-export const DEFAULT_SIGNED_HEADERS_MAX = 10_000;
-/** How often the invalidation connection is pinged to prove revocations can still arrive. @default 250 */
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
-/** A ping on the invalidation connection unanswered this long bypasses the cache until it answers. @default 500 */
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
+import {
+  DEFAULT_CACHE_MAX,
+  DEFAULT_CACHE_TTL_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_NEGATIVE_TTL_MS,
+  DEFAULT_REFRESH_FRACTION,
+  DEFAULT_SIGNED_HEADERS_MAX,
+} from '../defaults.js';
 
 /** The window of `activeSessions`. */
 const ACTIVE_WINDOW_MS = 5 * 60_000;
