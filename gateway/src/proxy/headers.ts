@@ -53,7 +53,7 @@ const FOLDABLE = /[_.A-Z]/;
  * `X_Forwarded_For` and `X-Forwarded-For` into the same `HTTP_X_FORWARDED_FOR`). Such a
  * header from a client is never forwarded.
  */
-export function isOwnedHeader(name: string): boolean {
+function isOwnedHeader(name: string): boolean {
   const c = name.charCodeAt(0) | 0x20; // ASCII lower case
   if (c >= 128 || OWNED_FIRST[c] !== 1) return false;
   if (OWNED.has(name)) return true;

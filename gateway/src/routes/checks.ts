@@ -88,26 +88,20 @@ export function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
     if (isRecord(route.methods)) checkMethods(ctx, route.methods, routeAuth, at('methods'));
 
     if (Value.Check(RouteSchema.properties.bodyLimit, route.bodyLimit)) {
-      const bytes = parseByteSize(route.bodyLimit);
-      if (bytes === null) {
-        const expected = 'a positive integer number of bytes or a size like "512kb", "10mb" (kb = 1024 bytes)';
-        fail(at('bodyLimit'), `must be ${expected}, got ${show(route.bodyLimit)}`);
-      } else if (bytes === 0) {
-        fail(at('bodyLimit'), `must be positive, got ${show(route.bodyLimit)}`);
-      } else draft.bodyLimit = bytes;
+      const expected = 'a positive integer number of bytes or a size like "512kb", "10mb" (kb = 1024 bytes)';
+      const checked = checkPositive(route.bodyLimit, parseByteSize(route.bodyLimit), expected);
+      if (checked.ok) draft.bodyLimit = checked.value;
+      else fail(at('bodyLimit'), checked.message);
     }
 
     if (Value.Check(RouteSchema.properties.timeout, route.timeout)) {
-      const ms = parseDuration(route.timeout);
-      if (ms === null) {
-        const expected = 'a positive integer number of milliseconds or a duration like "500ms", "30s", "2m"';
-        fail(at('timeout'), `must be ${expected}, got ${show(route.timeout)}`);
-      } else if (ms === 0) {
-        fail(at('timeout'), `must be positive, got ${show(route.timeout)}`);
-      } else if (ms > MAX_UPSTREAM_TIMEOUT_MS) {
+      const expected = 'a positive integer number of milliseconds or a duration like "500ms", "30s", "2m"';
+      const checked = checkPositive(route.timeout, parseDuration(route.timeout), expected);
+      if (checked.ok && checked.value > MAX_UPSTREAM_TIMEOUT_MS) {
         const limit = `${MAX_UPSTREAM_TIMEOUT_MS} ms (about 24.8 days, the longest timer Node.js keeps)`;
         fail(at('timeout'), `must be at most ${limit}, got ${show(route.timeout)}`);
-      } else draft.timeout = ms;
+      } else if (checked.ok) draft.timeout = checked.value;
+      else fail(at('timeout'), checked.message);
     }
 
     return draft;
@@ -156,6 +150,13 @@ function lineOf(ctx: Context, index: number, key: string): string {
 }
 
 type Checked<T> = { ok: true; value: T } | { ok: false; message: string };
+
+// A size or a duration as parsed: null is unreadable, and none may be 0.
+function checkPositive(raw: unknown, parsed: number | null, expected: string): Checked<number> {
+  if (parsed === null) return { ok: false, message: `must be ${expected}, got ${show(raw)}` };
+  if (parsed === 0) return { ok: false, message: `must be positive, got ${show(raw)}` };
+  return { ok: true, value: parsed };
+}
 
 const PREFIX_WHY = 'canonical request paths never contain it, so the route could never match';
 const REWRITE_WHY = 'the forwarded path must stay canonical';
