@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyReply, type FastifyRequest, type Fa
 import type { GatewayConfig } from './settings.js';
 import { buildOpsApp } from '@sessiongate/service-kit';
 import { InvalidConfig, errorResponse } from './errors.js';
-import sessiongate from './gateway.js';
+import sessiongate from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { loadRoutesFile } from './routes/load.js';

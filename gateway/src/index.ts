@@ -1,5 +1,6 @@
 // sessiongate as a library: the Fastify plugins and what configuring them needs.
-export { default as sessiongate, type SessionGateOptions, type SessionGate, type GateState } from './gateway.js';
+export { default as sessiongate, type SessionGateOptions, type SessionGate } from './pipeline.js';
+export type { GateState } from './policy/admission.js';
 export { DEFAULT_AUTH_ROUTE, DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from './defaults.js';
 export { default as sessionPlugin, type SessionPluginOptions, type Sessions } from './session/plugin.js';
 export { buildGateway, type Gateway, type BuildGatewayOptions, type ReloadResult } from './app.js';

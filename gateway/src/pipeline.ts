@@ -1,51 +1,35 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import {
-  BadRequest,
-  CsrfRejected,
-  Forbidden,
-  HeadersTooLarge,
-  MethodNotAllowed,
-  MethodOverrideRefused,
-  NotFound,
-  PayloadTooLarge,
-  SessionStoreUnavailable,
-  Unauthenticated,
-  UpstreamTimeout,
-  UpstreamUnavailable,
-  errorResponse,
-  prefersHtml,
-} from './errors.js';
-import { errorPage, errorPageContext } from './pages/error-page.js';
 import { pageHeaders, type Brand } from '@sessiongate/service-kit';
-import type { KeySet } from './identity/keys.js';
-import { XSessionSigner } from './identity/signer.js';
-import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
-import jwks from './identity/jwks.js';
-import type { GatewayMetrics, UpstreamErrorKind } from './ops/metrics.js';
-import { decide } from './policy/decide.js';
-import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
-import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './proxy/csrf.js';
-import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
-import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
-import { UpgradeProxy } from './proxy/upgrade.js';
-import { canonicalize } from './routes/canonical-path.js';
-import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
 import {
   DEFAULT_AUTH_ROUTE,
-  DEFAULT_BODY_LIMIT,
   DEFAULT_LOGIN_PATH,
   DEFAULT_LOGOUT_PATH,
   DEFAULT_MAX_COOKIE_BYTES,
+  DEFAULT_SIGNED_HEADERS_MAX,
   DEFAULT_UPSTREAM_CONNECTIONS,
   DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
 } from './defaults.js';
-import type { MethodRule, Route, RouteSet } from './routes/types.js';
-import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
-import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';
+import { NotFound, errorResponse, prefersHtml } from './errors.js';
+import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
+import jwks from './identity/jwks.js';
+import type { KeySet } from './identity/keys.js';
+import { IdentityReuse } from './identity/reuse.js';
+import { XSessionSigner } from './identity/signer.js';
+import type { GatewayMetrics } from './ops/metrics.js';
+import { errorPage, errorPageContext } from './pages/error-page.js';
+import { createAdmission, type GateState } from './policy/admission.js';
+import { forwardedBody, hasBody } from './proxy/body.js';
+import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
+import { upstreamFailure } from './proxy/upstream-errors.js';
+import { UpgradeProxy } from './proxy/upgrade.js';
+import { upstreamUrl } from './routes/match.js';
+import type { RouteSet } from './routes/types.js';
+import { DEFAULT_COOKIE_NAME } from './session/cookie.js';
+import type { ResolvedSession, SessionResolver } from './session/resolver.js';
 
 export interface SessionGateOptions {
   /** The routes in force; swap them later with `fastify.sessiongate.setRoutes()`. */
@@ -60,6 +44,8 @@ export interface SessionGateOptions {
   authRoute?: string;
   /** X-Session `iss` and lifetime. */
   xSession?: { issuer?: string; ttlMs?: number };
+  /** Most sessions that keep their signed X-Session headers for reuse (at most the cache's size). @default DEFAULT_SIGNED_HEADERS_MAX */
+  signedHeadersMax?: number;
   /** Origins allowed to send cookie-authenticated writes; empty: the gateway's own origin. */
   allowedOrigins?: readonly string[];
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
@@ -84,21 +70,6 @@ export interface SessionGateOptions {
   websocketIdleTimeoutMs?: number;
 }
 
-/** What the gate decided for one request, for the proxy step. */
-export interface GateState {
-  readonly route: Route;
-  readonly rule: MethodRule;
-  /** Canonical path: what the policy decided on and what is forwarded. */
-  readonly path: string;
-  /** `?…` exactly as received, or ''. */
-  readonly query: string;
-  readonly session: ResolvedSession | null;
-  /** Cookie header without the session cookie. */
-  readonly cookie: string | null;
-  /** Client address, scheme and (valid, canonical) host. */
-  readonly client: ClientAddress;
-}
-
 export interface SessionGate {
   /** Routes in force. */
   readonly routes: RouteSet;
@@ -120,61 +91,11 @@ declare module 'fastify' {
   }
 }
 
-const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const LOGGED_ELSEWHERE = new Set(['SG_ERR_SESSION_STORE_UNAVAILABLE', 'SG_ERR_UPSTREAM_UNAVAILABLE', 'SG_ERR_UPSTREAM_TIMEOUT']);
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-const INVALID_HOST = 'The Host header (or a trusted proxy\'s X-Forwarded-Host or Forwarded host) is not a valid host[:port]';
-
-function lookupRoles(l: Lookup): readonly string[] | null {
-  return l.outcome === 'valid' ? l.session.record.roles : null;
-}
-
-function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
-  switch (code) {
-    case 'FST_REPLY_FROM_GATEWAY_TIMEOUT':
-    case 'FST_REPLY_FROM_TIMEOUT':
-    case 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return 'timeout';
-    case 'ECONNRESET':
-    case 'UND_ERR_SOCKET':
-      return 'reset';
-    case 'FST_REPLY_FROM_SERVICE_UNAVAILABLE':
-    case 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR':
-    case 'FST_REPLY_FROM_BAD_GATEWAY':
-      return 'unavailable';
-    default:
-      return 'other';
-  }
-}
-
-/** Counts body bytes and fails the stream past the route's limit (chunked bodies). */
-class BodyLimit extends Transform {
-  private seen = 0;
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.seen += chunk.length;
-    if (this.seen > this.limit) cb(new PayloadTooLarge(String(this.limit)));
-    else cb(null, chunk);
-  }
-}
-
-function hasBody(headers: IncomingHttpHeaders): boolean {
-  const length = headers['content-length'];
-  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/** The whole of a (size-limited) stream. */
-async function readWhole(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /**
- * The gateway as a Fastify plugin: canonical path → route → session → policy → signed
+ * The request path as a Fastify plugin: canonical path → route → session → policy → signed
  * X-Session → upstream. Everything it adds (a catch-all route, body pass-through, the JWKS
  * endpoint) lives in an encapsulated context, so a host application's own routes and
  * parsers are untouched.
@@ -185,116 +106,36 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   const resolver = opts.resolver;
   const metrics = opts.metrics;
   const signer = new XSessionSigner(opts.keys, opts.xSession);
+  const identities = new IdentityReuse(signer, Math.min(resolver.capacity, opts.signedHeadersMax ?? DEFAULT_SIGNED_HEADERS_MAX), metrics);
   const assertions = new ClientAssertionSigner(opts.keys, opts.xSession?.issuer ? { issuer: opts.xSession.issuer } : {});
-  const clientAddress = new ClientAddressResolver(opts.trustedProxies ?? []);
-  const configuredOrigins = opts.allowedOrigins ?? [];
-  const maxCookieBytes = opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES;
   // where a browser that hit a 401 can sign in: the auth route's login page, when there is one
   const loginPath = opts.loginPath === undefined ? DEFAULT_LOGIN_PATH : opts.loginPath;
   const logoutPath = opts.logoutPath === undefined ? (loginPath === null ? null : DEFAULT_LOGOUT_PATH) : opts.logoutPath;
   const brand = opts.brand ?? null;
   const htmlHeaders = pageHeaders(brand);
 
-  let routes = opts.routes;
-  let table = new RouteTable(routes.routes);
-
+  const admission = createAdmission({
+    routes: opts.routes,
+    resolver,
+    cookieName,
+    authRoute,
+    allowedOrigins: opts.allowedOrigins ?? [],
+    trustedProxies: opts.trustedProxies ?? [],
+    maxCookieBytes: opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES,
+    metrics,
+  });
+  const admit = admission.admit;
   const gate: SessionGate = {
     get routes() {
-      return routes;
+      return admission.routes;
     },
-    setRoutes(next: RouteSet) {
-      // one assignment: a request sees either the old table or the new one, never a mix
-      const nextTable = new RouteTable(next.routes);
-      routes = next;
-      table = nextTable;
-    },
+    setRoutes: (next: RouteSet) => admission.setRoutes(next),
     resolver,
   };
   fastify.decorate('sessiongate', gate);
   fastify.decorateRequest('gate', null);
   fastify.decorateRequest('gateRoute', null);
   fastify.decorateRequest('gateSession', null);
-
-  function identityFor(session: ResolvedSession, route: Route, now: number): string {
-    const cached = session.identities?.get(route.name);
-    if (cached && cached.reuseUntil > now) {
-      metrics?.xSession(true);
-      return cached.token;
-    }
-    const r = session.record;
-    const { token, expiresAtMs } = signer.sign(route.name, { sub: r.sub, roles: r.roles, sid: r.sid, extra: r.claims }, now);
-    session.identities?.set(route.name, { token, reuseUntil: now + (expiresAtMs - now) / 2 });
-    metrics?.xSession(false);
-    return token;
-  }
-
-  /**
-   * Routing, session and policy for one request: the canonical path, its route and rule,
-   * the session, the decision. Throws the coded error to answer with. Shared by HTTP
-   * requests and WebSocket upgrades (`upgrade`: a browser opens a WebSocket to any site with
-   * the user's cookies, so an upgrade gets the same origin check as a write).
-   */
-  async function admit(
-    raw: IncomingMessage,
-    log: FastifyBaseLogger,
-    matched?: (route: Route) => void,
-    upgrade = false,
-    identified?: (session: ResolvedSession) => void,
-  ): Promise<GateState> {
-    const method = raw.method ?? 'GET';
-    const c = canonicalize(raw.url ?? '');
-    if (!c.ok) throw new BadRequest(c.reason);
-    const client = clientAddress.resolve(raw);
-    // RFC 9112 §3.2: an invalid Host is a 400; it would travel on as X-Forwarded-Host
-    if (client.host === null) throw new BadRequest(INVALID_HOST);
-    const route = table.match(c.path);
-    if (!route) throw new NotFound();
-    matched?.(route);
-    const rule = ruleFor(route, method);
-    if (!rule) throw new MethodNotAllowed(method);
-    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
-    const cookieHeader = raw.headers.cookie;
-    if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
-      throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
-    }
-    const cookie = readSessionCookie(cookieHeader, cookieName);
-    let session: ResolvedSession | null = null;
-    if (rule.auth !== 'none') {
-      const lookup: Lookup = cookie.duplicate
-        ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
-        : await resolver.resolve(cookie.token);
-      metrics?.lookup(lookup.outcome, lookup.source);
-      if (lookup.outcome === 'valid') identified?.(lookup.session);
-      if (lookup.outcome === 'store_error') {
-        // the outage itself is logged once by the session plugin: here only at debug
-        log.debug({ err: lookup.error, route: route.name }, 'session store unavailable: 503');
-        throw new SessionStoreUnavailable();
-      }
-      if (lookup.outcome === 'invalid' && lookup.reason && lookup.source !== 'none') {
-        log.warn({ route: route.name, reason: lookup.reason }, 'unusable session record');
-      }
-      const decision = decide(rule, lookupRoles(lookup));
-      metrics?.decision(route.name, decision);
-      if (decision === 'unauthenticated') throw new Unauthenticated();
-      if (decision === 'forbidden') throw new Forbidden();
-      if (lookup.outcome === 'valid') session = lookup.session;
-      if (route.csrf && (upgrade || UNSAFE_METHODS.has(method)) && (cookie.token !== null || cookie.duplicate)) {
-        const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
-        const why = csrfVerdict(raw.headers, origins);
-        if (why) throw new CsrfRejected(why);
-      }
-    }
-    // login and logout with or without a cookie: another site must not sign a browser in
-    // to an account of its choosing (or out)
-    if (route.csrf && route.name === authRoute && UNSAFE_METHODS.has(method)) {
-      const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
-      const why = authWriteVerdict(raw.headers, origins);
-      if (why) throw new CsrfRejected(why);
-    }
-    const declared = raw.headers['content-length'];
-    if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
-    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client };
-  }
 
   // runs before the body is read, so a refusal costs nothing
   async function admitRequest(request: FastifyRequest): Promise<void> {
@@ -313,7 +154,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   /** Everything the upstream needs to know about this request. */
   function forwardContext(g: GateState, _raw: IncomingMessage) {
-    const xSession = g.session ? identityFor(g.session, g.route, Date.now()) : null;
+    const xSession = g.session ? identities.headerFor(g.session, g.route.name, Date.now()) : null;
     const addr = g.client;
     return {
       // without the query: reply-from appends the client's query exactly as received
@@ -342,15 +183,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(stripRequestHopByHop(headers), fwd.headers), assertion),
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
-        const err = error as Error & { code?: string };
-        if (err.code === 'SG_ERR_PAYLOAD_TOO_LARGE' || (err.cause as { code?: string } | undefined)?.code === 'SG_ERR_PAYLOAD_TOO_LARGE') {
-          void rep.send(new PayloadTooLarge(String(route.bodyLimit)));
-          return;
-        }
-        const kind = upstreamErrorKind(err.code);
-        metrics?.upstreamErrors.inc({ route: route.name, kind });
-        rep.request.log.warn({ route: route.name, kind, code: err.code }, 'upstream request failed');
-        void rep.send(kind === 'timeout' ? new UpstreamTimeout() : new UpstreamUnavailable());
+        void rep.send(upstreamFailure(error, route, rep.request.log, metrics));
       },
     });
   }
@@ -386,16 +219,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     // bodies stream through untouched; the route's limit is enforced on the way
     instance.removeAllContentTypeParsers();
     function bodyOf(request: FastifyRequest, payload: IncomingMessage, done: (err: Error | null, body?: Readable) => void): void {
-      const limit = request.gate?.route.bodyLimit ?? DEFAULT_BODY_LIMIT;
-      const counted = payload.pipe(new BodyLimit(limit));
-      payload.on('error', (err) => counted.destroy(err));
-      if (request.gate?.route.methodOverride === 'allow' || !isFormBody(request.method, request.headers)) return done(null, counted);
-      // a form body is read whole (up to the route's limit) and scanned before anything is
-      // sent, so an upstream never sees a _method it would obey
-      readWhole(counted).then((body) => {
-        if (hasMethodOverrideParam(body.toString('latin1'))) done(new MethodOverrideRefused('request body'));
-        else done(null, Readable.from([body]));
-      }, (err: Error) => done(err));
+      forwardedBody(request.gate?.route, request.method, request.headers, payload, done);
     }
     instance.addContentTypeParser('*', bodyOf);
     instance.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {

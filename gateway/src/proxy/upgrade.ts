@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { BadRequest, MethodNotAllowed } from '../errors.js';
-import type { GateState } from '../gateway.js';
+import type { GateState } from '../policy/admission.js';
 import type { SessionRef } from '../session/record.js';
 import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../defaults.js';
 import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
