@@ -3,7 +3,7 @@
 // (The session settings the auth service shares, such as the cookie name and the timeouts,
 // live with the session module.)
 
-import type { MethodOverrideMode } from './routes/types.js';
+import type { CredentialKind, MethodOverrideMode } from './routes/types.js';
 
 // --- the process ------------------------------------------------------------------------
 
@@ -34,6 +34,8 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 /** What a route does with a `_method` parameter, absent `methodOverride`. @default 'refuse' */
 export const DEFAULT_METHOD_OVERRIDE: MethodOverrideMode = 'refuse';
+/** Credentials a route without `credentials` accepts: the session cookie only. @default ['cookie'] */
+export const DEFAULT_CREDENTIALS: readonly CredentialKind[] = Object.freeze(['cookie']);
 
 // --- the request path -----------------------------------------------------------------------
 

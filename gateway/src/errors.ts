@@ -10,6 +10,12 @@ export type { ErrorBody };
 
 export const BadRequest = createError('SG_ERR_BAD_REQUEST', '%s', 400);
 export const Unauthenticated = createError('SG_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
+export const InvalidCredentials = createError('SG_ERR_INVALID_CREDENTIALS', 'The bearer credential is not valid', 401);
+export const AmbiguousCredentials = createError(
+  'SG_ERR_AMBIGUOUS_CREDENTIALS',
+  'Send either the session cookie or an Authorization bearer credential, not both',
+  400,
+);
 export const Forbidden = createError('SG_ERR_FORBIDDEN', 'The session lacks a role this route requires', 403);
 export const CsrfRejected = createError('SG_ERR_CSRF_REJECTED', '%s', 403);
 export const NotFound = createError('SG_ERR_NOT_FOUND', 'No route matches this path', 404);
@@ -37,6 +43,8 @@ export const InvalidConfig = createError('SG_ERR_INVALID_CONFIG', '%s', 500);
 const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_BAD_REQUEST: 'bad_request',
   SG_ERR_UNAUTHENTICATED: 'unauthenticated',
+  SG_ERR_INVALID_CREDENTIALS: 'invalid_credentials',
+  SG_ERR_AMBIGUOUS_CREDENTIALS: 'ambiguous_credentials',
   SG_ERR_FORBIDDEN: 'forbidden',
   SG_ERR_CSRF_REJECTED: 'csrf_rejected',
   SG_ERR_NOT_FOUND: 'not_found',

@@ -166,6 +166,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
         forwardedFor: addr.forwardedFor,
         forwardedProto: addr.proto,
         forwardedHost: addr.host ?? undefined,
+        dropAuthorization: g.dropAuthorization,
       },
     };
   }

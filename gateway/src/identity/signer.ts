@@ -20,6 +20,10 @@ export interface IdentityClaims {
   roles: readonly string[];
   /** Opaque session id (not the token). */
   sid: string;
+  /** How the caller authenticated: `session`, `api_key` or `jwt` (RFC 8176 style, our own values). */
+  amr?: readonly string[];
+  /** The API key's id, for a caller that sent one (never the key). */
+  keyId?: string;
   /** Extra claims (profile fields); they never override a registered claim. */
   extra?: Readonly<Record<string, string | number | boolean>>;
 }
@@ -34,7 +38,7 @@ export interface XSessionSignerOptions {
 
 // Claims the signer sets, plus those stock JWT libraries act on (an extra `nbf` would make
 // upstreams reject the token; `jti` would claim a replay identity we never track).
-const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'sub', 'roles', 'sid', 'iat', 'exp', 'nbf', 'jti']);
+const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'sub', 'roles', 'sid', 'amr', 'key_id', 'iat', 'exp', 'nbf', 'jti']);
 
 /**
  * Signs X-Session headers: compact JWS (JWT) with `alg` HS256 or EdDSA and the signing
@@ -96,6 +100,8 @@ export class XSessionSigner {
     payload.sub = claims.sub;
     payload.roles = claims.roles;
     payload.sid = claims.sid;
+    if (claims.amr) payload.amr = claims.amr;
+    if (claims.keyId !== undefined) payload.key_id = claims.keyId;
     payload.iat = iat;
     payload.exp = exp;
 

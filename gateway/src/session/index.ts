@@ -13,3 +13,13 @@ export {
   CLIENT_ASSERTION_TYPE,
   isClientAssertionHeader,
 } from './client-assertion.js';
+export {
+  API_KEY_PATTERN,
+  API_KEY_PREFIX,
+  MAX_API_KEYS_PER_USER,
+  apiKeyNameProblem,
+  isApiKeyId,
+  parseApiKeyRecord,
+  type ApiKeyRecord,
+} from './api-keys.js';
+export { ApiKeyLimitReached, ApiKeyStore, type ApiKeySummary, type NewApiKey } from './api-key-store.js';
