@@ -3,6 +3,7 @@ import { SettingError, type CliIo } from '@sessiongate/service-kit';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Document } from 'yaml';
 import {
+  ApiKeyStore,
   KeyLayout,
   SessionStore,
   createRedisClient,
@@ -294,7 +295,12 @@ async function setRoles(ctx: Context): Promise<number> {
   edit.setRoles(doc, name, roles);
   await save(ctx.file, doc);
   ctx.io.stdout.write(`set roles of ${name} to ${roles.join(', ') || 'none'} in ${ctx.file}\n`);
-  const n = await liveSessions(ctx, name, 'still carry their old roles', (store) => store.setRoles(name, roles));
+  const n = await liveSessions(ctx, name, 'still carry their old roles', async (store) => {
+    const ended = await store.setRoles(name, roles);
+    // a key never carries more than its owner holds
+    await new ApiKeyStore(store).setOwnerRoles(name, roles);
+    return ended;
+  });
   if (n === null) return 1;
   ctx.io.stdout.write(`updated roles of ${count(n)}\n`);
   return 0;
@@ -310,8 +316,8 @@ async function setDisabled(ctx: Context, disabled: boolean): Promise<number> {
   }
   ctx.io.stdout.write(`${disabled ? 'disabled' : 'enabled'} user ${name}${was === disabled ? ' (it already was)' : ''}\n`);
   if (!disabled) return 0;
-  // ended even when the file already said so: a disabled user must have no sessions
-  const n = await liveSessions(ctx, name, 'are still valid', (store) => store.destroyAll(name));
+  // ended even when the file already said so: a disabled user must have no sessions, nor keys
+  const n = await liveSessions(ctx, name, 'are still valid', (store) => endAll(store, name));
   if (n === null) return 1;
   ctx.io.stdout.write(`ended ${count(n)}\n`);
   return 0;
@@ -356,13 +362,20 @@ async function remove(ctx: Context): Promise<number> {
   edit.removeUser(doc, name);
   await save(ctx.file, doc);
   ctx.io.stdout.write(`removed user ${name}\n`);
-  const n = await liveSessions(ctx, name, 'are still valid', (store) => store.destroyAll(name));
+  const n = await liveSessions(ctx, name, 'are still valid', (store) => endAll(store, name));
   if (n === null) return 1;
   ctx.io.stdout.write(`ended ${count(n)}\n`);
   return 0;
 }
 
 // --- helpers ---------------------------------------------------------------------------
+
+/** Ends a user's sessions and revokes their API keys; resolves how many sessions ended. */
+async function endAll(store: SessionStore, name: string): Promise<number> {
+  const n = await store.destroyAll(name);
+  await new ApiKeyStore(store).revokeAll(name);
+  return n;
+}
 
 function count(n: number): string {
   return `${n} live session${n === 1 ? '' : 's'}`;
@@ -404,7 +417,7 @@ async function newPassword(ctx: Context): Promise<string> {
   return password;
 }
 
-async function load(file: string, want: { create?: boolean; user?: string }): Promise<{ doc: Document; users: ReadonlyMap<string, LoadedUser> }> {
+export async function load(file: string, want: { create?: boolean; user?: string }): Promise<{ doc: Document; users: ReadonlyMap<string, LoadedUser> }> {
   const r = await readUsersFile(file);
   if (!r.ok) {
     if ('missing' in r) {
@@ -437,7 +450,14 @@ async function save(file: string, doc: Document): Promise<void> {
  * Applies a change to the user's live sessions in Redis. Resolves null (after a warning)
  * when Redis cannot be reached: the file is changed either way.
  */
-async function liveSessions(ctx: Context, name: string, stale: string, run: (store: SessionStore) => Promise<number>): Promise<number | null> {
+export async function liveSessions(
+  ctx: Pick<Context, 'env' | 'io'>,
+  name: string,
+  stale: string,
+  run: (store: SessionStore) => Promise<number>,
+  /** What failed, said instead of the users file warning (for commands that change no file). */
+  failed?: (why: string) => string,
+): Promise<number | null> {
   const settings = sessionSettingsFromEnv(ctx.env);
   let connection;
   try {
@@ -452,6 +472,10 @@ async function liveSessions(ctx: Context, name: string, stale: string, run: (sto
     lastError = err.message;
   });
   const warn = (why: string): null => {
+    if (failed) {
+      ctx.io.stderr.write(`${failed(why)}\n`);
+      return null;
+    }
     ctx.io.stderr.write(
       `warning: the users file is changed, but ${why}: live sessions of ${name} ${stale}.\n` +
         `Run the command again once Redis is reachable (running auth services also apply it when they reload the file).\n`,
@@ -464,6 +488,7 @@ async function liveSessions(ctx: Context, name: string, stale: string, run: (sto
     }
     return await run(new SessionStore(client, new KeyLayout(settings.keyPrefix)));
   } catch (err) {
+    if (err instanceof CliFailure) throw err;
     return warn(`updating live sessions in Redis (${where}) failed (${(err as Error).message})`);
   } finally {
     // quit() politely when connected; a client still trying to connect just stops

@@ -17,6 +17,7 @@ export {
   API_KEY_PATTERN,
   API_KEY_PREFIX,
   MAX_API_KEYS_PER_USER,
+  MAX_API_KEY_NAME_LENGTH,
   apiKeyNameProblem,
   isApiKeyId,
   parseApiKeyRecord,
