@@ -149,6 +149,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     allowedOrigins: config.allowedOrigins,
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
+    bearerThrottle: config.bearerThrottle,
     brand: config.brand,
     websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,

@@ -21,7 +21,8 @@ import { IdentityReuse } from './identity/reuse.js';
 import { XSessionSigner } from './identity/signer.js';
 import type { GatewayMetrics } from './ops/metrics.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
-import { createAdmission, type GateState } from './policy/admission.js';
+import { createAdmission, type GateState, type JwtResolver } from './policy/admission.js';
+import type { BearerThrottleSettings } from './policy/bearer-throttle.js';
 import { forwardedBody, hasBody } from './proxy/body.js';
 import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { upstreamFailure } from './proxy/upstream-errors.js';
@@ -57,6 +58,10 @@ export interface SessionGateOptions {
   logoutPath?: string | null;
   /** The product's name and logo on the error pages browsers see. */
   brand?: Brand | null;
+  /** Failed bearer credentials per client address and window before 429. */
+  bearerThrottle?: BearerThrottleSettings;
+  /** Verifies IdP access tokens on `bearer_jwt` routes; without it they refuse every JWT. */
+  jwt?: JwtResolver;
   /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
@@ -123,6 +128,8 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     trustedProxies: opts.trustedProxies ?? [],
     maxCookieBytes: opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES,
     metrics,
+    ...(opts.bearerThrottle ? { bearerThrottle: opts.bearerThrottle } : {}),
+    ...(opts.jwt ? { jwt: opts.jwt } : {}),
   });
   const admit = admission.admit;
   const gate: SessionGate = {

@@ -1,11 +1,8 @@
 import { LRUCache } from 'lru-cache';
+import { DEFAULT_BEARER_FAILURE_WINDOW_MS, DEFAULT_BEARER_MAX_FAILURES } from '../defaults.js';
 import type { ApiKeyLayout } from '../session/api-keys.js';
 import type { RedisClient } from '../session/store.js';
 
-/** Failed bearer credentials one client address may send per window before it gets 429. @default 20 */
-export const DEFAULT_BEARER_MAX_FAILURES = 20;
-/** @default 300_000 (5 min) */
-export const DEFAULT_BEARER_FAILURE_WINDOW_MS = 5 * 60_000;
 /** Client addresses this gateway remembers as throttled. */
 const BLOCKED_MAX = 10_000;
 
