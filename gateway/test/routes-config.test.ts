@@ -611,7 +611,7 @@ describe('parseRoutes: bodyLimit, timeout, csrf', () => {
 
   it('unknown route options point at the key and suggest the likely one', () => {
     expect(problem(oneRoute('    rewrite_prefix: /x'))).toBe(
-      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride',
+      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride, credentials',
     );
     expect(problem(oneRoute('    <<: { csrf: false }'))).toMatch(/^6:5 \/routes\/0\/<< routes\[0\]\["<<"\]: is not a known option;/);
   });
