@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyReply, type FastifyRequest, type Fa
 import type { GatewayConfig } from './settings.js';
 import { buildOpsApp } from '@sessiongate/service-kit';
 import { InvalidConfig, errorResponse } from './errors.js';
+import { JwtVerifier } from './session/bearer-jwt.js';
 import sessiongate from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
@@ -139,6 +140,10 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     done();
   });
 
+  const jwt = new JwtVerifier(config.jwtIssuers);
+  if (!jwt.configured && routes.routes.some((r) => r.credentials.includes('bearer_jwt'))) {
+    app.log.warn('routes accept bearer_jwt but SESSIONGATE_JWT_ISSUERS names no issuer: every JWT is refused');
+  }
   await app.register(sessiongate, {
     routes,
     resolver: app.sessions.resolver,
@@ -150,6 +155,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
     bearerThrottle: config.bearerThrottle,
+    ...(jwt.configured ? { jwt: (token: string) => jwt.resolve(token) } : {}),
     brand: config.brand,
     websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,

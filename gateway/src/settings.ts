@@ -1,6 +1,7 @@
 import { loadKeySet, type KeySet } from './identity/keys.js';
 import { redisConnectionFromEnv, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisConnectionOptions } from './session/redis.js';
 import type { SessionCacheOptions } from './session/resolver.js';
+import { jwtIssuersFromEnv, type JwtIssuer } from './session/jwt-issuers.js';
 import {
   SettingError,
   booleanSetting,
@@ -65,6 +66,8 @@ export interface GatewayConfig {
   readonly shutdownTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxCookieBytes: number;
+  /** Identity providers whose access tokens `bearer_jwt` routes accept (SESSIONGATE_JWT_ISSUERS). */
+  readonly jwtIssuers: readonly JwtIssuer[];
   /** Failed bearer credentials per client address and window before 429. */
   readonly bearerThrottle: { readonly maxFailures: number; readonly windowMs: number };
   readonly requestTimeoutMs: number;
@@ -122,6 +125,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
+    jwtIssuers: jwtIssuersFromEnv(env),
     bearerThrottle: {
       maxFailures: intSetting(env, 'BEARER_MAX_FAILURES', DEFAULT_BEARER_MAX_FAILURES, 1),
       windowMs: durationSetting(env, 'BEARER_FAILURE_WINDOW', DEFAULT_BEARER_FAILURE_WINDOW_MS),

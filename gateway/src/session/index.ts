@@ -24,3 +24,4 @@ export {
   type ApiKeyRecord,
 } from './api-keys.js';
 export { ApiKeyLimitReached, ApiKeyStore, type ApiKeySummary, type NewApiKey } from './api-key-store.js';
+export { allHold, rolesFromClaims, type Condition as ClaimCondition, type RoleRule as ClaimRoleRule } from './claim-rules.js';

@@ -32,7 +32,8 @@ const LEGACY_WARNING_INTERVAL_MS = 60_000;
  * `expired` is a record still stored past its absolute expiry, the one end the gateway can see.
  */
 export type LookupOutcome = 'valid' | 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid' | 'store_error';
-export type LookupSource = 'cache' | 'redis' | 'none';
+/** Where a lookup was answered from; `idp`: a bearer JWT checked against its issuer's keys. */
+export type LookupSource = 'cache' | 'redis' | 'idp' | 'none';
 
 /**
  * How the caller authenticated: a session cookie, an API key, an IdP access token. Session
@@ -54,9 +55,9 @@ export interface ResolvedSession {
 }
 
 export type Lookup =
-  | { outcome: 'valid'; source: 'cache' | 'redis'; session: ResolvedSession }
+  | { outcome: 'valid'; source: 'cache' | 'redis' | 'idp'; session: ResolvedSession }
   | { outcome: 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
-  | { outcome: 'store_error'; source: 'redis'; error: Error };
+  | { outcome: 'store_error'; source: 'redis' | 'idp'; error: Error };
 
 export interface SessionCacheOptions {
   /** Resolve from memory while the invalidation channel is subscribed. @default DEFAULT_SESSION_CACHE */
@@ -95,7 +96,7 @@ const noopLog = { info() {}, warn() {} };
 
 /** A stored credential: a session (by default) or an API key. */
 export interface CredentialRef extends SessionRef {
-  readonly via?: 'api_key';
+  readonly via?: 'api_key' | 'jwt';
 }
 
 /** How one kind of stored credential is read and parsed. */
@@ -179,7 +180,9 @@ export class SessionResolver {
       channelTrusted: () => this.channel.trusted,
       stillValid: (refs) =>
         Promise.all(
-          refs.map(async (ref) => {
+          refs.map(async (ref: CredentialRef) => {
+            // an IdP's token stands until it expires: nothing here can revoke it
+            if (ref.via === 'jwt') return true;
             const kind = this.kindOf(ref);
             const record = kind.parse(ref, await kind.read(ref, null)).record;
             return record !== null && record.absoluteExpiresAt > this.now();
