@@ -31,6 +31,9 @@ export const SessionStoreUnavailable = createError(
 export const UpstreamTimeout = createError('SG_ERR_UPSTREAM_TIMEOUT', 'The upstream service did not answer in time', 504);
 export const ServiceShuttingDown = createError('SG_ERR_SHUTTING_DOWN', 'The gateway is shutting down', 503);
 
+/** A worker of `--workers N` exited before it was ready: its own message is printed above. */
+export const WorkerStartFailed = createError('SG_ERR_WORKER_START_FAILED', 'a worker process failed to start (%s); its message is above', 500);
+
 /** Invalid configuration (environment, routes file, keys): the process refuses to start. */
 export const InvalidConfig = createError('SG_ERR_INVALID_CONFIG', '%s', 500);
 

@@ -13,7 +13,7 @@ const METHOD_NOT_ALLOWED =
  * Runs the gateway: builds it, listens on the public and the metrics port, reloads routes on
  * SIGHUP and on file change, and shuts down gracefully on SIGTERM/SIGINT.
  */
-export async function startGatewayServer(config: GatewayConfig, opts: { pretty?: boolean } = {}): Promise<Gateway> {
+export async function startGatewayServer(config: GatewayConfig, opts: { pretty?: boolean; listenOps?: boolean } = {}): Promise<Gateway> {
   const gw = await buildGateway(config, { logger: loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }) });
   const log = gw.app.log;
   const closeGateway = gw.close.bind(gw);
@@ -25,7 +25,8 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
   });
 
   await gw.app.listen({ host: config.host, port: config.port });
-  await gw.ops.listen({ host: config.metricsHost, port: config.metricsPort });
+  // a cluster worker: the primary serves the metrics port for all workers
+  if (opts.listenOps !== false) await gw.ops.listen({ host: config.metricsHost, port: config.metricsPort });
   log.info(
     {
       routes: gw.app.sessiongate.routes.routes.map((r) => `${r.name} ${r.prefix} → ${r.upstream}`),

@@ -14,6 +14,7 @@ Options:
   --host ADDR          public listener address          (GATEWAY_HOST, 0.0.0.0)
   --port N             public listener port             (GATEWAY_PORT, 8080)
   --metrics-port N     metrics and health port          (GATEWAY_METRICS_PORT, 9091)
+  --workers N|auto     worker processes (auto: one per core)  (GATEWAY_WORKERS, 1)
   -h, --help           show this help
 
 Environment:
@@ -57,6 +58,13 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_BRAND_NAME      (unset)   product name shown on the error pages browsers see
   SESSIONGATE_BRAND_LOGO_URL  (unset)   logo shown next to it: https:// URL or /path
   SHUTDOWN_TIMEOUT            10s       how long SIGTERM waits for in-flight requests
+  GATEWAY_WORKERS             1         worker processes sharing the port (auto: one per
+                                        core); the primary serves the metrics port
+  GATEWAY_WORKER_RESTART_LIMIT 5        crashed workers replaced within the window before
+  GATEWAY_WORKER_RESTART_WINDOW 60s     the primary gives up and exits 1
+  OTEL_EXPORTER_OTLP_ENDPOINT (unset)   send OpenTelemetry traces there (OTLP/HTTP); also
+                                        OTEL_TRACES_EXPORTER=otlp, OTEL_SERVICE_NAME and
+                                        the other standard OTEL_ settings
   LOG_LEVEL                   info      fatal, error, warn, info, debug, trace, silent
 
 Signals: SIGHUP reloads routes (an invalid file keeps the old ones); SIGTERM/SIGINT drain
@@ -67,16 +75,17 @@ export async function gatewayCommand(argv: string[], io: CliIo): Promise<number>
   return runServiceCommand(argv, io, {
     name: 'gateway',
     help: GATEWAY_HELP,
-    flags: { routes: 'SESSIONGATE_ROUTES', host: 'GATEWAY_HOST', port: 'GATEWAY_PORT', 'metrics-port': 'GATEWAY_METRICS_PORT' },
+    flags: { routes: 'SESSIONGATE_ROUTES', host: 'GATEWAY_HOST', port: 'GATEWAY_PORT', 'metrics-port': 'GATEWAY_METRICS_PORT', workers: 'GATEWAY_WORKERS' },
     // the server's modules load only when it starts, so --help stays instant
     loadConfig: async (env) => (await import('../config/env.js')).gatewayConfigFromEnv(env),
     start: async (config, out) => {
       // a cache of many sessions is long-lived data: by default V8 lets the heap grow to up to
       // four times what a full collection keeps, which here means hundreds of MB of garbage
       if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
+      if (config.workers.count > 1) return (await import('../cluster/start.js')).startCluster(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
       const { startGatewayServer } = await import('../server.js');
       return startGatewayServer(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
     },
-    startErrors: ['SG_ERR_INVALID_CONFIG'],
+    startErrors: ['SG_ERR_INVALID_CONFIG', 'SG_ERR_WORKER_START_FAILED'],
   });
 }

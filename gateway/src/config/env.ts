@@ -25,6 +25,7 @@ import type { Brand } from '@sessiongate/service-kit';
 import { sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
 import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
 import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../proxy/upgrade.js';
+import { workerSettingsFromEnv, type WorkerSettings } from '../cluster/settings.js';
 
 /** @default 8080 */
 export const DEFAULT_GATEWAY_PORT = 8080;
@@ -71,6 +72,8 @@ export interface GatewayConfig {
   readonly watchRoutes: boolean;
   /** The product's name and logo on the error pages browsers see. */
   readonly brand: Brand;
+  /** Worker processes (GATEWAY_WORKERS) and their restart limits. */
+  readonly workers: WorkerSettings;
 }
 
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
@@ -124,6 +127,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     websocketIdleTimeoutMs: durationSetting(env, 'WEBSOCKET_IDLE_TIMEOUT', DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
     brand: brandSetting(env),
+    workers: workerSettingsFromEnv(env),
   };
   return Object.freeze(config);
 }
