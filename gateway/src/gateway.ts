@@ -38,6 +38,7 @@ import { DEFAULT_BODY_LIMIT } from './routes/config.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
 import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
 import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';
+import { resolveTraced } from './ops/tracing.js';
 
 /** Largest Cookie header accepted (browsers send at most ~4 KiB per cookie). @default 8192 */
 export const DEFAULT_MAX_COOKIE_BYTES = 8192;
@@ -255,7 +256,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     if (rule.auth !== 'none') {
       const lookup: Lookup = cookie.duplicate
         ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
-        : await resolver.resolve(cookie.token);
+        : await resolveTraced(resolver, cookie.token);
       metrics?.lookup(lookup.outcome, lookup.source);
       if (lookup.outcome === 'valid') identified?.(lookup.session);
       if (lookup.outcome === 'store_error') {

@@ -5,6 +5,7 @@ import { buildGateway, type Gateway } from './app.js';
 import type { GatewayConfig } from './config/env.js';
 import { loggerOptions } from '@sessiongate/service-kit';
 import { describeConnection } from './session/redis.js';
+import { startTracing, stopTracing, tracingLoggerOptions } from './ops/tracing.js';
 
 const METHOD_NOT_ALLOWED =
   'HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\nContent-Length: ';
@@ -14,9 +15,11 @@ const METHOD_NOT_ALLOWED =
  * SIGHUP and on file change, and shuts down gracefully on SIGTERM/SIGINT.
  */
 export async function startGatewayServer(config: GatewayConfig, opts: { pretty?: boolean; listenOps?: boolean } = {}): Promise<Gateway> {
-  const gw = await buildGateway(config, { logger: loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }) });
+  // before the server is built: its requests are what gets traced (off: nothing loads)
+  await startTracing(process.env, { ignorePorts: [config.metricsPort] });
+  const gw = await buildGateway(config, { logger: { ...loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }), ...tracingLoggerOptions() } });
   const log = gw.app.log;
-  const closeGateway = gw.close.bind(gw);
+  const closeGateway = () => gw.close().then(stopTracing);
 
   // CONNECT never reaches a route handler: answer it here, never tunnel
   gw.app.server.on('connect', (_req, socket) => {
