@@ -19,7 +19,8 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
   await startTracing(process.env, { ignorePorts: [config.metricsPort] });
   const gw = await buildGateway(config, { logger: { ...loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }), ...tracingLoggerOptions() } });
   const log = gw.app.log;
-  const closeGateway = () => gw.close().then(stopTracing);
+  const closeApps = gw.close.bind(gw);
+  const closeGateway = () => closeApps().then(stopTracing);
 
   // CONNECT never reaches a route handler: answer it here, never tunnel
   gw.app.server.on('connect', (_req, socket) => {
