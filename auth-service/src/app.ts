@@ -1,13 +1,13 @@
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import { pingWithin, type CookieAttributes, type RedisClient } from 'sessiongate/session';
+import type { CookieAttributes, RedisClient } from '@sessiongate/session';
 import type { AuthConfig } from './config.js';
 import { BadRequest, errorResponse } from './errors.js';
 import identityPlugin, { XSessionVerifier } from './identity.js';
 import clientAddressPlugin, { ClientAssertionVerifier } from './client-address.js';
 import { buildOpsApp, loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
 import { AuthMetrics } from './metrics.js';
-import redisPlugin from './redis.js';
+import sessionStorePlugin from './session-store.js';
 import loginRoute from './routes/login.js';
 import loginPageRoute from './routes/login-page.js';
 import { oidcHooks, passwordLoginOff } from './oidc/hooks.js';
@@ -89,7 +89,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       json(req, body as string, (err, value) => (err ? done(new BadRequest('The body is not valid JSON')) : done(null, value)));
     });
     await app.register(formbody);
-    await app.register(redisPlugin, {
+    await app.register(sessionStorePlugin, {
       ...(opts.redis ? { client: opts.redis } : { connection: config.redis }),
       keyPrefix: config.session.keyPrefix,
       maxSessionsPerUser: config.maxSessionsPerUser,
@@ -153,7 +153,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       directory,
       session: config.session,
       cookie,
-      throttle: new LoginThrottle(app.redis, store.keys, config.throttle),
+      throttle: new LoginThrottle(store.redis, store.keys, config.throttle),
       metrics,
       allowedOrigins: config.allowedOrigins,
       defaultNext: config.loginDefaultNext,
@@ -184,7 +184,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     registry: metrics.registry,
     draining: () => draining,
     checks: [
-      { name: 'redis', check: () => pingWithin(app.redis, pingTimeout) },
+      app.sessionRedis.readiness(pingTimeout),
       { name: 'users', check: async () => directory.ready() },
     ],
   });

@@ -1,5 +1,5 @@
 import closeWithGrace from 'close-with-grace';
-import { describeConnection } from 'sessiongate/session';
+import { describeConnection } from '@sessiongate/session';
 import { buildAuthService, type AuthService } from './app.js';
 import type { AuthConfig } from './config.js';
 import type { LoggerChoice } from '@sessiongate/service-kit';

@@ -9,7 +9,7 @@ import { canonicalize } from './routes/canonical-path.js';
 import { formatProblems, loadRoutesFile } from './routes/config.js';
 import type { RouteSet } from './routes/types.js';
 import sessionPlugin from './session/plugin.js';
-import { pingWithin } from './session/redis.js';
+import { pingWithin } from '@sessiongate/session';
 
 export interface BuildGatewayOptions {
   /** Fastify logger options, or a pino logger to use as is. @default false (silent) */

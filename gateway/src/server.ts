@@ -4,7 +4,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildGateway, type Gateway } from './app.js';
 import type { GatewayConfig } from './config/env.js';
 import { loggerOptions } from '@sessiongate/service-kit';
-import { describeConnection } from './session/redis.js';
+import { describeConnection } from '@sessiongate/session';
 
 const METHOD_NOT_ALLOWED =
   'HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\nContent-Length: ';

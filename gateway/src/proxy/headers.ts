@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { cookieNameAsSent } from '../session/cookie.js';
-import { CLIENT_ASSERTION_HEADER } from '../session/client-assertion.js';
+import { CLIENT_ASSERTION_HEADER, cookieNameAsSent } from '@sessiongate/session';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
 

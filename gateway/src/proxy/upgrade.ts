@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { BadRequest, MethodNotAllowed } from '../errors.js';
 import type { GateState } from '../gateway.js';
-import type { SessionRef } from '../session/record.js';
+import type { SessionRef } from '@sessiongate/session';
 import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
 
 /** How long a joined connection may carry nothing either way before it is closed. @default 10 min */
