@@ -17,10 +17,9 @@ import {
   UpstreamTimeout,
   UpstreamUnavailable,
   errorResponse,
-  prefersHtml,
 } from './errors.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
-import { pageHeaders, type Brand } from '@sessiongate/service-kit';
+import { pageHeaders, prefersHtml, type Brand } from '@sessiongate/service-kit';
 import { XSessionSigner } from './identity/signer.js';
 import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
 import jwks from './identity/jwks.js';
