@@ -514,13 +514,13 @@ async function driveWrk(port, cookies, reqPath, seconds) {
 // Redis
 
 const { Redis } = await import('ioredis');
-const sessionModule = pathToFileURL(path.join(ROOT, 'gateway/dist/session/index.js')).href;
+const sessionModule = pathToFileURL(path.join(ROOT, 'session/dist/index.js')).href;
 // BENCH_GATEWAY_BIN: another build of the CLI to measure (A/B comparisons of a change)
 const cliEntry = path.resolve(process.env.BENCH_GATEWAY_BIN?.trim() || path.join(ROOT, 'gateway/bin/sessiongate.js'));
 // BENCH_COMPARE_BIN: a second build, measured in the same rounds as "B: …" targets
 const compareEntry = process.env.BENCH_COMPARE_BIN?.trim() ? path.resolve(process.env.BENCH_COMPARE_BIN.trim()) : null;
-if (!fs.existsSync(path.join(ROOT, 'gateway/dist/session/index.js'))) {
-  log('bench: gateway/dist is missing: run `npm run build` first (npm run bench does it for you)');
+if (!fs.existsSync(path.join(ROOT, 'session/dist/index.js'))) {
+  log('bench: session/dist is missing: run `npm run build` first (npm run bench does it for you)');
   process.exit(2);
 }
 const { SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION } = await import(sessionModule);

@@ -17,11 +17,9 @@ import {
   UpstreamTimeout,
   UpstreamUnavailable,
   errorResponse,
-  prefersHtml,
 } from './errors.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
-import { pageHeaders, type Brand } from '@sessiongate/service-kit';
-import type { KeySet } from './identity/keys.js';
+import { pageHeaders, prefersHtml, type Brand } from '@sessiongate/service-kit';
 import { XSessionSigner } from './identity/signer.js';
 import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
 import jwks from './identity/jwks.js';
@@ -36,15 +34,12 @@ import { canonicalize } from './routes/canonical-path.js';
 import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
 import { DEFAULT_BODY_LIMIT } from './routes/config.js';
 import type { MethodRule, Route, RouteSet } from './routes/types.js';
-import { DEFAULT_COOKIE_NAME, readSessionCookie } from './session/cookie.js';
+import { DEFAULT_AUTH_ROUTE, DEFAULT_COOKIE_NAME, readSessionCookie, type KeySet } from '@sessiongate/session';
 import type { Lookup, ResolvedSession, SessionResolver } from './session/resolver.js';
 import { resolveTraced } from './ops/tracing.js';
 
 /** Largest Cookie header accepted (browsers send at most ~4 KiB per cookie). @default 8192 */
 export const DEFAULT_MAX_COOKIE_BYTES = 8192;
-
-/** The route whose upstream may set the session cookie. @default 'auth' */
-export const DEFAULT_AUTH_ROUTE = 'auth';
 
 export interface SessionGateOptions {
   /** The routes in force; swap them later with `fastify.sessiongate.setRoutes()`. */

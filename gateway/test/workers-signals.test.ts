@@ -3,7 +3,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeySet } from '../src/identity/keys.js';
+import { generateKeySet } from '@sessiongate/session';
 import { assertBuilt } from '../../test/support/process.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 import { freshGet, sample, startWorkerGateway, type WorkerGateway } from '../../test/support/workers.js';

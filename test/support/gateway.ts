@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { buildGateway, type Gateway } from '../../gateway/src/app.js';
-import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/config/env.js';
-import { generateKeySet } from '../../gateway/src/identity/keys.js';
-import { formatProblems, parseRoutes } from '../../gateway/src/routes/config.js';
+import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
-import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
 
 export interface TestGatewayOptions {
   redisUrl: string;

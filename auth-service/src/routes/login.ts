@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { sessionSetCookie } from 'sessiongate/session';
+import { sessionSetCookie } from '@sessiongate/session';
 import { BadRequest, InvalidCredentials, TooManyRequests, storeCall } from '../errors.js';
 import { clientThrottleId } from '../throttle.js';
 import { normalizeUserName } from '../users/directory.js';

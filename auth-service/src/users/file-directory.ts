@@ -1,5 +1,5 @@
-import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
+import { watchFile } from '@sessiongate/service-kit';
 import { InvalidUsersFile } from '../errors.js';
 import type { User, UserChange, UserDirectory, Verification } from './directory.js';
 import { defaultParams, formatParams, verifyPassword, type ScryptParams } from './password.js';
@@ -42,8 +42,7 @@ export class FileUserDirectory implements UserDirectory {
   private readonly fallbackParams: ScryptParams;
   private unknown: UnknownUserCosts;
   private readonly listeners = new Set<(changes: readonly UserChange[]) => void>();
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private watcher: { close(): void } | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(file: string, private readonly opts: FileUserDirectoryOptions) {
@@ -104,7 +103,6 @@ export class FileUserDirectory implements UserDirectory {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.timer);
     this.watcher?.close();
     this.watcher = undefined;
     await this.reloading;
@@ -134,25 +132,17 @@ export class FileUserDirectory implements UserDirectory {
   }
 
   private startWatching(): void {
-    // watch the directory: editors and our own atomic writes replace the file (rename),
-    // which a watch on the file itself would lose
-    const base = path.basename(this.file);
-    try {
-      this.watcher = watch(path.dirname(this.file), (_event, name) => {
-        if (name !== null && name !== base) return;
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? DEFAULT_RELOAD_DEBOUNCE_MS);
-      });
-      this.watcher.on('error', (err) => this.log.warn({ err }, 'users file watch failed; SIGHUP still reloads'));
-      this.watcher.unref();
-    } catch (err) {
-      this.log.warn({ err, file: this.file }, 'cannot watch the users file; SIGHUP still reloads');
-    }
+    this.watcher = watchFile(this.file, {
+      what: 'users file',
+      log: this.log,
+      debounceMs: this.opts.debounceMs ?? DEFAULT_RELOAD_DEBOUNCE_MS,
+      onChange: () => void this.reload(),
+    });
   }
 }
 
 /** What changed between two loads that live sessions must follow. */
-export function diff(before: ReadonlyMap<string, User>, after: ReadonlyMap<string, User>): UserChange[] {
+function diff(before: ReadonlyMap<string, User>, after: ReadonlyMap<string, User>): UserChange[] {
   const out: UserChange[] = [];
   for (const [name, old] of before) {
     const now = after.get(name);

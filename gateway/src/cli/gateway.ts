@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
-import { REDIS_ENVIRONMENT_HELP } from '../session/settings.js';
+import { REDIS_ENVIRONMENT_HELP } from '@sessiongate/session';
 
 export const GATEWAY_HELP = `Usage: sessiongate gateway [options]
 

@@ -1,6 +1,14 @@
-import { loadKeySet, type KeySet } from '../identity/keys.js';
-import { DEFAULT_X_SESSION_TTL_MS, DEFAULT_ISSUER } from '../identity/signer.js';
-import { redisConnectionFromEnv, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisConnectionOptions } from '../session/redis.js';
+import {
+  DEFAULT_AUTH_ROUTE,
+  DEFAULT_X_SESSION_ISSUER,
+  loadKeySet,
+  redisOptionsFromEnv,
+  sessionSettingsFromEnv,
+  type KeySet,
+  type RedisConnectionOptions,
+  type SessionSettings,
+} from '@sessiongate/session';
+import { DEFAULT_X_SESSION_TTL_MS } from '../identity/signer.js';
 import {
   DEFAULT_CACHE_MAX,
   DEFAULT_CACHE_TTL_MS,
@@ -22,8 +30,7 @@ import {
   setting,
 } from '@sessiongate/service-kit';
 import type { Brand } from '@sessiongate/service-kit';
-import { sessionSettingsFromEnv, type SessionSettings } from '../session/settings.js';
-import { DEFAULT_AUTH_ROUTE, DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
+import { DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
 import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../proxy/upgrade.js';
 import { workerSettingsFromEnv, type WorkerSettings } from '../cluster/settings.js';
 
@@ -79,7 +86,7 @@ export interface GatewayConfig {
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
 export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const session = sessionSettingsFromEnv(env);
-  const connection = setting('REDIS_URL', () => redisConnectionFromEnv(env));
+  const redis = redisOptionsFromEnv(env, { connectionName: 'sessiongate-gateway' });
   const keys = setting('X_SESSION_KEYS', () => {
     if (!env.X_SESSION_KEYS?.trim()) {
       throw new SettingError('X_SESSION_KEYS', 'required: a JWK set (JSON) or a path to one; create one with `sessiongate keys generate`');
@@ -99,15 +106,10 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     // GATEWAY_PORT and friends win over PORT: one environment can serve both processes
     ...listenSettings(env, 'GATEWAY', { port: DEFAULT_GATEWAY_PORT, metricsPort: DEFAULT_GATEWAY_METRICS_PORT }),
     routesFile: env.SESSIONGATE_ROUTES?.trim() || './routes.yaml',
-    redis: {
-      connection,
-      commandTimeoutMs: durationSetting(env, 'REDIS_COMMAND_TIMEOUT', DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
-      ...(env.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.REDIS_SENTINEL_PASSWORD } : {}),
-      connectionName: 'sessiongate-gateway',
-    },
+    redis,
     session,
     keys,
-    xSession: { issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_ISSUER, ttlMs },
+    xSession: { issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_X_SESSION_ISSUER, ttlMs },
     authRoute: env.SESSIONGATE_AUTH_ROUTE?.trim() || DEFAULT_AUTH_ROUTE,
     allowedOrigins: originsSetting(env, 'SESSIONGATE_ALLOWED_ORIGINS'),
     trustedProxies,

@@ -8,10 +8,12 @@ import {
   sessionRef,
   type SessionRecord,
   type SessionRef,
-} from './record.js';
-import { subscriberFor } from './redis.js';
+  subscriberFor,
+  decodeInvalidation,
+  type RedisClient,
+  type SessionStore,
+} from '@sessiongate/session';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
-import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
 
 /** Most sessions one gateway keeps resolved in memory. @default 100_000 */
 export const DEFAULT_CACHE_MAX = 100_000;

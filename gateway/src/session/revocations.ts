@@ -5,7 +5,7 @@
  */
 export const DEFAULT_REVOCATION_RECHECK_MS = 500;
 
-import type { SessionRef } from './record.js';
+import type { SessionRef } from '@sessiongate/session';
 
 export type RevokedListener = () => void;
 
