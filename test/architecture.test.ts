@@ -11,7 +11,7 @@ import { ROOT } from './support/process.js';
 /** The stages of the gateway's request path, in order: a stage imports only earlier ones. */
 const STAGES = ['routes', 'session', 'policy', 'identity', 'proxy'] as const;
 /** Folders of gateway/src around the request path: they may import the stages, no stage imports them. */
-const AROUND = new Set(['ops', 'cli', 'pages', 'config']);
+const AROUND = new Set(['ops', 'cli', 'pages', 'config', 'cluster']);
 /**
  * Files directly in gateway/src, by name. `leaf`: shared by every stage, imports no other
  * gateway module; `plugin`: the Fastify plugin that wires the stages; `around`: builds,
