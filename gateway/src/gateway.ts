@@ -392,7 +392,12 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       const counted = payload.pipe(new BodyLimit(limit));
       payload.on('error', (err) => counted.destroy(err));
       if (request.gate?.route.methodOverride === 'allow') return done(null, counted);
-      const boundary = multipartBoundary(request.headers);
+      let boundary: string | null;
+      try {
+        boundary = multipartBoundary(request.headers);
+      } catch (err) {
+        return done(err as Error);
+      }
       if (boundary !== null) {
         const scanned = counted.pipe(new MultipartMethodScan(boundary));
         counted.on('error', (err) => scanned.destroy(err));
