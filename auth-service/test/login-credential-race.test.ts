@@ -52,6 +52,9 @@ async function setUp(watch: boolean) {
     SESSIONGATE_USERS: path.join(dir, 'users.yaml'),
     SESSIONGATE_SCRYPT_COST: SLOW_COST,
     SESSIONGATE_WATCH_USERS: String(watch),
+    // the service may be stopped before its first command's reply is read: the command
+    // timeout must outlast the stop, or the login fails with 503 instead of reaching the check
+    REDIS_COMMAND_TIMEOUT: '60s',
     X_SESSION_KEYS: newKeysJson(),
     HOST: '127.0.0.1',
     COOKIE_SECURE: 'false',
