@@ -16,6 +16,7 @@ export const MethodOverrideRefused = createError(
   'A _method parameter (in the %s) is refused on this route: it would make the upstream run another method than the one checked; send the real method instead',
   400,
 );
+export const FormBodyUnreadable = createError('SG_ERR_FORM_BODY_UNREADABLE', '%s', 400);
 export const MethodNotAllowed = createError('SG_ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed here', 405);
 export const PayloadTooLarge = createError('SG_ERR_PAYLOAD_TOO_LARGE', 'The request body exceeds %s bytes', 413);
 export const HeadersTooLarge = createError('SG_ERR_HEADERS_TOO_LARGE', '%s', 431);
@@ -43,6 +44,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_NOT_FOUND: 'not_found',
   SG_ERR_METHOD_NOT_ALLOWED: 'method_not_allowed',
   SG_ERR_METHOD_OVERRIDE_REFUSED: 'method_override_refused',
+  SG_ERR_FORM_BODY_UNREADABLE: 'form_body_unreadable',
   SG_ERR_PAYLOAD_TOO_LARGE: 'payload_too_large',
   SG_ERR_HEADERS_TOO_LARGE: 'request_header_fields_too_large',
   SG_ERR_REQUEST_TIMEOUT: 'request_timeout',

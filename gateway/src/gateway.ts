@@ -28,7 +28,8 @@ import { decide } from './policy/decide.js';
 import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './proxy/csrf.js';
 import { ClientAddressResolver, type ClientAddress } from './proxy/client-address.js';
-import { hasMethodOverrideParam, isFormBody } from './proxy/method-override.js';
+import { assertCheckableBody, hasMethodOverrideParam, isFormBody, multipartBoundary } from './proxy/method-override.js';
+import { MultipartMethodScan } from './proxy/multipart-scan.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { RouteTable, ruleFor, upstreamUrl } from './routes/match.js';
@@ -150,6 +151,9 @@ class BodyLimit extends Transform {
   }
 }
 
+// errors a request body stream fails with, to be answered as they are
+const BODY_ERRORS = new Set(['SG_ERR_PAYLOAD_TOO_LARGE', 'SG_ERR_METHOD_OVERRIDE_REFUSED', 'SG_ERR_FORM_BODY_UNREADABLE']);
+
 function hasBody(headers: IncomingHttpHeaders): boolean {
   const length = headers['content-length'];
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
@@ -241,7 +245,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
-    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
+    if (route.methodOverride === 'refuse') {
+      if (hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
+      assertCheckableBody(method, raw.headers);
+    }
     const cookieHeader = raw.headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
@@ -332,8 +339,10 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
         const err = error as Error & { code?: string };
-        if (err.code === 'SG_ERR_PAYLOAD_TOO_LARGE' || (err.cause as { code?: string } | undefined)?.code === 'SG_ERR_PAYLOAD_TOO_LARGE') {
-          void rep.send(new PayloadTooLarge(String(route.bodyLimit)));
+        // the body stream failed the upstream request on purpose: answer with its reason
+        const bodyErr = [err, err.cause as (Error & { code?: string }) | undefined].find((e) => e?.code !== undefined && BODY_ERRORS.has(e.code));
+        if (bodyErr) {
+          void rep.send(bodyErr);
           return;
         }
         const kind = upstreamErrorKind(err.code);
@@ -378,7 +387,19 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       const limit = request.gate?.route.bodyLimit ?? DEFAULT_BODY_LIMIT;
       const counted = payload.pipe(new BodyLimit(limit));
       payload.on('error', (err) => counted.destroy(err));
-      if (request.gate?.route.methodOverride === 'allow' || !isFormBody(request.method, request.headers)) return done(null, counted);
+      if (request.gate?.route.methodOverride === 'allow') return done(null, counted);
+      let boundary: string | null;
+      try {
+        boundary = multipartBoundary(request.headers);
+      } catch (err) {
+        return done(err as Error);
+      }
+      if (boundary !== null) {
+        const scanned = counted.pipe(new MultipartMethodScan(boundary));
+        counted.on('error', (err) => scanned.destroy(err));
+        return done(null, scanned);
+      }
+      if (!isFormBody(request.method, request.headers)) return done(null, counted);
       // a form body is read whole (up to the route's limit) and scanned before anything is
       // sent, so an upstream never sees a _method it would obey
       readWhole(counted).then((body) => {
@@ -393,7 +414,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       if (statusCode >= 500 && !LOGGED_ELSEWHERE.has(err.code ?? '')) request.log.error({ err }, 'request failed');
       // the rest of an oversized body may still be on the wire, unread: the connection
       // cannot carry another request, so say so and close it
-      if (statusCode === 413) reply.header('connection', 'close');
+      if (statusCode === 413 || (BODY_ERRORS.has(err.code ?? '') && !request.raw.complete)) reply.header('connection', 'close');
       if (prefersHtml(request.headers.accept)) {
         const user = request.gateSession?.record ?? null;
         const page = errorPage(statusCode, body, errorPageContext(request.raw, { loginPath, logoutPath, brand, user }));

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { watchFile } from '@sessiongate/service-kit';
 import { InvalidUsersFile } from '../errors.js';
-import type { User, UserChange, UserDirectory, Verification } from './directory.js';
-import { defaultParams, formatParams, verifyPassword, type ScryptParams } from './password.js';
+import type { CurrentUser, User, UserChange, UserDirectory, Verification } from './directory.js';
+import { defaultParams, formatHash, formatParams, verifyPassword, type ScryptParams } from './password.js';
 import { UnknownUserCosts } from './unknown-user-cost.js';
 import { formatProblems, readUsersFile, type LoadedUser } from './users-file.js';
 
@@ -87,7 +87,18 @@ export class FileUserDirectory implements UserDirectory {
     const match = await verifyPassword(password, hash);
     if (!user) return { outcome: 'unknown_user' };
     if (!match) return { outcome: 'wrong_password' };
-    return user.disabled ? { outcome: 'disabled', user } : { outcome: 'ok', user };
+    return user.disabled ? { outcome: 'disabled', user } : { outcome: 'ok', user, credential: formatHash(user.hash) };
+  }
+
+  /**
+   * Reads the file itself: the users in memory follow it only after a watch event and a
+   * debounce (or SIGHUP), and `sessiongate users` ends sessions right after writing it. A
+   * file that cannot be read now (vanished, invalid) leaves the users in force.
+   */
+  async current(name: string): Promise<CurrentUser | null> {
+    const r = await readUsersFile(this.file);
+    const user = r.ok ? r.users.get(name) : this.users.get(name);
+    return user ? { user, credential: formatHash(user.hash) } : null;
   }
 
   onChange(listener: (changes: readonly UserChange[]) => void): () => void {
