@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KeyLayout, SessionStore } from '../../gateway/src/session/index.js';
+import { KeyLayout, SessionStore, sessionRef } from '@sessiongate/session';
+import { readSession } from '../../test/support/sessions.js';
 import { newKeysJson } from '../../test/support/auth-service.js';
 import { assertBuilt, runCli, startService, type Service } from '../../test/support/process.js';
 import { freePort, startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
@@ -102,7 +103,7 @@ describe('a user changed while their login checks the password', () => {
 
     const res = await pending;
     expect(res.status).toBe(401);
-    if (res.token) expect(await store.readToken(res.token)).toBeNull();
+    if (res.token) expect(await readSession(store, sessionRef(res.token))).toBeNull();
     expect(await store.list('alice')).toEqual([]);
     // the new password works, the old one no longer does
     expect((await login(NEW)).status).toBe(204);

@@ -57,7 +57,7 @@ function b64(buf: Buffer): string {
   return buf.toString('base64').replace(/=+$/, '');
 }
 
-function formatHash(h: PasswordHash): string {
+export function formatHash(h: PasswordHash): string {
   return `$scrypt$ln=${h.ln},r=${h.r},p=${h.p}$${b64(h.salt)}$${b64(h.key)}`;
 }
 
