@@ -1,11 +1,12 @@
 import Fastify, { LogController, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { GatewayConfig } from './config/env.js';
+import type { GatewayConfig } from './settings.js';
 import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '@sessiongate/service-kit';
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
-import sessiongate from './gateway.js';
+import sessiongate from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
-import { formatProblems, loadRoutesFile } from './routes/config.js';
+import { loadRoutesFile } from './routes/load.js';
+import { formatProblems } from './routes/problems.js';
 import type { RouteSet } from './routes/types.js';
 import sessionPlugin from './session/plugin.js';
 

@@ -1,16 +1,18 @@
 // sessiongate as a library: the Fastify plugins and what configuring them needs.
 
 /** The gateway plugin: routes, roles, the signed X-Session, the proxy. */
-export { default as sessiongate, type SessionGateOptions, type SessionGate, type GateState } from './gateway.js';
+export { default as sessiongate, type SessionGateOptions, type SessionGate } from './pipeline.js';
+export type { GateState } from './policy/admission.js';
 /** The request path's session stage: the Redis client, the store and the resolver with its cache. */
 export { default as sessionPlugin, type SessionPluginOptions, type Sessions } from './session/plugin.js';
 /** A whole gateway (public app and metrics app) from its configuration. */
 export { buildGateway, type Gateway, type BuildGatewayOptions, type ReloadResult } from './app.js';
-export { gatewayConfigFromEnv, DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT, type GatewayConfig } from './config/env.js';
+export { gatewayConfigFromEnv, type GatewayConfig } from './settings.js';
+export { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT, DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from './defaults.js';
 export { GatewayMetrics } from './ops/metrics.js';
-export { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from './proxy/upgrade.js';
 export { XSessionSigner } from './identity/signer.js';
-export { parseRoutes, loadRoutesFile, formatProblems } from './routes/config.js';
+export { parseRoutes, loadRoutesFile } from './routes/load.js';
+export { formatProblems } from './routes/problems.js';
 export type { Route, RouteSet, MethodRule, RoleRule, AuthMode } from './routes/types.js';
 /** The gateway's coded errors: `err.code` is stable, `errorResponse` shapes the JSON body. */
 export {

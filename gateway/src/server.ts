@@ -2,7 +2,7 @@ import path from 'node:path';
 import { gracefulShutdown, loggerOptions, rawErrorResponse, watchFile } from '@sessiongate/service-kit';
 import { describeConnection } from '@sessiongate/session';
 import { buildGateway, type Gateway } from './app.js';
-import type { GatewayConfig } from './config/env.js';
+import type { GatewayConfig } from './settings.js';
 import { MethodNotAllowed, errorResponse } from './errors.js';
 import { startTracing, stopTracing, tracingLoggerOptions } from './ops/tracing.js';
 

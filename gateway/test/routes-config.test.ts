@@ -3,14 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_BODY_LIMIT,
-  DEFAULT_METHOD_OVERRIDE,
-  DEFAULT_UPSTREAM_TIMEOUT_MS,
-  formatProblems,
-  loadRoutesFile,
-  parseRoutes,
-} from '../src/routes/config.js';
+import { DEFAULT_BODY_LIMIT, DEFAULT_METHOD_OVERRIDE, DEFAULT_UPSTREAM_TIMEOUT_MS } from '../src/defaults.js';
+import { loadRoutesFile, parseRoutes } from '../src/routes/load.js';
+import { formatProblems } from '../src/routes/problems.js';
 import { parseByteSize, parseDuration } from '@sessiongate/service-kit';
 import type { Route, RouteSet, RoutesProblem } from '../src/routes/types.js';
 
@@ -682,7 +677,12 @@ describe('parseRoutes never throws', () => {
   it('on arbitrary text and arbitrary YAML-ish routes', () => {
     fc.assert(
       fc.property(fc.string(), (text) => {
-        parseRoutes(text, 'x');
+        // arbitrary text is never a routes file: at least one problem, each at a real position
+        const result = parseRoutes(text, 'x');
+        expect(result.ok).toBe(false);
+        const problems = result.ok ? [] : result.problems;
+        expect(problems.length).toBeGreaterThan(0);
+        for (const p of problems) expect(p.line).toBeGreaterThanOrEqual(1);
       }),
       { numRuns: 300 },
     );
@@ -704,7 +704,14 @@ describe('parseRoutes never throws', () => {
     fc.assert(
       fc.property(fc.array(routeLine, { maxLength: 12 }), (extra) => {
         const result = parseRoutes(lines('version: 1', 'routes:', '  - name: z', ...extra), 'x');
-        if (!result.ok) for (const p of result.problems) expect(p.line).toBeGreaterThanOrEqual(1);
+        // the frozen routes, route z first, or at least one problem, each at a real position
+        if (result.ok) {
+          expect(Object.isFrozen(result.routes.routes[0])).toBe(true);
+          expect(result.routes.routes[0]!.name).toBe('z');
+        } else {
+          expect(result.problems.length).toBeGreaterThan(0);
+          for (const p of result.problems) expect(p.line).toBeGreaterThanOrEqual(1);
+        }
       }),
       { numRuns: 300 },
     );

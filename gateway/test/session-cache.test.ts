@@ -156,27 +156,27 @@ describe('session cache', () => {
     expect(delta(before, await commandCounts(), 'pexpire')).toBe(2);
   });
 
-  it('keeps signed headers for at most signedHeadersMax sessions, the oldest let go first', async () => {
-    const h = await cachedResolver({ signedHeadersMax: 2 });
-    const sessions = [await h.login('a'), await h.login('b'), await h.login('c')];
-    const identities = [];
-    for (const s of sessions) {
-      const l = await h.resolver.resolve(s.token);
-      if (l.outcome !== 'valid') throw new Error(`expected a valid session, got ${l.outcome}`);
-      l.session.identities!.set('orders', { token: `signed-${s.record.sub}`, reuseUntil: h.clock.now + 30_000 });
-      identities.push(l.session.identities!);
-    }
-    expect(identities[0]!.get('orders')).toBeUndefined();
-    expect(identities[1]!.get('orders')?.token).toBe('signed-b');
-    expect(identities[2]!.get('orders')?.token).toBe('signed-c');
-    // a second route of the same session takes no further slot
-    identities[2]!.set('reports', { token: 'signed-c-reports', reuseUntil: h.clock.now + 30_000 });
-    expect(identities[1]!.get('orders')?.token).toBe('signed-b');
-    expect(identities[2]!.get('reports')?.token).toBe('signed-c-reports');
-    // the same session read from memory again has the same headers
-    const again = await h.resolver.resolve(sessions[2]!.token);
+  it('a session read from memory again carries the same slot, and what was kept in it', async () => {
+    const h = await cachedResolver();
+    const [a, b] = [await h.login('a'), await h.login('b')];
+    const first = await h.resolver.resolve(a.token);
+    if (first.outcome !== 'valid') throw new Error(`expected a valid session, got ${first.outcome}`);
+    expect(first.session.slot.derived).toBeUndefined();
+    first.session.slot.derived = 'signed-a';
+    const again = await h.resolver.resolve(a.token);
     if (again.outcome !== 'valid') throw new Error(`expected a valid session, got ${again.outcome}`);
-    expect(again.session.identities!.get('orders')?.token).toBe('signed-c');
+    expect(again.source).toBe('cache');
+    expect(again.session.slot).toBe(first.session.slot);
+    expect(again.session.slot.derived).toBe('signed-a');
+    // another session has a slot of its own
+    const other = await h.resolver.resolve(b.token);
+    if (other.outcome !== 'valid') throw new Error(`expected a valid session, got ${other.outcome}`);
+    expect(other.session.slot).not.toBe(first.session.slot);
+    // an invalidation lets the entry go: the next read starts with an empty slot
+    h.resolver.invalidate([a.record.sid]);
+    const reread = await h.resolver.resolve(a.token);
+    if (reread.outcome !== 'valid') throw new Error(`expected a valid session, got ${reread.outcome}`);
+    expect(reread.session.slot.derived).toBeUndefined();
   });
 
   it('counts distinct sessions seen in the last five minutes', async () => {

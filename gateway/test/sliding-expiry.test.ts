@@ -194,24 +194,26 @@ describe('sliding idle expiry', () => {
     expect(await redis.exists(key)).toBe(0);
   });
 
-  it('without the cache: an unchanged record keeps its signed headers, a changed or deleted one does not', async () => {
+  it('without the cache: an unchanged record keeps its slot (and the signed headers in it), a changed or deleted one does not', async () => {
     const h = started(harness());
     await waitUntilReady(h.store.redis, 5000);
     const s = await h.login();
     const first = await h.resolver.resolve(s.token);
     if (first.outcome !== 'valid') throw new Error(`expected a valid session, got ${first.outcome}`);
-    expect(first.session.identities).not.toBeNull();
+    first.session.slot.derived = 'signed';
     const same = await h.resolver.resolve(s.token);
     if (same.outcome !== 'valid') throw new Error(`expected a valid session, got ${same.outcome}`);
-    // the same stored value: the same identities (headers signed for it stay usable)
-    expect(same.session.identities).toBe(first.session.identities);
+    // the same stored value: the same slot (headers signed for it stay usable)
+    expect(same.session.slot).toBe(first.session.slot);
+    expect(same.session.slot.derived).toBe('signed');
 
     // a role change rewrites the record: read afresh, nothing signed before is reused
     expect(await h.store.setRoles('alice', ['admin'], h.clock.now)).toBe(1);
     const changed = await h.resolver.resolve(s.token);
     if (changed.outcome !== 'valid') throw new Error(`expected a valid session, got ${changed.outcome}`);
     expect(changed.session.record.roles).toEqual(['admin']);
-    expect(changed.session.identities).not.toBe(first.session.identities);
+    expect(changed.session.slot).not.toBe(first.session.slot);
+    expect(changed.session.slot.derived).toBeUndefined();
 
     await redis.del(h.store.keys.session(s.ref));
     expect((await h.resolver.resolve(s.token)).outcome).toBe('missing');

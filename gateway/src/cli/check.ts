@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatProblems, loadRoutesFile } from '../routes/config.js';
+import { loadRoutesFile } from '../routes/load.js';
+import { formatProblems } from '../routes/problems.js';
 import { write, type CliIo } from '@sessiongate/service-kit';
 
 export const CHECK_HELP = `Usage: sessiongate check [FILE]

@@ -48,7 +48,7 @@ async function authServiceCommand(name: 'authCommand' | 'usersCommand'): Promise
 
 // each command loads its own modules when it runs, so `--help` and `check` start fast
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  gateway: async () => (await import('./gateway.js')).gatewayCommand,
+  gateway: async () => (await import('./serve.js')).serveCommand,
   check: async () => (await import('./check.js')).checkCommand,
   keys: async () => (await import('./keys.js')).keysCommand,
   auth: () => authServiceCommand('authCommand'),

@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildOpsApp, loggerOptions } from '@sessiongate/service-kit';
-import type { GatewayConfig } from '../config/env.js';
+import type { GatewayConfig } from '../settings.js';
 import { WorkerStartFailed } from '../errors.js';
 import { READY, READYZ, READYZ_RESULT, RELOAD, SHUTDOWN, isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 import { PrimaryMetrics } from './metrics.js';

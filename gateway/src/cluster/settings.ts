@@ -1,12 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { SettingError, durationSetting, intSetting } from '@sessiongate/service-kit';
+import { DEFAULT_WORKERS, DEFAULT_WORKER_RESTART_LIMIT, DEFAULT_WORKER_RESTART_WINDOW_MS } from '../defaults.js';
 
-/** Worker processes: 1 runs the gateway in the process itself, as before. @default 1 */
-export const DEFAULT_WORKERS = 1;
-/** More than this many worker restarts within the window is a crash loop. @default 5 */
-export const DEFAULT_WORKER_RESTART_LIMIT = 5;
-/** The window the restart limit counts in. @default 60 s */
-export const DEFAULT_WORKER_RESTART_WINDOW_MS = 60_000;
 /** A sanity bound: far more processes than cores only adds context switches. */
 export const MAX_WORKERS = 256;
 

@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import type { GatewayConfig } from '../config/env.js';
+import type { GatewayConfig } from '../settings.js';
 
 /** How long a worker that failed to start gives its error message before it exits. */
 const FAILED_START_EXIT_DELAY_MS = 50;

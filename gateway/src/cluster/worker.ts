@@ -1,5 +1,5 @@
 import { AggregatorRegistry } from 'prom-client';
-import type { GatewayConfig } from '../config/env.js';
+import type { GatewayConfig } from '../settings.js';
 import { READY, READYZ, READYZ_RESULT, RELOAD, SHUTDOWN, isMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
 function send(msg: WorkerMessage): void {

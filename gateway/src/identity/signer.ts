@@ -2,12 +2,7 @@ import { createHmac, sign as edSign, type KeyObject } from 'node:crypto';
 import createError from '@fastify/error';
 import { InvalidConfig } from '../errors.js';
 import { DEFAULT_X_SESSION_ISSUER, KeyConfigError, RESERVED_CLAIMS, type KeySet, type SigningKey } from '@sessiongate/session';
-
-/**
- * Lifetime of each X-Session (X_SESSION_TTL).
- * @default 60_000 (60 s)
- */
-export const DEFAULT_X_SESSION_TTL_MS = 60_000;
+import { DEFAULT_X_SESSION_TTL_MS } from '../defaults.js';
 
 /** Longest X-Session (the token, in bytes) the gateway forwards; common header-line limits are 8 KiB. */
 export const MAX_X_SESSION_BYTES = 8192;

@@ -1,13 +1,11 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
+import { DEFAULT_SERVICE_NAME } from '../defaults.js';
 import type { Lookup, SessionResolver } from '../session/resolver.js';
 
 // OpenTelemetry tracing, on when the standard OTEL_ environment asks for OTLP export. Off,
 // nothing of the SDK is loaded (every import below is dynamic) and the request path pays one
 // null check: the hooks stay null.
-
-/** The service name when OTEL_SERVICE_NAME is unset. @default 'sessiongate-gateway' */
-export const DEFAULT_SERVICE_NAME = 'sessiongate-gateway';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

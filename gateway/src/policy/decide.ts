@@ -6,7 +6,7 @@ import type { MethodRule, RoleRule } from '../routes/types.js';
 export type Decision = 'allow' | 'unauthenticated' | 'forbidden';
 
 /** Whether `roles` satisfies a role rule (any one of, or all of). */
-export function rolesSatisfy(rule: RoleRule, roles: readonly string[]): boolean {
+function rolesSatisfy(rule: RoleRule, roles: readonly string[]): boolean {
   if ('all' in rule) return rule.all.every((r) => roles.includes(r));
   return rule.any.some((r) => roles.includes(r));
 }

@@ -4,13 +4,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { HOP_BY_HOP_HEADERS, rawErrorResponse } from '@sessiongate/service-kit';
-import { BadRequest, MethodNotAllowed, UpstreamTimeout, UpstreamUnavailable, type ErrorBody } from '../errors.js';
-import type { GateState } from '../gateway.js';
 import type { SessionRef } from '@sessiongate/session';
+import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../defaults.js';
+import { BadRequest, MethodNotAllowed, UpstreamTimeout, UpstreamUnavailable, type ErrorBody } from '../errors.js';
+import type { GateState } from '../policy/admission.js';
 import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
-
-/** How long a joined connection may carry nothing either way before it is closed. @default 10 min */
-export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 10 * 60_000;
 
 export interface UpgradeProxyOptions {
   admit(raw: IncomingMessage): Promise<GateState>;

@@ -21,28 +21,25 @@ const SLASH = 3;
 const QUERY = 4;
 const BAD = 5;
 
+/** Sets `value` and `reason` for every code in `codes` (building the lookup tables below). */
+function mark(table: Uint8Array, reasons: (string | undefined)[], codes: Iterable<number>, value: number, reason: string): void {
+  for (const c of codes) {
+    table[c] = value;
+    reasons[c] = reason;
+  }
+}
+const CONTROL = [...Array(0x20).keys(), 0x7f];
+
 const PATH_CLASS = new Uint8Array(128);
 const BAD_REASON: (string | undefined)[] = new Array<string | undefined>(128);
-for (let c = 0; c < 0x20; c++) {
-  PATH_CLASS[c] = BAD;
-  BAD_REASON[c] = 'control character in request target';
-}
-PATH_CLASS[0x7f] = BAD;
-BAD_REASON[0x7f] = 'control character in request target';
-PATH_CLASS[0x20] = BAD;
-BAD_REASON[0x20] = 'space in request target';
-PATH_CLASS[0x23] = BAD;
-BAD_REASON[0x23] = "fragment ('#') in request target";
-PATH_CLASS[0x5c] = BAD;
-BAD_REASON[0x5c] = 'backslash in path';
-PATH_CLASS[0x3b] = BAD;
-BAD_REASON[0x3b] = "';' in path";
+mark(PATH_CLASS, BAD_REASON, CONTROL, BAD, 'control character in request target');
+mark(PATH_CLASS, BAD_REASON, [0x20], BAD, 'space in request target');
+mark(PATH_CLASS, BAD_REASON, [0x23], BAD, "fragment ('#') in request target");
+mark(PATH_CLASS, BAD_REASON, [0x5c], BAD, 'backslash in path');
+mark(PATH_CLASS, BAD_REASON, [0x3b], BAD, "';' in path");
 // characters a URL serializer would percent-encode on the way upstream (WHATWG path
 // percent-encode set): refused raw, so what is forwarded is byte for byte what was decided on
-for (const c of [0x22, 0x3c, 0x3e, 0x60, 0x7b, 0x7d]) {
-  PATH_CLASS[c] = BAD;
-  BAD_REASON[c] = 'character that must be percent-encoded in path';
-}
+mark(PATH_CLASS, BAD_REASON, [0x22, 0x3c, 0x3e, 0x60, 0x7b, 0x7d], BAD, 'character that must be percent-encoded in path');
 PATH_CLASS[0x2e] = DOT;
 PATH_CLASS[0x25] = PERCENT;
 PATH_CLASS[0x2f] = SLASH;
@@ -65,20 +62,11 @@ for (let b = 0x30; b <= 0x39; b++) BYTE_ACTION[b] = DECODE;
 for (let b = 0x41; b <= 0x5a; b++) BYTE_ACTION[b] = DECODE;
 for (let b = 0x61; b <= 0x7a; b++) BYTE_ACTION[b] = DECODE;
 for (const b of [0x2d, 0x2e, 0x5f, 0x7e]) BYTE_ACTION[b] = DECODE;
-for (let b = 0; b < 0x20; b++) {
-  BYTE_ACTION[b] = REFUSE;
-  BYTE_REASON[b] = 'encoded control character in path';
-}
-BYTE_ACTION[0x7f] = REFUSE;
-BYTE_REASON[0x7f] = 'encoded control character in path';
-BYTE_ACTION[0x2f] = REFUSE;
-BYTE_REASON[0x2f] = "encoded '/' (%2F) in path";
-BYTE_ACTION[0x5c] = REFUSE;
-BYTE_REASON[0x5c] = "encoded '\\' (%5C) in path";
-BYTE_ACTION[0x25] = REFUSE;
-BYTE_REASON[0x25] = "encoded '%' (%25) in path";
-BYTE_ACTION[0x3b] = REFUSE;
-BYTE_REASON[0x3b] = "encoded ';' (%3B) in path";
+mark(BYTE_ACTION, BYTE_REASON, CONTROL, REFUSE, 'encoded control character in path');
+mark(BYTE_ACTION, BYTE_REASON, [0x2f], REFUSE, "encoded '/' (%2F) in path");
+mark(BYTE_ACTION, BYTE_REASON, [0x5c], REFUSE, "encoded '\\' (%5C) in path");
+mark(BYTE_ACTION, BYTE_REASON, [0x25], REFUSE, "encoded '%' (%25) in path");
+mark(BYTE_ACTION, BYTE_REASON, [0x3b], REFUSE, "encoded ';' (%3B) in path");
 
 const UPPER_HEX = '0123456789ABCDEF';
 

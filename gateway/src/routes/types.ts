@@ -57,3 +57,6 @@ export interface RoutesProblem {
   readonly path: string;
   readonly message: string;
 }
+
+/** The outcome of parsing a routes file: the frozen routes, or every problem found. */
+export type ParseResult = { ok: true; routes: RouteSet } | { ok: false; problems: RoutesProblem[] };

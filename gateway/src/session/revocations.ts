@@ -1,11 +1,5 @@
-/**
- * How often long-lived users of a session (WebSocket tunnels) are checked against Redis while
- * revocations cannot reach this gateway by pub/sub (channel down or silent, or the cache
- * and with it the subscription turned off). @default 500
- */
-export const DEFAULT_REVOCATION_RECHECK_MS = 500;
-
 import type { SessionRef } from '@sessiongate/session';
+import { DEFAULT_REVOCATION_RECHECK_MS } from '../defaults.js';
 
 export type RevokedListener = () => void;
 

@@ -8,14 +8,7 @@ import {
   type RedisConnectionOptions,
   type SessionSettings,
 } from '@sessiongate/session';
-import { DEFAULT_X_SESSION_TTL_MS } from '../identity/signer.js';
-import {
-  DEFAULT_CACHE_MAX,
-  DEFAULT_CACHE_TTL_MS,
-  DEFAULT_NEGATIVE_TTL_MS,
-  DEFAULT_REFRESH_FRACTION,
-  type SessionCacheOptions,
-} from '../session/resolver.js';
+import type { SessionCacheOptions } from './session/resolver.js';
 import {
   SettingError,
   booleanSetting,
@@ -30,25 +23,28 @@ import {
   setting,
 } from '@sessiongate/service-kit';
 import type { Brand } from '@sessiongate/service-kit';
-import { DEFAULT_MAX_COOKIE_BYTES } from '../gateway.js';
-import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../proxy/upgrade.js';
-import { workerSettingsFromEnv, type WorkerSettings } from '../cluster/settings.js';
-
-/** @default 8080 */
-export const DEFAULT_GATEWAY_PORT = 8080;
-/** @default 9091 */
-export const DEFAULT_GATEWAY_METRICS_PORT = 9091;
-/** How long shutdown waits for in-flight requests. @default 10 s */
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
-/** Largest request head (request line + headers) accepted. @default 16 KiB */
-export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-/** How long a client may take to send its request head. @default 30 s */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+import { workerSettingsFromEnv, type WorkerSettings } from './cluster/settings.js';
+import {
+  DEFAULT_CACHE_MAX,
+  DEFAULT_CACHE_TTL_MS,
+  DEFAULT_GATEWAY_METRICS_PORT,
+  DEFAULT_GATEWAY_PORT,
+  DEFAULT_HEAP_GROWTH_PERCENT,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_MAX_COOKIE_BYTES,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_NEGATIVE_TTL_MS,
+  DEFAULT_REFRESH_FRACTION,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_ROUTES_FILE,
+  DEFAULT_SESSION_CACHE,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_WATCH_ROUTES,
+  DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS,
+  DEFAULT_X_SESSION_TTL_MS,
+} from './defaults.js';
 
 /** Everything the gateway process reads from its environment, validated and frozen. */
-/** The gateway process keeps its heap within this much of its live data. @default 20 */
-export const DEFAULT_HEAP_GROWTH_PERCENT = 20;
-
 export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
@@ -105,7 +101,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
   const config: GatewayConfig = {
     // GATEWAY_PORT and friends win over PORT: one environment can serve both processes
     ...listenSettings(env, 'GATEWAY', { port: DEFAULT_GATEWAY_PORT, metricsPort: DEFAULT_GATEWAY_METRICS_PORT }),
-    routesFile: env.SESSIONGATE_ROUTES?.trim() || './routes.yaml',
+    routesFile: env.SESSIONGATE_ROUTES?.trim() || DEFAULT_ROUTES_FILE,
     redis,
     session,
     keys,
@@ -114,20 +110,20 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     allowedOrigins: originsSetting(env, 'SESSIONGATE_ALLOWED_ORIGINS'),
     trustedProxies,
     cache: {
-      enabled: booleanSetting(env, 'SESSION_CACHE', true),
+      enabled: booleanSetting(env, 'SESSION_CACHE', DEFAULT_SESSION_CACHE),
       max: intSetting(env, 'SESSION_CACHE_MAX', DEFAULT_CACHE_MAX, 1),
       ttlMs: durationSetting(env, 'SESSION_CACHE_TTL', DEFAULT_CACHE_TTL_MS),
       negativeTtlMs: durationSetting(env, 'SESSION_CACHE_NEGATIVE_TTL', DEFAULT_NEGATIVE_TTL_MS),
     },
     refreshFraction,
     heapGrowthPercent: intSetting(env, 'SESSIONGATE_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
-    logLevel: logLevelSetting(env),
+    logLevel: logLevelSetting(env, DEFAULT_LOG_LEVEL),
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
     requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
     websocketIdleTimeoutMs: durationSetting(env, 'WEBSOCKET_IDLE_TIMEOUT', DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
-    watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', true),
+    watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', DEFAULT_WATCH_ROUTES),
     brand: brandSetting(env),
     workers: workerSettingsFromEnv(env),
   };

@@ -1,0 +1,98 @@
+import type { ResolvedSession, SessionSlot } from '../session/resolver.js';
+import type { XSessionSigner } from './signer.js';
+
+/** Where each X-Session is counted as reused or signed (the gateway's metrics). */
+export interface ReuseObserver {
+  xSession(reused: boolean): void;
+}
+
+/** A signed X-Session kept for reuse, per route. */
+export interface CachedIdentity {
+  readonly token: string;
+  /** Reuse it until then (half its lifetime). */
+  readonly reuseUntil: number;
+}
+
+/**
+ * The signed X-Session headers of one session, by route: most sessions use one route, so
+ * that one sits in fields and any others in a map made when needed.
+ */
+class SignedHeaders {
+  private more: Map<string, CachedIdentity> | null = null;
+
+  constructor(
+    private route: string,
+    private identity: CachedIdentity,
+  ) {}
+
+  get(route: string): CachedIdentity | undefined {
+    return this.route === route ? this.identity : this.more?.get(route);
+  }
+
+  set(route: string, identity: CachedIdentity): void {
+    if (this.route === route) this.identity = identity;
+    else (this.more ??= new Map()).set(route, identity);
+  }
+}
+
+/**
+ * The sessions holding signed headers, oldest first, at most `size`: a signed X-Session is
+ * a few hundred bytes, so only that many sessions keep theirs. A busy session signs again at
+ * most once per reuse period; one seen once in a while signs per request, as it would anyway.
+ */
+class SignedRing {
+  private readonly slots: (SessionSlot | undefined)[];
+  private next = 0;
+
+  constructor(readonly size: number) {
+    this.slots = new Array<SessionSlot | undefined>(size);
+  }
+
+  add(slot: SessionSlot): void {
+    const old = this.slots[this.next];
+    // the oldest lets go of its headers (the ring needs the room)
+    if (old !== undefined && old !== slot) old.derived = undefined;
+    this.slots[this.next] = slot;
+    this.next = (this.next + 1) % this.size;
+  }
+}
+
+/**
+ * The X-Session a request forwards: signed for the session and the route, and reused for
+ * half its lifetime. The headers live in the session's slot, so they go when the session's
+ * entry goes, and a record read afresh (a role change) never reuses one signed before.
+ */
+export class IdentityReuse {
+  private readonly ring: SignedRing;
+
+  constructor(
+    private readonly signer: XSessionSigner,
+    /** Most sessions that keep their signed headers. */
+    max: number,
+    private readonly metrics?: ReuseObserver,
+  ) {
+    this.ring = new SignedRing(Math.max(1, max));
+  }
+
+  /** The X-Session for `session` on route `aud` at `now`: the one kept if still fresh, else a new one. */
+  headerFor(session: ResolvedSession, aud: string, now: number): string {
+    const slot = session.slot;
+    const held = slot.derived as SignedHeaders | undefined;
+    const cached = held?.get(aud);
+    if (cached && cached.reuseUntil > now) {
+      this.metrics?.xSession(true);
+      return cached.token;
+    }
+    const r = session.record;
+    const { token, expiresAtMs } = this.signer.sign(aud, { sub: r.sub, roles: r.roles, sid: r.sid, extra: r.claims }, now);
+    const identity = { token, reuseUntil: now + (expiresAtMs - now) / 2 };
+    if (held) {
+      held.set(aud, identity);
+    } else {
+      slot.derived = new SignedHeaders(aud, identity);
+      this.ring.add(slot);
+    }
+    this.metrics?.xSession(false);
+    return token;
+  }
+}

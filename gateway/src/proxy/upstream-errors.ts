@@ -1,0 +1,47 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { UpstreamTimeout, UpstreamUnavailable } from '../errors.js';
+import type { Route } from '../routes/types.js';
+import { BODY_ERRORS } from './body.js';
+
+/** The `kind` label of an upstream failure. */
+export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'reset' | 'other';
+
+/** Where upstream failures are counted (the gateway's metrics). */
+export interface UpstreamErrorObserver {
+  readonly upstreamErrors: { inc(labels: { route: string; kind: UpstreamErrorKind }): void };
+}
+
+/** What went wrong with an upstream, by the proxy library's error code (the metric's `kind`). */
+export function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
+  switch (code) {
+    case 'FST_REPLY_FROM_GATEWAY_TIMEOUT':
+    case 'FST_REPLY_FROM_TIMEOUT':
+    case 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'timeout';
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return 'reset';
+    case 'FST_REPLY_FROM_SERVICE_UNAVAILABLE':
+    case 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR':
+    case 'FST_REPLY_FROM_BAD_GATEWAY':
+      return 'unavailable';
+    default:
+      return 'other';
+  }
+}
+
+/**
+ * The coded error to answer a failed upstream request with: when the request body's stream
+ * failed it on purpose (over the route's limit, a `_method` part, an unreadable form), that
+ * error, the client's to fix; anything else is counted, logged and answered 504 or 502.
+ */
+export function upstreamFailure(error: unknown, route: Route, log: FastifyBaseLogger, metrics?: UpstreamErrorObserver): Error {
+  const err = error as Error & { code?: string };
+  const bodyErr = [err, err.cause as (Error & { code?: string }) | undefined].find((e) => e?.code !== undefined && BODY_ERRORS.has(e.code));
+  if (bodyErr) return bodyErr;
+  const kind = upstreamErrorKind(err.code);
+  metrics?.upstreamErrors.inc({ route: route.name, kind });
+  log.warn({ route: route.name, kind, code: err.code }, 'upstream request failed');
+  return kind === 'timeout' ? new UpstreamTimeout() : new UpstreamUnavailable();
+}

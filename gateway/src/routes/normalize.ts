@@ -1,0 +1,34 @@
+// The last step of the routes loader, reached only when there are no problems at all: the
+// input with its defaults filled in, as the frozen Route the gateway runs on.
+
+import { DEFAULT_BODY_LIMIT, DEFAULT_METHOD_OVERRIDE, DEFAULT_UPSTREAM_TIMEOUT_MS } from '../defaults.js';
+import type { RouteDraft } from './checks.js';
+import type { RolesInput, RouteInput } from './schema.js';
+import type { MethodRule, RoleRule, Route } from './types.js';
+
+export function buildRoute(input: RouteInput, draft: RouteDraft): Route {
+  const auth = input.auth ?? 'required';
+  const methods: Record<string, MethodRule> = {};
+  for (const [key, override] of Object.entries(input.methods ?? {})) {
+    methods[key.toUpperCase()] = Object.freeze({ auth: override.auth ?? auth, roles: roleRule(override.roles) });
+  }
+  return Object.freeze({
+    name: input.name,
+    prefix: draft.prefix ?? input.prefix,
+    upstream: draft.upstream ?? input.upstream,
+    rewritePrefix: input.rewritePrefix === undefined ? undefined : (draft.rewritePrefix ?? input.rewritePrefix),
+    rule: Object.freeze({ auth, roles: roleRule(input.roles) }),
+    methods: Object.freeze(methods),
+    bodyLimit: draft.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    timeout: draft.timeout ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    csrf: input.csrf ?? true,
+    methodOverride: input.methodOverride ?? DEFAULT_METHOD_OVERRIDE,
+  });
+}
+
+function roleRule(roles: RolesInput | undefined): RoleRule | null {
+  if (roles === undefined) return null;
+  if (Array.isArray(roles)) return Object.freeze({ any: Object.freeze([...roles]) });
+  if ('all' in roles) return Object.freeze({ all: Object.freeze([...roles.all]) });
+  return Object.freeze({ any: Object.freeze([...roles.any]) });
+}

@@ -1,0 +1,92 @@
+// The schema of routes.yaml: the one source of the input types. `expected` and `hint` are
+// ours, read back when a value fails, so every message says what would have been right.
+
+import { Type, type Static } from '@sinclair/typebox';
+
+const NAME_PATTERN = '^[a-z0-9-]+$';
+const ROLE_PATTERN = '^[A-Za-z0-9_.:-]+$';
+
+const RoleNameSchema = Type.String({
+  pattern: ROLE_PATTERN,
+  expected: 'a role name',
+  hint: 'letters, digits, "_", ".", ":", "-"',
+});
+export const RoleListSchema = Type.Array(RoleNameSchema, {
+  minItems: 1,
+  uniqueItems: true,
+  expected: 'a non-empty list of role names',
+});
+export const RolesSchema = Type.Union(
+  [
+    RoleListSchema,
+    Type.Object({ any: RoleListSchema }, { additionalProperties: false }),
+    Type.Object({ all: RoleListSchema }, { additionalProperties: false }),
+  ],
+  { expected: 'a list of role names (any one of them), { any: [...] } or { all: [...] }', roleRule: true },
+);
+export const AuthSchema = Type.Union([Type.Literal('required'), Type.Literal('optional'), Type.Literal('none')], {
+  expected: 'one of required, optional, none',
+});
+export const MethodOverrideSchema = Type.Object(
+  { auth: Type.Optional(AuthSchema), roles: Type.Optional(RolesSchema) },
+  {
+    additionalProperties: false,
+    // an override replaces the route's roles: an empty one would silently drop them
+    minProperties: 1,
+    expected: 'a mapping with roles and/or auth (an override replaces the route’s roles)',
+  },
+);
+export const RouteSchema = Type.Object(
+  {
+    name: Type.String({
+      pattern: NAME_PATTERN,
+      maxLength: 63,
+      expected: 'a route name of lower-case letters, digits and "-"',
+      hint: 'lower-case letters, digits, "-"',
+    }),
+    prefix: Type.String({ expected: 'a path starting with "/"' }),
+    upstream: Type.String({ expected: 'an absolute http: or https: URL' }),
+    rewritePrefix: Type.Optional(Type.String({ expected: 'a path starting with "/", or "" for the root' })),
+    auth: Type.Optional(AuthSchema),
+    roles: Type.Optional(RolesSchema),
+    methods: Type.Optional(
+      Type.Record(Type.String(), MethodOverrideSchema, {
+        expected: 'a mapping from HTTP method (GET, POST, ...) to { roles, auth }',
+      }),
+    ),
+    bodyLimit: Type.Optional(
+      Type.Union([Type.Integer(), Type.String()], {
+        expected: 'a positive integer number of bytes or a size like "512kb", "10mb"',
+      }),
+    ),
+    timeout: Type.Optional(
+      Type.Union([Type.Integer(), Type.String()], {
+        expected: 'a positive integer number of milliseconds or a duration like "500ms", "30s", "2m"',
+      }),
+    ),
+    csrf: Type.Optional(Type.Boolean({ expected: 'true or false' })),
+    methodOverride: Type.Optional(
+      Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { expected: 'one of refuse, allow' }),
+    ),
+  },
+  { additionalProperties: false, expected: 'a mapping with name, prefix and upstream' },
+);
+
+/** The schema of routes.yaml version 1, as written (before defaults and normalization). */
+export const RoutesFileSchema = Type.Object(
+  {
+    version: Type.Literal(1, { expected: 'the integer 1' }),
+    routes: Type.Array(RouteSchema, { minItems: 1, expected: 'a non-empty list of routes' }),
+  },
+  { additionalProperties: false, expected: 'a mapping with version: 1 and routes' },
+);
+
+/** routes.yaml as written, derived from {@link RoutesFileSchema}. */
+export type RoutesFileInput = Static<typeof RoutesFileSchema>;
+export type RouteInput = Static<typeof RouteSchema>;
+export type RolesInput = Static<typeof RolesSchema>;
+
+/** A YAML mapping as `toJS()` gives it. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
