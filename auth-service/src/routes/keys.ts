@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { parseDuration } from '@sessiongate/service-kit';
-import { ApiKeyStore, MAX_API_KEY_NAME_LENGTH, type ApiKeySummary } from 'sessiongate/session';
+import { ApiKeyStore, MAX_API_KEY_NAME_LENGTH, type ApiKeySummary } from '@sessiongate/session';
 import { BadRequest, Conflict, Forbidden, NotFound, SessionStoreUnavailable, storeCall } from '../errors.js';
 import { requireIdentity } from '../identity.js';
 import type { AuthRouteOptions } from './options.js';

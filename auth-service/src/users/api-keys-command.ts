@@ -1,10 +1,11 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration, type CliIo } from '@sessiongate/service-kit';
-import { ApiKeyStore, apiKeyNameProblem, isApiKeyId, parseApiKeyRecord, type ApiKeySummary } from 'sessiongate/session';
+import { ApiKeyStore, apiKeyNameProblem, isApiKeyId, parseApiKeyRecord, type ApiKeySummary } from '@sessiongate/session';
 import { DEFAULT_USERS_FILE } from '../config.js';
 import { CliFailure } from './password-input.js';
-import { liveSessions, load } from './command.js';
+import { load } from './cli/file.js';
+import { liveSessions } from './cli/live-sessions.js';
 import { roleProblem } from './users-file.js';
 
 export const API_KEYS_HELP = `Usage: sessiongate api-keys <command> [options]
@@ -115,7 +116,7 @@ async function create(ctx: Ctx, file: string, keyName: string, values: Values): 
   const missing = (scope ?? []).filter((r) => !owner.roles.includes(r));
   if (missing.length) throw new CliFailure(`user "${ownerName}" does not hold the role(s) ${missing.join(', ')}`);
   let key = '';
-  const made = await liveSessions(ctx, ownerName, 'were not touched', async (store) => {
+  const made = await liveSessions(ctx.io, ctx.env, { user: ownerName, stale: 'were not touched', failed: (why) => `error: no key was created: ${why}` }, async (store) => {
     const created = await new ApiKeyStore(store).create({ sub: ownerName, name: keyName, scope, ownerRoles: owner.roles, expiresAt });
     key = created.key;
     ctx.io.stderr.write(
@@ -123,7 +124,7 @@ async function create(ctx: Ctx, file: string, keyName: string, values: Values): 
         `${expiresAt === null ? 'no expiry' : `expires ${new Date(expiresAt).toISOString()}`}.\nStore it now: it is not shown again.\n`,
     );
     return 1;
-  }, (why) => `error: no key was created: ${why}`);
+  });
   if (made === null) return 1;
   ctx.io.stdout.write(`${key}\n`);
   return 0;
@@ -132,11 +133,11 @@ async function create(ctx: Ctx, file: string, keyName: string, values: Values): 
 async function list(ctx: Ctx, file: string, values: Values): Promise<number> {
   const owners = values.user !== undefined ? [values.user.toLowerCase()] : [...(await load(file, { create: true })).users.keys()].sort();
   const rows: (ApiKeySummary & { user: string })[] = [];
-  const ok = await liveSessions(ctx, owners.join(', '), 'could not be listed', async (store) => {
+  const ok = await liveSessions(ctx.io, ctx.env, { user: owners.join(', '), stale: 'could not be listed', failed: (why) => `error: ${why}` }, async (store) => {
     const keys = new ApiKeyStore(store);
     for (const user of owners) for (const k of await keys.list(user)) rows.push({ ...k, user });
     return rows.length;
-  }, (why) => `error: ${why}`);
+  });
   if (ok === null) return 1;
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   if (values.json) {
@@ -160,14 +161,14 @@ async function list(ctx: Ctx, file: string, values: Values): Promise<number> {
 async function revoke(ctx: Ctx, id: string): Promise<number> {
   if (!isApiKeyId(id)) throw new CliFailure(`"${id.slice(0, 40)}" is not a key id (16 characters, as "api-keys list" shows)`, 2);
   let owner: string | null = null;
-  const n = await liveSessions(ctx, id, 'is still valid', async (store) => {
+  const n = await liveSessions(ctx.io, ctx.env, { user: id, stale: 'is still valid', failed: (why) => `error: the key was not revoked: ${why}` }, async (store) => {
     const keys = new ApiKeyStore(store);
     // the id starts with its owner's slot tag: the record names the owner
     const raw = await keys.readRaw({ tag: id.slice(0, 4), sid: id });
     if (raw === null) return 0;
     owner = parseApiKeyRecord(raw).sub;
     return (await keys.revoke(owner, id)) ? 1 : 0;
-  }, (why) => `error: the key was not revoked: ${why}`);
+  });
   if (n === null) return 1;
   if (n === 0) throw new CliFailure(`no API key ${id}`);
   ctx.io.stdout.write(`revoked API key ${id} of ${owner}\n`);

@@ -15,19 +15,18 @@ import {
   TooManyRequests,
   Unauthenticated,
 } from '../errors.js';
-import type { GatewayMetrics } from '../ops/metrics.js';
+import { readSessionCookie } from '@sessiongate/session';
 import { canonicalize } from '../routes/canonical-path.js';
 import { RouteTable, ruleFor } from '../routes/match.js';
 import type { MethodRule, Route, RouteSet } from '../routes/types.js';
-import { apiKeyRef } from '../session/api-keys.js';
+import { apiKeyRef } from '@sessiongate/session';
 import { carriesApiKey, readBearer, type BearerCredential } from '../session/authorization.js';
-import { readSessionCookie } from '../session/cookie.js';
-import type { Lookup, ResolvedSession, SessionResolver } from '../session/resolver.js';
-import { BearerThrottle, type BearerThrottleSettings } from './bearer-throttle.js';
+import type { Lookup, LookupOutcome, LookupSource, ResolvedSession } from '../session/resolver.js';
+import type { BearerThrottle } from './bearer-throttle.js';
 import { ClientAddressResolver, type ClientAddress } from './client-address.js';
 import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './csrf.js';
-import { decide } from './decide.js';
-import { hasMethodOverrideParam } from './method-override.js';
+import { decide, type Decision } from './decide.js';
+import { assertCheckableBody, hasMethodOverrideParam } from './method-override.js';
 
 /** What the gate decided for one request, for the proxy step. */
 export interface GateState {
@@ -49,9 +48,16 @@ export interface GateState {
 /** Checks an IdP access token (routes with `bearer_jwt`); never throws. */
 export type JwtResolver = (token: string) => Promise<Lookup>;
 
+/** What admission reports as it decides (the gateway's metrics). */
+export interface AdmissionObserver {
+  lookup(outcome: LookupOutcome, source: LookupSource): void;
+  decision(route: string, decision: Decision): void;
+}
+
 export interface AdmissionOptions {
   routes: RouteSet;
-  resolver: SessionResolver;
+  /** Resolves a session cookie's token (the session resolver, traced while tracing is on). */
+  resolve(token: string | null): Promise<Lookup>;
   cookieName: string;
   /** The route whose upstream may set the session cookie (its writes get the login CSRF check). */
   authRoute: string;
@@ -60,11 +66,13 @@ export interface AdmissionOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies: readonly string[];
   maxCookieBytes: number;
-  metrics?: GatewayMetrics;
-  /** Throttling of failed bearer credentials per client address. */
-  bearerThrottle?: BearerThrottleSettings;
+  metrics?: AdmissionObserver;
+  /** Resolves an API key (routes with `api_key`); without it they refuse every key. */
+  resolveApiKey?: (key: string) => Promise<Lookup>;
   /** Verifies IdP access tokens; without it, `bearer_jwt` routes refuse every JWT. */
   jwt?: JwtResolver;
+  /** Counts failed bearer credentials per client address; without it nothing is throttled. */
+  throttle?: BearerThrottle;
 }
 
 /** Routing, session and policy for one request; the routes can be swapped while it runs. */
@@ -96,21 +104,20 @@ function lookupRoles(l: Lookup): readonly string[] | null {
 }
 
 export function createAdmission(opts: AdmissionOptions): Admission {
-  const { resolver, metrics, cookieName, authRoute, maxCookieBytes } = opts;
+  const { resolve, metrics, cookieName, authRoute, maxCookieBytes } = opts;
   const clientAddress = new ClientAddressResolver(opts.trustedProxies);
-  const throttle = new BearerThrottle(resolver.store.redis, resolver.apiKeys.layout, opts.bearerThrottle);
-  const jwt = opts.jwt;
+  const { throttle, jwt, resolveApiKey } = opts;
 
   /** The lookup of a bearer credential; refusals are counted against the client address. */
   async function resolveBearer(bearer: BearerCredential, route: Route, client: ClientAddress, log: FastifyBaseLogger): Promise<Lookup> {
     const accepts = route.credentials;
-    const retryAfter = client.ip ? throttle.retryAfter(client.ip) : 0;
+    const retryAfter = client.ip && throttle ? throttle.retryAfter(client.ip) : 0;
     if (retryAfter > 0) {
       log.info({ route: route.name, ip: client.ip, retryAfter }, 'bearer credentials throttled: 429');
       throw new TooManyRequests();
     }
     let lookup: Lookup;
-    if (bearer.kind === 'api_key' && accepts.includes('api_key')) lookup = await resolver.resolveApiKey(bearer.token);
+    if (bearer.kind === 'api_key' && accepts.includes('api_key') && resolveApiKey) lookup = await resolveApiKey(bearer.token);
     else if (bearer.kind === 'jwt' && accepts.includes('bearer_jwt') && jwt) lookup = await jwt(bearer.token);
     else if (bearer.kind === 'malformed') lookup = { outcome: 'malformed', source: 'none', reason: bearer.reason };
     else lookup = { outcome: 'malformed', source: 'none', reason: `this route does not accept ${bearer.kind === 'jwt' ? 'bearer JWTs' : 'API keys'}` };
@@ -119,7 +126,7 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     // the credential itself is never logged: an API key's id is its public part
     const keyId = bearer.kind === 'api_key' ? apiKeyRef(bearer.token)?.sid : undefined;
     log.info({ route: route.name, credential: bearer.kind, keyId, outcome: lookup.outcome, reason: lookup.reason }, 'bearer credential refused: 401');
-    if (client.ip) await throttle.fail(client.ip).catch((err: unknown) => log.warn({ err }, 'could not count a failed bearer credential'));
+    if (client.ip && throttle) await throttle.fail(client.ip).catch((err: unknown) => log.warn({ err }, 'could not count a failed bearer credential'));
     throw new InvalidCredentials();
   }
 
@@ -145,7 +152,10 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
-    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
+    if (route.methodOverride === 'refuse') {
+      if (hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
+      assertCheckableBody(method, raw.headers);
+    }
     const cookieHeader = raw.headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
@@ -167,7 +177,7 @@ export function createAdmission(opts: AdmissionOptions): Admission {
           ? { outcome: 'no_cookie', source: 'none' }
           : cookie.duplicate
             ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
-            : await resolver.resolve(cookie.token);
+            : await resolve(cookie.token);
         metrics?.lookup(lookup.outcome, lookup.source);
       }
       if (lookup.outcome === 'valid') identified?.(lookup.session);

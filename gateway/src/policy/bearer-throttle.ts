@@ -1,7 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { DEFAULT_BEARER_FAILURE_WINDOW_MS, DEFAULT_BEARER_MAX_FAILURES } from '../defaults.js';
-import type { ApiKeyLayout } from '../session/api-keys.js';
-import type { RedisClient } from '../session/store.js';
+import type { ApiKeyLayout, RedisClient } from '@sessiongate/session';
 
 /** Client addresses this gateway remembers as throttled. */
 const BLOCKED_MAX = 10_000;

@@ -1,4 +1,4 @@
-import { API_KEY_PREFIX } from './api-keys.js';
+import { API_KEY_PREFIX } from '@sessiongate/session';
 
 // The Authorization header, read the way the session cookie is: what credential it carries,
 // if any. Only the Bearer scheme (RFC 6750) is ours; the value is never logged.

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { rolesFromClaims } from './claim-rules.js';
+import { MAX_ROLES, MAX_VALUE_LENGTH, RECORD_VERSION, UNSAFE_CHARS, rolesFromClaims, type SessionRecord } from '@sessiongate/session';
 import { Entry } from './entry.js';
 import type { JwtIssuer } from './jwt-issuers.js';
-import { MAX_ROLES, MAX_VALUE_LENGTH, RECORD_VERSION, SID_LENGTH, type SessionRecord } from './record.js';
 import type { Lookup } from './resolver.js';
 
 /** Verified tokens kept, so a client that repeats its token costs a hash, not a signature check. */
@@ -13,8 +12,8 @@ const VERIFIED_MAX = 10_000;
 const VERIFIED_TTL_MS = 60_000;
 /** Clock skew tolerated between the issuer and the gateway, in seconds. */
 const CLOCK_TOLERANCE_SECONDS = 5;
-// C0 controls, DEL, and the line/paragraph separators
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
+/** Length of the id a token is known by here: as long as a session id. */
+const SID_LENGTH = 22;
 
 interface Trusted {
   readonly issuer: JwtIssuer;

@@ -1,5 +1,4 @@
-import { parseApiKeyRecord, type ApiKeyRecord } from './api-keys.js';
-import { InvalidRecordError, RECORD_VERSION, parseRecord, type SessionRecord, type SessionRef } from './record.js';
+import { InvalidRecordError, RECORD_VERSION, parseApiKeyRecord, parseRecord, type ApiKeyRecord, type SessionRecord, type SessionRef } from '@sessiongate/session';
 
 /**
  * Room on a resolved session for what a later stage derives from its record (the identity

@@ -4,7 +4,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, isNode, parseDocument, type Node } from 'yaml';
 import { SettingError } from '@sessiongate/service-kit';
-import type { Condition, RoleRule } from './claim-rules.js';
+import type { ClaimCondition as Condition, ClaimRoleRule as RoleRule } from '@sessiongate/session';
 
 // The identity providers whose access tokens `bearer_jwt` routes accept
 // (SESSIONGATE_JWT_ISSUERS), version 1:

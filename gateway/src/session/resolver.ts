@@ -7,16 +7,13 @@ import {
   DEFAULT_REFRESH_FRACTION,
 } from '../defaults.js';
 import { LRUCache } from 'lru-cache';
+import { ApiKeyStore, apiKeyMatches, apiKeyRef, isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
 import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
-import { ApiKeyStore } from './api-key-store.js';
-import { apiKeyMatches, apiKeyRef } from './api-keys.js';
 import { SessionCache, type InFlight } from './cache.js';
 import { EntryParser, type Entry, type SessionSlot } from './entry.js';
 import { InvalidationChannel } from './invalidation.js';
-import { isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef } from './record.js';
 import { RefreshPacer, type StoreHealth } from './refresh.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
-import type { SessionStore } from './store.js';
 
 export type { SessionSlot } from './entry.js';
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { InvalidRecordError, MAX_ROLES, MAX_VALUE_LENGTH, userTag, type KeyLayout, type SessionRef } from './record.js';
+import { InvalidRecordError, userTag, type KeyLayout, type SessionRef } from './record.js';
+import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 
 // API keys: the key format, the stored record and its Redis keys. The auth service and the
 // CLI write keys, the gateway reads them; both import this module.
@@ -115,9 +116,6 @@ export class ApiKeyLayout {
     return `${this.keys.prefix}t:apikey:{${encodeURIComponent(ip)}}`;
   }
 }
-
-// C0 controls, DEL, and the line/paragraph separators
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 function safeString(v: unknown, max = MAX_VALUE_LENGTH): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max && !UNSAFE_CHARS.test(v);
