@@ -67,11 +67,15 @@ export function apiKeyRef(key: string): SessionRef | null {
   return m ? { tag: m[1]!.slice(0, 4), sid: m[1]! } : null;
 }
 
-/** Whether `key` is the key a record was made for (constant time). */
-export function apiKeyMatches(record: Pick<ApiKeyRecord, 'hash'>, key: string): boolean {
-  const a = Buffer.from(apiKeyHash(key));
-  const b = Buffer.from(record.hash);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** The stored hash as bytes, decoded once (what {@link apiKeyMatches} compares against). */
+export function apiKeyDigest(record: Pick<ApiKeyRecord, 'hash'>): Buffer {
+  return Buffer.from(record.hash, 'base64url');
+}
+
+/** Whether `key` is the key whose digest this is (constant time). */
+export function apiKeyMatches(digest: Buffer, key: string): boolean {
+  const presented = createHash('sha256').update(key).digest();
+  return presented.length === digest.length && timingSafeEqual(presented, digest);
 }
 
 /** A key id as the API takes it: same alphabet and length as minted ones. */

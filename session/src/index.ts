@@ -108,6 +108,7 @@ export {
   ApiKeyLayout,
   MAX_API_KEYS_PER_USER,
   MAX_API_KEY_NAME_LENGTH,
+  apiKeyDigest,
   apiKeyMatches,
   apiKeyNameProblem,
   apiKeyRef,

@@ -1,4 +1,4 @@
-import { InvalidRecordError, RECORD_VERSION, parseApiKeyRecord, parseRecord, type ApiKeyRecord, type SessionRecord, type SessionRef } from '@sessiongate/session';
+import { InvalidRecordError, RECORD_VERSION, apiKeyDigest, parseApiKeyRecord, parseRecord, type ApiKeyRecord, type SessionRecord, type SessionRef } from '@sessiongate/session';
 
 /**
  * Room on a resolved session for what a later stage derives from its record (the identity
@@ -27,8 +27,8 @@ export class Entry implements SessionSlot {
   /** The stored value the record was parsed from (kept for entries of the uncached path only). */
   raw: string | null = null;
   derived: unknown = undefined;
-  /** For an API key: the hash every request's key is checked against. */
-  apiKeyHash: string | null = null;
+  /** For an API key: the SHA-256 every request's key is checked against. */
+  apiKeyDigest: Buffer | null = null;
 
   constructor(
     readonly record: SessionRecord | null,
@@ -90,7 +90,7 @@ export class EntryParser {
       const key = parseApiKeyRecord(raw);
       if (key.id !== ref.sid) return new Entry(null, 'invalid', 'record stored under another key id');
       const entry = new Entry(this.keyView(key), null);
-      entry.apiKeyHash = key.hash;
+      entry.apiKeyDigest = apiKeyDigest(key);
       return entry;
     } catch (err) {
       return new Entry(null, 'invalid', err instanceof InvalidRecordError ? err.message : 'unreadable record');

@@ -268,9 +268,9 @@ export class SessionResolver {
     if (!at) return { outcome: 'malformed', source: 'none', reason: 'malformed API key' };
     const lookup = await this.lookup(this.apiKeyKind, { ...at, via: 'api_key' });
     if (lookup.outcome !== 'valid') return lookup;
-    const hash = (lookup.session.slot as Entry).apiKeyHash;
+    const digest = (lookup.session.slot as Entry).apiKeyDigest;
     // a known id with the wrong secret is no key at all
-    if (hash === null || !apiKeyMatches({ hash }, key)) return { outcome: 'missing', source: lookup.source, reason: 'wrong secret' };
+    if (digest === null || !apiKeyMatches(digest, key)) return { outcome: 'missing', source: lookup.source, reason: 'wrong secret' };
     this.noteKeyUse(lookup.session.record);
     return lookup;
   }
