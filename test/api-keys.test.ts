@@ -8,6 +8,7 @@ import { apiKeysCommand, usersCommand } from '../auth-service/src/cli.js';
 import { captureIo } from './support/auth-cli.js';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from './support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from './support/gateway.js';
+import { assertBuilt, runCli } from './support/process.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
 // API keys end to end: minted through the auth service (behind a gateway) and the CLI, used
@@ -271,5 +272,24 @@ describe('API keys', () => {
     await expectEverywhere(key, '/machine/x', 401);
     const again = captureIo(auth.env);
     expect(await apiKeysCommand(['revoke', id], again)).toBe(1);
+  });
+
+  it('the installed CLI, as a process of its own: create prints only the key on stdout; a Redis out of reach is an error, not a key', async () => {
+    assertBuilt();
+    const env = { ...auth.env };
+    const made = await runCli(['api-keys', 'create', 'from-shell', '--user', 'dora', '--roles', 'user', '--expires', '1h', '--file', auth.usersFile], { env });
+    expect(made.code, made.stderr).toBe(0);
+    const key = made.stdout.trim();
+    expect(key).toMatch(KEY_RE);
+    expect(made.stderr).not.toContain(key.slice(21));
+    await expectEverywhere(key, '/machine/x', 200);
+    const listed = await runCli(['api-keys', 'list', '--user', 'dora'], { env });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain(key.slice(4, 20));
+    expect(listed.stdout).not.toContain(key.slice(21));
+    const down = await runCli(['api-keys', 'create', 'x', '--user', 'dora', '--file', auth.usersFile], { env: { ...env, REDIS_URL: 'redis://127.0.0.1:1' } });
+    expect(down.code).toBe(1);
+    expect(down.stdout).toBe('');
+    expect(down.stderr).toContain('no key was created');
   });
 });
