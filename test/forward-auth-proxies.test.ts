@@ -210,7 +210,7 @@ for (const c of CASES) {
 
     it('never lets a client reach the endpoint through the site', async ({ skip }) => {
       skip(Boolean(c.unavailable), c.unavailable ?? '');
-      for (const target of [AUTHZ_PATH, `${AUTHZ_PATH}?x=1`, `${AUTHZ_PATH}/x`, '/_sessiongate/']) {
+      for (const target of [AUTHZ_PATH, `${AUTHZ_PATH}?x=1`, `${AUTHZ_PATH}/x`, '/_sessiongate/', '/auth/../_sessiongate/authz', '/x/%2e%2e/_sessiongate/authz']) {
         const { res, authz, app } = await send({ target, headers: [['X-Original-URI', '/public'], ['X-Forwarded-Uri', '/public']] });
         expect({ target, status: res.status, requests: authz.length + app.length }).toEqual({ target, status: 404, requests: 0 });
       }
