@@ -10,7 +10,6 @@ import { NGINX_SHIPPED_VALUES, nginxConfigProblem, nginxUnavailable } from './su
 // accept them; the settings the security of forward auth rests on are there.
 
 const shipped = (name: string) => readFileSync(path.join(FORWARD_AUTH_DEPLOY, name), 'utf8');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const yamlDocs = (name: string): any[] => parseAllDocuments(shipped(name)).map((d) => {
   if (d.errors.length) throw new Error(`${name}: ${d.errors[0]!.message}`);
   return d.toJS();
