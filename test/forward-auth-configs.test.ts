@@ -74,3 +74,13 @@ describe('the shipped forward-auth configs', () => {
     expect(blocked.direct_response.status).toBe(404);
   });
 });
+
+describe('docs/forward-auth.md', () => {
+  it('shows every shipped config exactly as shipped', () => {
+    const page = readFileSync(path.join(FORWARD_AUTH_DEPLOY, '../../docs/forward-auth.md'), 'utf8');
+    for (const name of ['nginx.conf', 'Caddyfile', 'traefik-dynamic.yaml', 'traefik-middleware.yaml', 'ingress-nginx.yaml', 'envoy.yaml']) {
+      expect(page.includes(`\`deploy/forward-auth/${name}\``), `${name} is named`).toBe(true);
+      expect(page.includes(`\n${shipped(name).trimEnd()}\n\`\`\``), `${name} is shown verbatim`).toBe(true);
+    }
+  });
+});
