@@ -20,6 +20,7 @@ import type { KeySet } from './identity/keys.js';
 import { IdentityReuse } from './identity/reuse.js';
 import { XSessionSigner } from './identity/signer.js';
 import type { GatewayMetrics } from './ops/metrics.js';
+import { ForwardAuth } from './forward-auth/endpoint.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
 import { createAdmission, type GateState } from './policy/admission.js';
 import { forwardedBody, hasBody } from './proxy/body.js';
@@ -68,6 +69,13 @@ export interface SessionGateOptions {
   };
   /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
   websocketIdleTimeoutMs?: number;
+  /** The forward-auth endpoint (docs/forward-auth.md); off when neither field is set. */
+  forwardAuth?: {
+    /** CIDRs of the proxies that may ask on the main listener. */
+    proxies?: readonly string[];
+    /** The endpoint is served on a listener of its own (`SessionGate.forwardAuth.handleOwn`), never on the main one. */
+    ownListener?: boolean;
+  };
 }
 
 export interface SessionGate {
@@ -76,6 +84,8 @@ export interface SessionGate {
   /** Swaps the routes atomically; requests already past routing finish on the old ones. */
   setRoutes(routes: RouteSet): void;
   readonly resolver: SessionResolver;
+  /** The forward-auth endpoint; the server hands it requests before Fastify routes them. */
+  readonly forwardAuth: ForwardAuth;
 }
 
 declare module 'fastify' {
@@ -131,6 +141,16 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     },
     setRoutes: (next: RouteSet) => admission.setRoutes(next),
     resolver,
+    forwardAuth: new ForwardAuth({
+      admission,
+      identities,
+      proxies: opts.forwardAuth?.proxies ?? [],
+      ownListener: opts.forwardAuth?.ownListener ?? false,
+      trustedProxies: opts.trustedProxies ?? [],
+      loginPath,
+      metrics,
+      log: fastify.log,
+    }),
   };
   fastify.decorate('sessiongate', gate);
   fastify.decorateRequest('gate', null);
