@@ -188,7 +188,9 @@ for (const p of PROXIES) {
     it('path tricks around /admin never pass, whatever the proxy forwards', async () => {
       const token = await signIn('ana');
       app.clear();
-      const tricks = ['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin', '/public/..%2fadmin', '/public%2f..%2fadmin', '/admin%2fx', '//admin', '/public/./../admin', '/auth/../admin', '/%61dmin'];
+      // the last three canonicalize to pages ana may see, while an app that does not
+      // normalize (or a prefix router) reads them under /admin
+      const tricks = ['/public/../admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin', '/public/..%2fadmin', '/public%2f..%2fadmin', '/admin%2fx', '//admin', '/public/./../admin', '/auth/../admin', '/%61dmin', '/admin/..', '/admin/../public/x', '/admin/%2e%2e/page'];
       const seen: Record<string, number> = {};
       for (const t of tricks) seen[t] = (await send(t, [['Cookie', `sid=${token}`]])).status;
       // the endpoint refuses every non-canonical URI with 403; nginx refuses a few itself
