@@ -1,12 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP, type BlockList } from 'node:net';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
-import { parseCidrs, prefersHtml } from '@sessiongate/service-kit';
+import { prefersHtml } from '@sessiongate/service-kit';
 import { BadRequest, errorResponse, NotFound } from '../errors.js';
 import type { IdentityReuse } from '../identity/reuse.js';
 import type { ForwardAuthDecision, GatewayMetrics } from '../ops/metrics.js';
 import type { Admission } from '../policy/admission.js';
-import { canonicalHost, ClientAddressResolver } from '../policy/client-address.js';
+import { AddressSet, canonicalHost, ClientAddressResolver, peerAddress } from '../policy/client-address.js';
 import { canonicalize } from '../routes/canonical-path.js';
 import { isEndpointTarget, readReport, type ProxyStyle } from './report.js';
 
@@ -37,14 +36,9 @@ const NO_ROUTE = '(none)';
 const PASSES_ANSWER_ON: ReadonlySet<ProxyStyle> = new Set(['forwarded', 'envoy']);
 const ANY_ADDRESS = ['0.0.0.0/0', '::/0'];
 
-function peerOf(req: IncomingMessage): string {
-  const ip = req.socket.remoteAddress ?? '';
-  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-}
-
 export class ForwardAuth {
   readonly #o: ForwardAuthOptions;
-  readonly #proxies: BlockList | null;
+  readonly #proxies: AddressSet | null;
   // the proxies' X-Forwarded-For and X-Forwarded-Proto are believed on top of the gateway's own list
   readonly #mainClients: ClientAddressResolver;
   readonly #ownClients: ClientAddressResolver;
@@ -52,7 +46,7 @@ export class ForwardAuth {
   constructor(o: ForwardAuthOptions) {
     this.#o = o;
     const proxies = o.proxies.filter((s) => s.trim() !== '');
-    this.#proxies = proxies.length ? parseCidrs(proxies).blockList : null;
+    this.#proxies = proxies.length ? new AddressSet(proxies) : null;
     this.#mainClients = new ClientAddressResolver([...o.trustedProxies, ...proxies]);
     this.#ownClients = new ClientAddressResolver(ANY_ADDRESS);
   }
@@ -76,10 +70,7 @@ export class ForwardAuth {
   }
 
   #mayAsk(req: IncomingMessage): boolean {
-    if (this.#proxies === null) return false;
-    const ip = peerOf(req);
-    const type = isIP(ip);
-    return type !== 0 && this.#proxies.check(ip, type === 4 ? 'ipv4' : 'ipv6');
+    return this.#proxies !== null && this.#proxies.has(peerAddress(req));
   }
 
   async #answer(req: IncomingMessage, res: ServerResponse, clients: ClientAddressResolver): Promise<void> {
@@ -98,16 +89,15 @@ export class ForwardAuth {
       }
       const host = report.host === undefined ? undefined : canonicalHost(report.host);
       const client = { ...clients.resolve(req), host };
-      const state = await admission.check({ method: report.method, target: report.target, headers: req.headers, client }, log, (r) => {
+      const state = await admission.check({ method: report.method, path: c.path, query: c.query, headers: req.headers, client }, log, (r) => {
         route = r.name;
       });
       const xSession = state.session ? identities.headerFor(state.session, state.route.name, Date.now()) : null;
-      res.statusCode = 200;
-      res.setHeader('cache-control', 'no-store');
-      if (xSession !== null) res.setHeader('x-session', xSession);
-      // always present, so a proxy that copies it replaces the client's Cookie even when empty
-      res.setHeader('x-sessiongate-cookie', state.cookie ?? '');
-      res.setHeader('content-length', '0');
+      // X-Sessiongate-Cookie always present, so a proxy that copies it replaces the client's
+      // Cookie even when empty
+      const headers: OutgoingHttpHeaders = { 'cache-control': 'no-store', 'x-sessiongate-cookie': state.cookie ?? '', 'content-length': '0' };
+      if (xSession !== null) headers['x-session'] = xSession;
+      res.writeHead(200, headers);
       res.end();
       metrics?.forwardAuth(route, 'allow');
       logAnswer(log, req, report.ok ? report.method : '-', route, 200, state.session?.record.sub);

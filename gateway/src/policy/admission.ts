@@ -73,8 +73,8 @@ export interface Admission {
   ): Promise<GateState>;
   /**
    * The same decision for a request another proxy describes (forward auth): no body travels,
-   * and a route without an upstream matches too. The caller has checked that `target` is
-   * canonical and resolved `client` (host included) from the proxy's report.
+   * and a route without an upstream matches too. The caller has canonicalized the path and
+   * resolved `client` (host included) from the proxy's report.
    */
   check(described: DescribedRequest, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState<Route>>;
 }
@@ -82,8 +82,10 @@ export interface Admission {
 /** A request as a proxy in front of the gateway reports it. */
 export interface DescribedRequest {
   readonly method: string;
-  /** The request target: path and query. */
-  readonly target: string;
+  /** Canonical path. */
+  readonly path: string;
+  /** `?…` as reported, or ''. */
+  readonly query: string;
   /** The request's headers (cookie, origin, sec-fetch-site…). */
   readonly headers: IncomingHttpHeaders;
   readonly client: ClientAddress;
@@ -113,27 +115,23 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     const c = canonicalize(raw.url ?? '');
     if (!c.ok) return Promise.reject(new BadRequest(c.reason));
     const client = clientAddress.resolve(raw);
-    const request = { method: raw.method ?? 'GET', target: raw.url ?? '', headers: raw.headers, client };
-    return decideOn(request, c.path, c.query, log, matched, upgrade, identified, false) as Promise<GateState>;
+    const request = { method: raw.method ?? 'GET', path: c.path, query: c.query, headers: raw.headers, client };
+    return decideOn(request, log, matched, upgrade, identified, false) as Promise<GateState>;
   }
 
   function check(described: DescribedRequest, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState<Route>> {
-    const c = canonicalize(described.target);
-    if (!c.ok) return Promise.reject(new BadRequest(c.reason));
-    return decideOn(described, c.path, c.query, log, matched, false, undefined, true);
+    return decideOn(described, log, matched, false, undefined, true);
   }
 
   async function decideOn(
     request: DescribedRequest,
-    path: string,
-    query: string,
     log: FastifyBaseLogger,
     matched: ((route: Route) => void) | undefined,
     upgrade: boolean,
     identified: ((session: ResolvedSession) => void) | undefined,
     forwardAuth: boolean,
   ): Promise<GateState<Route>> {
-    const { method, headers, client } = request;
+    const { method, path, query, headers, client } = request;
     // RFC 9112 §3.2: an invalid Host is a 400; it would travel on as X-Forwarded-Host
     if (client.host === null) throw new BadRequest(INVALID_HOST);
     const route = table.match(path, hostName(client.host));
