@@ -128,8 +128,8 @@ async function main() {
   const wrk = spawnSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' }).stdout.trim();
   if (!wrk) throw new Error('wrk is not on PATH');
   if (!nginxBinary()) throw new Error('nginx is not installed (apt-get install nginx-light)');
-  const sessionModule = path.join(ROOT, 'gateway/dist/session/index.js');
-  if (!fs.existsSync(sessionModule)) throw new Error('gateway/dist is missing: run `npm run build` first');
+  const sessionModule = path.join(ROOT, 'session/dist/index.js');
+  if (!fs.existsSync(sessionModule)) throw new Error('session/dist is missing: run `npm run build` first');
   const { SessionStore, KeyLayout } = await import(pathToFileURL(sessionModule).href);
   const { Redis } = await import('ioredis');
 

@@ -3,7 +3,6 @@ import type { FastifyBaseLogger } from 'fastify';
 import { prefersHtml } from '@sessiongate/service-kit';
 import { BadRequest, errorResponse, NotFound } from '../errors.js';
 import type { IdentityReuse } from '../identity/reuse.js';
-import type { ForwardAuthDecision, GatewayMetrics } from '../ops/metrics.js';
 import type { Admission } from '../policy/admission.js';
 import { AddressSet, canonicalHost, ClientAddressResolver, peerAddress } from '../policy/client-address.js';
 import { canonicalize } from '../routes/canonical-path.js';
@@ -14,6 +13,14 @@ import { isEndpointTarget, readReport, type ProxyStyle } from './report.js';
 // admission (routes, session, policy) and the same X-Session minting. It runs on the raw
 // request, ahead of Fastify's router: the endpoint is matched on the exact target, and its
 // answers are not proxied requests.
+
+/** What the endpoint answered, as counted. */
+export type ForwardAuthDecision = 'allow' | 'unauthenticated' | 'forbidden' | 'refused' | 'unavailable';
+
+/** What the endpoint reports as it answers (the gateway's metrics). */
+export interface ForwardAuthObserver {
+  forwardAuth(route: string, decision: ForwardAuthDecision): void;
+}
 
 export interface ForwardAuthOptions {
   admission: Admission;
@@ -26,7 +33,7 @@ export interface ForwardAuthOptions {
   trustedProxies: readonly string[];
   /** Where browsers sign in (Caddy, Traefik and Envoy pass the endpoint's redirect on); null: a 401. */
   loginPath: string | null;
-  metrics?: GatewayMetrics;
+  metrics?: ForwardAuthObserver;
   log: FastifyBaseLogger;
 }
 

@@ -1,5 +1,4 @@
-import { subscriberFor } from './redis.js';
-import { decodeInvalidation, type RedisClient, type SessionStore } from './store.js';
+import { decodeInvalidation, subscriberFor, type RedisClient, type SessionStore } from '@sessiongate/session';
 
 export interface InvalidationChannelOptions {
   heartbeatIntervalMs: number;
