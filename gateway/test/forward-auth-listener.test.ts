@@ -1,8 +1,14 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { generateKeySet } from '@sessiongate/session';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { gatewayConfigFromEnv } from '../src/settings.js';
 import { startTestGateway, type TestGateway } from '../../test/support/gateway.js';
+import { assertBuilt, startService } from '../../test/support/process.js';
+import { freePort } from '../../test/support/redis-server.js';
 
 // FORWARD_AUTH_PORT: the endpoint gets a listener of its own, which serves nothing else,
 // and the gateway's main listener stops serving it, even to a listed proxy address.
@@ -71,4 +77,35 @@ describe('the forward-auth endpoint on its own listener', () => {
     expect(c.forwardAuth).toEqual({ proxies: [], port: 8090, host: '127.0.0.1' });
     expect(gatewayConfigFromEnv(base).forwardAuth.port).toBeNull();
   });
+});
+
+describe('the gateway process with FORWARD_AUTH_PORT', () => {
+  it('listens on it, says so when ready, and stops cleanly', async () => {
+    assertBuilt();
+    const dir = mkdtempSync(path.join(tmpdir(), 'sessiongate-fa-'));
+    const routesFile = path.join(dir, 'routes.yaml');
+    writeFileSync(routesFile, 'version: 1\nroutes:\n  - name: open\n    prefix: /\n    auth: none\n');
+    const [port, metricsPort, faPort] = [await freePort(), await freePort(), await freePort()];
+    const svc = startService(['gateway'], {
+      REDIS_URL: inject('redisUrl'),
+      SESSIONGATE_ROUTES: routesFile,
+      X_SESSION_KEYS: JSON.stringify(generateKeySet('HS256')),
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+      FORWARD_AUTH_PORT: String(faPort),
+    });
+    try {
+      await svc.waitFor(/sessiongate gateway ready/);
+      expect(svc.output()).toContain(`http://127.0.0.1:${faPort}/_sessiongate/authz`);
+      const own = await get(faPort, '/_sessiongate/authz', { 'x-original-uri': '/x', 'x-original-method': 'GET' });
+      expect([own.status, own.headers['cache-control'], own.headers['x-sessiongate-cookie']]).toEqual([200, 'no-store', '']);
+      // the route has no upstream: the gateway's own listener has nowhere to send it
+      expect((await get(port, '/x', {})).status).toBe(404);
+      expect((await get(port, '/_sessiongate/authz', { 'x-original-uri': '/x', 'x-original-method': 'GET' })).status).toBe(404);
+    } finally {
+      await svc.stop();
+    }
+    expect((await svc.exited()).code).toBe(0);
+  }, 30_000);
 });
