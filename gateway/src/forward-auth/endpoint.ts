@@ -107,9 +107,13 @@ export class ForwardAuth {
       res.writeHead(200, headers);
       res.end();
       metrics?.forwardAuth(route, 'allow');
-      logAnswer(log, req, report.ok ? report.method : '-', route, 200, state.session?.record.sub);
+      logAnswer(log, req, report.method, route, 200, state.session?.record.sub);
     } catch (err) {
       const e = err as Error & { code?: string; statusCode?: number };
+      if (res.headersSent) {
+        log.error({ err: e }, 'forward auth failed after answering');
+        return;
+      }
       const { statusCode, body } = errorResponse(e);
       let status = statusCode;
       let decision: ForwardAuthDecision;
@@ -124,10 +128,10 @@ export class ForwardAuth {
       }
       if (statusCode >= 500 && e.code !== 'SG_ERR_SESSION_STORE_UNAVAILABLE') log.error({ err: e }, 'forward auth failed');
       res.setHeader('cache-control', 'no-store');
-      const target = report.ok ? report.target : null;
-      if (decision === 'unauthenticated' && this.#o.loginPath !== null && target !== null && report.ok && PASSES_ANSWER_ON.has(report.style) && prefersHtml(req.headers.accept)) {
+      const login = this.#o.loginPath;
+      if (decision === 'unauthenticated' && login !== null && report.ok && PASSES_ANSWER_ON.has(report.style) && prefersHtml(req.headers.accept)) {
         res.statusCode = 302;
-        res.setHeader('location', `${this.#o.loginPath}?next=${encodeURIComponent(target)}`);
+        res.setHeader('location', `${login}?next=${encodeURIComponent(report.target)}`);
         res.setHeader('content-length', '0');
         res.end();
       } else {
