@@ -152,8 +152,8 @@ for (const c of CASES) {
       expect(authz).toHaveLength(1);
       const h = authz[0]!.headers;
       if (c.name === 'nginx') {
-        // $host: the name without the port
-        expect([h['x-original-method'], h['x-original-uri'], h.host]).toEqual(['POST', '/orders/7?x=1', '127.0.0.1']);
+        // $server_name: the site's own name, whatever Host the client sent
+        expect([h['x-original-method'], h['x-original-uri'], h.host]).toEqual(['POST', '/orders/7?x=1', 'app.example.com']);
       } else {
         expect([h['x-forwarded-method'], h['x-forwarded-uri'], h['x-forwarded-host'], h['x-forwarded-proto']]).toEqual(['POST', '/orders/7?x=1', host, 'http']);
       }

@@ -214,6 +214,16 @@ for (const p of PROXIES) {
       expect(app.received).toHaveLength(0);
     });
 
+    it("a Host naming another site is never judged by that site's routes", async () => {
+      app.clear();
+      // other.example.com's routes let anyone through; this site's need a session
+      const res = await send('/page', [['Host', 'other.example.com'], ['Accept', 'application/json']]);
+      // nginx asks about this site (a 401 without a session); Caddy has no site for that name
+      // and answers by itself
+      if (p.name === 'nginx') expect(res.status).toBe(401);
+      expect(app.received).toHaveLength(0);
+    });
+
     it('the endpoint cannot be reached through the site', async () => {
       const res = await send('/_sessiongate/authz', [['X-Original-URI', '/public'], ['X-Original-Method', 'GET']]);
       expect(res.status).toBe(404);
