@@ -2,12 +2,13 @@ import Fastify, { LogController, type FastifyRequest, type FastifyBaseLogger, ty
 import type { GatewayConfig } from './settings.js';
 import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '@sessiongate/service-kit';
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
-import sessiongate from './pipeline.js';
+import sessiongate, { type SessionGateOptions } from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { loadRoutesFile } from './routes/load.js';
 import { formatProblems } from './routes/problems.js';
 import type { RouteSet } from './routes/types.js';
+import type { SessionResolver } from './session/resolver.js';
 import sessionPlugin from './session/plugin.js';
 
 export interface BuildGatewayOptions {
@@ -44,6 +45,26 @@ function loggedPath(request: FastifyRequest): string {
   if (request.gateRoute === null) return '(unrouted)';
   const c = canonicalize(request.raw.url ?? '');
   return c.ok ? c.path : '(unrouted)';
+}
+
+/**
+ * The gateway plugin's options from a gateway configuration, for these routes and this
+ * resolver: what buildGateway passes, and what an application embedding the plugin passes.
+ */
+export function sessiongateOptions(config: GatewayConfig, routes: RouteSet, resolver: SessionResolver): SessionGateOptions {
+  return {
+    routes,
+    resolver,
+    keys: config.keys,
+    cookieName: config.session.cookieName,
+    authRoute: config.authRoute,
+    xSession: config.xSession,
+    allowedOrigins: config.allowedOrigins,
+    trustedProxies: config.trustedProxies,
+    maxCookieBytes: config.maxCookieBytes,
+    brand: config.brand,
+    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
+  };
 }
 
 /**
@@ -129,20 +150,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     done();
   });
 
-  await app.register(sessiongate, {
-    routes,
-    resolver: app.sessions.resolver,
-    keys: config.keys,
-    cookieName: config.session.cookieName,
-    authRoute: config.authRoute,
-    xSession: config.xSession,
-    allowedOrigins: config.allowedOrigins,
-    trustedProxies: config.trustedProxies,
-    maxCookieBytes: config.maxCookieBytes,
-    brand: config.brand,
-    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
-    metrics,
-  });
+  await app.register(sessiongate, { ...sessiongateOptions(config, routes, app.sessions.resolver), metrics });
 
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
   const ops = await buildOpsApp(app.log, {
