@@ -53,6 +53,8 @@ export interface TestAuth {
   xSessionFor(token: string): Promise<string>;
   /** POST /auth/login as JSON. */
   login(username: string, password: string, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  /** Listens on a free port (once) and resolves its base URL, for a gateway's /auth route. */
+  listen(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -143,6 +145,10 @@ export async function startTestAuth(o: TestAuthOptions): Promise<TestAuth> {
     },
     login(username, password, headers = {}) {
       return svc.app.inject({ method: 'POST', url: '/auth/login', headers, payload: { username, password } });
+    },
+    async listen() {
+      if (!svc.app.server.listening) await svc.app.listen({ port: 0, host: '127.0.0.1' });
+      return `http://127.0.0.1:${(svc.app.server.address() as { port: number }).port}`;
     },
     async close() {
       await svc.close();

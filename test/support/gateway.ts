@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
 import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady } from '@sessiongate/session';
@@ -125,4 +126,25 @@ routes:
     upstream: ${up.reports ?? up.public}
     roles: { all: [analyst, billing] }
 ${extra}`;
+}
+
+/** routes.yaml for the process tests: /public and /slow (both auth: none), then `extra`. */
+export function publicAndSlowRoutes(publicUrl: string, slowUrl: string, extra = ''): string {
+  return `version: 1
+routes:
+  - name: public
+    prefix: /public
+    upstream: ${publicUrl}
+    auth: none
+  - name: slow
+    prefix: /slow
+    upstream: ${slowUrl}
+    auth: none
+${extra}`;
+}
+
+/** Writes a file the way editors and config management do: a new file renamed over the old one. */
+export function replaceFile(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
 }
