@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -22,8 +21,7 @@ beforeAll(async () => {
   const redisUrl = inject('redisUrl');
   up = await startUpstream('orders');
   auth = await startTestAuth({ redisUrl, users: { pia: { password: 'pia-password-1', roles: ['user'] } } });
-  await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
+  const authUrl = await auth.listen();
   const routesFile = path.join(dir, 'routes.yaml');
   writeFileSync(routesFile, routesYaml({ public: up.url, auth: authUrl }));
   gw = await startWorkerGateway(2, {

@@ -3,6 +3,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady } from '@sessiongate/session';
+import { deletePrefix } from './redis-commands.js';
 
 export interface TestGatewayOptions {
   redisUrl: string;
@@ -87,8 +88,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     async close() {
       await gw.close();
       // remove what this test wrote (never FLUSHDB: the Redis may be shared)
-      const stream = redis.scanStream({ match: `${keyPrefix}*`, count: 500 });
-      for await (const keys of stream as AsyncIterable<string[]>) if (keys.length) await redis.del(...keys);
+      await deletePrefix(redis, keyPrefix);
       await redis.quit();
     },
   };
