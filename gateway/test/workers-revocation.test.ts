@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -6,7 +6,7 @@ import { assertBuilt } from '../../test/support/process.js';
 import { startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
-import { freshGet, startWorkerGateway, type WorkerGateway } from '../../test/support/workers.js';
+import { freshGet, startTwoWorkersOnRoutes, type WorkerGateway } from '../../test/support/workers.js';
 
 // Two worker processes, each with its own session cache: a logout through the real auth
 // service ends the session in both within a second, although both had it cached for a minute.
@@ -22,15 +22,10 @@ beforeAll(async () => {
   up = await startUpstream('orders');
   auth = await startTestAuth({ redisUrl, users: { pia: { password: 'pia-password-1', roles: ['user'] } } });
   const authUrl = await auth.listen();
-  const routesFile = path.join(dir, 'routes.yaml');
-  writeFileSync(routesFile, routesYaml({ public: up.url, auth: authUrl }));
-  gw = await startWorkerGateway(2, {
+  gw = await startTwoWorkersOnRoutes(dir, routesYaml({ public: up.url, auth: authUrl }), {
     REDIS_URL: redisUrl,
     SESSIONGATE_REDIS_PREFIX: auth.keyPrefix,
     X_SESSION_KEYS: auth.keysJson,
-    SESSIONGATE_ROUTES: routesFile,
-    SESSIONGATE_WATCH_ROUTES: 'false',
-    SESSION_CACHE_TTL: '60s',
   });
 }, 60_000);
 
