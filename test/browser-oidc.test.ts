@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startDemo, stopDemo, waitForOutput, type Demo } from './support/demo-process.js';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { HAVE_CHROMIUM, NO_CHROMIUM } from './support/chromium.js';
+import { DemoInBrowser } from './support/demo-browser.js';
+import { demoEnv } from './support/demo-process.js';
 import { assertBuilt } from './support/process.js';
 
 // A real browser (Debian's Chromium through playwright-core) signing in with OpenID Connect
@@ -10,12 +9,7 @@ import { assertBuilt } from './support/process.js';
 // provider's own form → back on /app as the provider's user with the mapped roles; then
 // signing out there goes on to the provider's sign-out and back to the sign-in page.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const NO_CHROMIUM = `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`;
-
-let demo: Demo | undefined;
-let browser: Browser | undefined;
+const stack = new DemoInBrowser();
 let base = '';
 let idpPassword = '';
 
@@ -25,78 +19,50 @@ beforeAll(async () => {
     return;
   }
   assertBuilt();
-  demo = startDemo({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DEMO_BASE_PORT: '0',
-    REDIS_URL: inject('redisUrl'),
-    SESSIONGATE_REDIS_PREFIX: `sgtest:${randomUUID()}:`,
-  });
-  const [[, url], launched] = await Promise.all([
-    waitForOutput(demo, /^sessiongate demo ready: (http:\/\/localhost:\d+) /m),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }),
-  ]);
-  browser = launched;
-  base = url!;
-  idpPassword = /^ {2}olivia +(\S+) +mapped roles /m.exec(demo.output())?.[1] ?? '';
+  await stack.start(demoEnv({ REDIS_URL: inject('redisUrl') }));
+  base = stack.base;
+  idpPassword = /^ {2}olivia +(\S+) +mapped roles /m.exec(stack.output())?.[1] ?? '';
   expect(idpPassword).not.toBe('');
 }, 30_000);
 
-afterAll(async () => {
-  await browser?.close();
-  if (!demo) return;
-  await stopDemo(demo);
-  const logs = /^ {2}logs +(\S+)\/logs /m.exec(demo.output());
-  if (logs) rmSync(logs[1]!, { recursive: true, force: true });
-}, 20_000);
+afterEach(() => stack.closePages());
+
+afterAll(() => stack.stop(), 20_000);
 
 describe(`a real browser (Chromium) signing in with OpenID Connect${HAVE_CHROMIUM ? '' : ` (skipped: ${NO_CHROMIUM})`}`, () => {
   it('/app → 401 page → Sign in with Demo IdP → the IdP form → back on /app with the mapped roles → sign out at both', async ({ skip }) => {
     skip(!HAVE_CHROMIUM, NO_CHROMIUM);
-    const context = await browser!.newContext();
-    try {
-      const page = await context.newPage();
-      page.setDefaultTimeout(5_000);
-      const cspViolations: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-      });
+    const { context, page, cspViolations } = await stack.freshPage();
 
-      // 1. the protected page: the gateway's 401 page, then the sign-in page it links to
-      expect((await page.goto(`${base}/app`))?.status()).toBe(401);
-      await page.getByRole('link', { name: 'Sign in' }).click();
-      await page.waitForURL(`${base}/auth/login?next=%2Fapp`);
+    // 1. the protected page: the gateway's 401 page, then the sign-in page it links to
+    expect((await page.goto(`${base}/app`))?.status()).toBe(401);
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/auth/login?next=%2Fapp`);
 
-      // 2. the provider's button, then the provider's own form (another origin)
-      await page.getByRole('link', { name: 'Sign in with Demo IdP' }).click();
-      await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/interaction\//);
-      expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Demo IdP sign-in');
-      await page.getByLabel('IdP user name').fill('olivia');
-      await page.getByLabel('IdP password').fill(idpPassword);
-      await page.getByRole('button', { name: 'Continue' }).click();
+    // 2. the provider's button, then the provider's own form (another origin)
+    await page.getByRole('link', { name: 'Sign in with Demo IdP' }).click();
+    await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/interaction\//);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Demo IdP sign-in');
+    await page.getByLabel('IdP user name').fill('olivia');
+    await page.getByLabel('IdP password').fill(idpPassword);
+    await page.getByRole('button', { name: 'Continue' }).click();
 
-      // 3. back on /app as the provider's user, with the roles the rules gave
-      await page.waitForURL(`${base}/app`);
-      expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Signed in as oidc:demo:demo-olivia');
-      expect((await page.locator('#roles').innerText()).split('\n')).toEqual(['user', 'admin']);
-      const cookies = await context.cookies(base);
-      expect(cookies.map((c) => c.name)).toEqual(['sid']);
-      expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Lax' });
+    // 3. back on /app as the provider's user, with the roles the rules gave
+    await page.waitForURL(`${base}/app`);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Signed in as oidc:demo:demo-olivia');
+    expect((await page.locator('#roles').innerText()).split('\n')).toEqual(['user', 'admin']);
+    const cookies = await context.cookies(base);
+    expect(cookies.map((c) => c.name)).toEqual(['sid']);
+    expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Lax' });
 
-      // 4. sign out: our session ends, the browser goes on to the provider's sign-out and back
-      await page.getByRole('button', { name: 'Sign out' }).click();
-      await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/session\/end/);
-      await page.getByRole('button', { name: 'Yes, sign me out' }).click();
-      await page.waitForURL(`${base}/auth/login`);
-      expect(await page.getByRole('link', { name: 'Sign in with Demo IdP' }).count()).toBe(1);
-      expect(await context.cookies(base)).toEqual([]);
-      expect((await page.goto(`${base}/app`))?.status()).toBe(401);
-      expect(cspViolations).toEqual([]);
-    } finally {
-      await context.close();
-    }
+    // 4. sign out: our session ends, the browser goes on to the provider's sign-out and back
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/^http:\/\/127\.0\.0\.1:\d+\/session\/end/);
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.waitForURL(`${base}/auth/login`);
+    expect(await page.getByRole('link', { name: 'Sign in with Demo IdP' }).count()).toBe(1);
+    expect(await context.cookies(base)).toEqual([]);
+    expect((await page.goto(`${base}/app`))?.status()).toBe(401);
+    expect(cspViolations).toEqual([]);
   });
 });

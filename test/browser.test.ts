@@ -1,121 +1,25 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ROOT, assertBuilt } from './support/process.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, signIn } from './support/chromium.js';
+import { DemoInBrowser } from './support/demo-browser.js';
+import { demoEnv, demoPasswords } from './support/demo-process.js';
+import { assertBuilt } from './support/process.js';
 
 // A real browser against the demo stack (`npm start`, started as test/demo-stack.test.ts
 // does): Debian's Chromium driven by playwright-core, no browser download. It signs in
 // through the auth service's form, reads the protected page through the gateway, finds the
 // session cookie out of page script's reach, signs out, and meets the 401 page again.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const NO_CHROMIUM = `no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`;
-const DEMO = path.join(ROOT, 'scripts/demo.mjs');
-
 // the page's global in functions evaluated in the browser (the test build has no DOM types)
 declare const document: { readonly cookie: string };
 
-interface Demo {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<unknown>;
-}
-
-let demo: Demo | undefined;
-let browser: Browser | undefined;
+const stack = new DemoInBrowser();
 let base = '';
 let passwords: Record<string, string> = {};
-
-function startDemo(env: NodeJS.ProcessEnv): Demo {
-  const child = spawn(process.execPath, [DEMO], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return { child, output: () => out, exited };
-}
-
-async function waitFor(d: Demo, re: RegExp, timeoutMs = 25_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  let done = false;
-  void d.exited.then(() => (done = true));
-  for (;;) {
-    const m = d.output().match(re);
-    if (m) return m;
-    if (done) throw new Error(`demo exited before ${re}:\n${d.output()}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}:\n${d.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Every process below `pid`, from /proc (Linux): the demo's services, in their own groups. */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-/** Ctrl-C, as a user stops it; killed (with every service) if it does not stop in time. */
-async function stopDemo(d: Demo): Promise<void> {
-  if (d.child.exitCode !== null || d.child.signalCode !== null) return;
-  const services = descendants(d.child.pid!);
-  d.child.kill('SIGINT');
-  const stopped = await Promise.race([d.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
-  if (stopped) return;
-  d.child.kill('SIGKILL');
-  for (const p of services) {
-    try {
-      process.kill(-p, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
-
-const contexts: BrowserContext[] = [];
-
-/** A fresh browser profile: no cookies, no cache. Collects CSP violations of its pages. */
-async function freshPage(): Promise<{ context: BrowserContext; page: Page; cspViolations: string[] }> {
-  const context = await browser!.newContext();
-  contexts.push(context);
-  const page = await context.newPage();
-  page.setDefaultTimeout(5_000);
-  const cspViolations: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  return { context, page, cspViolations };
-}
+const freshPage = () => stack.freshPage();
 
 async function sidCookie(context: BrowserContext) {
   return (await context.cookies(base)).find((c) => c.name === 'sid');
-}
-
-async function signIn(page: Page, username: string, password: string): Promise<void> {
-  await page.getByLabel('User name', { exact: true }).fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
 /** The gateway's 401 page for a browser: HTML, status 401, a link to the sign-in form. */
@@ -133,39 +37,17 @@ beforeAll(async () => {
     return;
   }
   assertBuilt();
-  demo = startDemo({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DEMO_BASE_PORT: '0',
-    REDIS_URL: inject('redisUrl'),
-    SESSIONGATE_REDIS_PREFIX: `sgtest:${randomUUID()}:`,
-  });
-  const [[, url], launched] = await Promise.all([
-    waitFor(demo, /^sessiongate demo ready: (http:\/\/localhost:\d+) /m),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }),
-  ]);
-  browser = launched;
-  base = url!;
-  for (const m of demo.output().matchAll(/^ {2}(alice|bob|dave) +(\S+) +roles /gm)) passwords[m[1]!] = m[2]!;
+  await stack.start(demoEnv({ REDIS_URL: inject('redisUrl') }));
+  base = stack.base;
+  passwords = demoPasswords(stack.output());
   expect(Object.keys(passwords)).toContain('alice');
   // what a user reads first
-  expect(demo.output()).toContain(`open ${base}/app`);
+  expect(stack.output()).toContain(`open ${base}/app`);
 }, 30_000);
 
-afterEach(async () => {
-  for (const c of contexts.splice(0)) await c.close();
-});
+afterEach(() => stack.closePages());
 
-afterAll(async () => {
-  await browser?.close();
-  if (!demo) return;
-  await stopDemo(demo);
-  const logs = /^ {2}logs +(\S+)\/logs /m.exec(demo.output());
-  if (logs) rmSync(logs[1]!, { recursive: true, force: true });
-}, 20_000);
+afterAll(() => stack.stop(), 20_000);
 
 describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' : ` (skipped: ${NO_CHROMIUM})`}`, () => {
   it('signs in through the form, reads /app, cannot read the cookie from script, signs out, meets the 401 page', async ({ skip }) => {

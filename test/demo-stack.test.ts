@@ -1,104 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ROOT, assertBuilt } from './support/process.js';
+import {
+  alive,
+  commandOf,
+  demoEnv,
+  demoPasswords,
+  descendants,
+  killDemo,
+  runDirOf,
+  startDemo as spawnDemo,
+  waitForDemoReady,
+  waitForOutput,
+  type Demo,
+} from './support/demo-process.js';
+import { assertBuilt } from './support/process.js';
 import { freePort } from './support/redis-server.js';
 
 // `npm start` as a user runs it: scripts/demo.mjs (the build step skipped: the suite is
 // built), the README's curl path over real HTTP, then Ctrl-C and no process left behind.
 
-const DEMO = path.join(ROOT, 'scripts/demo.mjs');
-
-interface Demo {
-  child: ChildProcess;
-  output(): string;
-  /** Resolves with the first match of `re` in the output. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 const running: Demo[] = [];
 
 function startDemo(args: string[], env: NodeJS.ProcessEnv): Demo {
-  const child = spawn(process.execPath, [DEMO, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const demo: Demo = {
-    child,
-    output: () => out,
-    exited,
-    async waitFor(re, timeoutMs = 25_000) {
-      const deadline = Date.now() + timeoutMs;
-      let done = false;
-      void exited.then(() => (done = true));
-      for (;;) {
-        const m = out.match(re);
-        if (m) return m;
-        if (done) throw new Error(`demo exited before ${re}:\n${out}`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}:\n${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-  };
+  const demo = spawnDemo(env, args);
   running.push(demo);
   return demo;
-}
-
-/** Every process below `pid`, from /proc (Linux). */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // pid (comm) state ppid ...: comm may hold spaces and parentheses
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    // a zombie still answers kill(0): it is gone for our purpose
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-function commandOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-  } catch {
-    return '(gone)';
-  }
-}
-
-function passwords(output: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const m of output.matchAll(/^ {2}(alice|bob|dave) +(\S+) +roles /gm)) out[m[1]!] = m[2]!;
-  return out;
 }
 
 /** A cookie-jar client for the gateway, as `curl -c jar -b jar` is. */
@@ -132,40 +61,21 @@ async function stopAndCheck(demo: Demo, pids: number[], signal: NodeJS.Signals) 
   return exit;
 }
 
-function baseEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, DEMO_BASE_PORT: '0', SESSIONGATE_REDIS_PREFIX: `sgtest:${randomUUID()}:`, ...extra };
-}
-
-function runDirOf(output: string): string {
-  const m = /^ {2}logs +(\S+)\/logs /m.exec(output);
-  if (!m) throw new Error(`no logs line in:\n${output}`);
-  return m[1]!;
-}
-
 beforeAll(() => assertBuilt());
 
 afterEach(async () => {
   for (const d of running.splice(0)) {
-    if (d.child.exitCode === null && d.child.signalCode === null) {
-      d.child.kill('SIGKILL');
-      for (const p of descendants(d.child.pid!)) {
-        try {
-          process.kill(-p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
+    if (d.child.exitCode === null && d.child.signalCode === null) killDemo(d);
   }
 });
 
 describe('npm start (scripts/demo.mjs)', () => {
   it('runs the stack on REDIS_URL, answers the README curl path, and Ctrl-C leaves nothing behind', async () => {
-    const demo = startDemo([], baseEnv({ REDIS_URL: inject('redisUrl') }));
-    const [, base] = await demo.waitFor(/^sessiongate demo ready: (http:\/\/localhost:\d+) /m);
+    const demo = startDemo([], demoEnv({ REDIS_URL: inject('redisUrl') }));
+    const base = await waitForDemoReady(demo);
     const out = demo.output();
     const pids = descendants(demo.child.pid!);
-    const pw = passwords(out);
+    const pw = demoPasswords(out);
     expect(Object.keys(pw).sort()).toEqual(['alice', 'bob', 'dave']);
     // readable: what runs where, with the services the issue names
     for (const what of ['gateway', 'gateway metrics', 'auth service', 'node-upstream', 'python-upstream', 'redis', 'logs']) {
@@ -181,7 +91,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     const keys = JSON.parse(readFileSync(path.join(runDir, 'secrets/x-session-keys.json'), 'utf8')) as { keys: { k: string }[] };
     expect(out).not.toContain(keys.keys[0]!.k);
 
-    const alice = client(base!);
+    const alice = client(base);
     const login = await alice('POST', '/auth/login', { json: { username: 'alice', password: pw.alice } });
     expect(login.status).toBe(204);
     expect(login.setCookie).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{4};/);
@@ -201,14 +111,14 @@ describe('npm start (scripts/demo.mjs)', () => {
     expect(after.status).toBe(401);
     expect(after.body).toMatchObject({ error: 'unauthenticated' });
 
-    const dave = client(base!);
+    const dave = client(base);
     expect((await dave('POST', '/auth/login', { json: { username: 'dave', password: pw.dave } })).status).toBe(204);
     const report = await dave('GET', '/api/reports/monthly');
     expect(report.status).toBe(200);
     expect(report.body).toMatchObject({ service: 'python-upstream', path: '/api/reports/monthly', user: { sub: 'dave', roles: ['analyst', 'billing'] } });
     expect((await dave('GET', '/api/orders/1')).status).toBe(403);
 
-    const bob = client(base!);
+    const bob = client(base);
     expect((await bob('POST', '/auth/login', { json: { username: 'bob', password: pw.bob } })).status).toBe(204);
     expect((await bob('GET', '/admin')).body).toMatchObject({ service: 'node-upstream', user: { sub: 'bob' } });
 
@@ -222,10 +132,10 @@ describe('npm start (scripts/demo.mjs)', () => {
   }, 40_000);
 
   it('--eddsa: starts a private redis-server, verifies through the JWKS, and stops everything when a service dies', async () => {
-    const env = baseEnv({});
+    const env = demoEnv({});
     delete env.REDIS_URL;
     const demo = startDemo(['--eddsa'], env);
-    const [, base] = await demo.waitFor(/^sessiongate demo ready: (http:\/\/localhost:\d+) /m);
+    const base = await waitForDemoReady(demo);
     const out = demo.output();
     const pids = descendants(demo.child.pid!);
     const commands = pids.map((p) => [p, commandOf(p)] as const);
@@ -238,8 +148,8 @@ describe('npm start (scripts/demo.mjs)', () => {
     expect(jwks.keys[0]).toMatchObject({ alg: 'EdDSA', kty: 'OKP' });
     expect(jwks.keys[0]!.d).toBeUndefined();
 
-    const alice = client(base!);
-    expect((await alice('POST', '/auth/login', { json: { username: 'alice', password: passwords(out).alice } })).status).toBe(204);
+    const alice = client(base);
+    expect((await alice('POST', '/auth/login', { json: { username: 'alice', password: demoPasswords(out).alice } })).status).toBe(204);
     expect((await alice('GET', '/api/orders/7')).body).toMatchObject({ user: { sub: 'alice' }, order: { id: '7' } });
 
     // a service dying on its own takes the stack down, with its last lines shown
@@ -255,7 +165,7 @@ describe('npm start (scripts/demo.mjs)', () => {
   it('stops with a message naming both ways to get Redis when there is neither REDIS_URL nor redis-server', async () => {
     const emptyBin = mkdtempSync(path.join(tmpdir(), 'sessiongate-nopath-'));
     try {
-      const demo = startDemo([], baseEnv({ PATH: emptyBin }));
+      const demo = startDemo([], demoEnv({ PATH: emptyBin }));
       const exit = await demo.exited;
       expect(exit.code).toBe(1);
       expect(demo.output()).toMatch(/Redis is needed/);
@@ -270,8 +180,8 @@ describe('npm start (scripts/demo.mjs)', () => {
     // REDIS_URL given, so nothing is needed from PATH but python3, which this PATH lacks
     const emptyBin = mkdtempSync(path.join(tmpdir(), 'sessiongate-nopython-'));
     try {
-      const demo = startDemo([], baseEnv({ REDIS_URL: inject('redisUrl'), PATH: emptyBin }));
-      await demo.waitFor(/^sessiongate demo ready: /m);
+      const demo = startDemo([], demoEnv({ REDIS_URL: inject('redisUrl'), PATH: emptyBin }));
+      await waitForOutput(demo, /^sessiongate demo ready: /m);
       const out = demo.output();
       const warning = out.indexOf('WARNING: python3 is not on PATH, so the Python example upstream is NOT started');
       expect(warning).toBeGreaterThanOrEqual(0);
@@ -292,7 +202,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
     try {
-      const demo = startDemo([], baseEnv({ REDIS_URL: inject('redisUrl'), DEMO_BASE_PORT: String(port) }));
+      const demo = startDemo([], demoEnv({ REDIS_URL: inject('redisUrl'), DEMO_BASE_PORT: String(port) }));
       const exit = await demo.exited;
       expect(exit.code).toBe(1);
       expect(demo.output()).toContain(`port ${port} (gateway)`);

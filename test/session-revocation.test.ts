@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -44,8 +43,7 @@ describe.each(['standalone', 'cluster'] as const)('revocation after racing login
     // first); forty live sessions of one user are over the default cap
     const authEnv = { ...env, LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000', SESSION_MAX_PER_USER: '100' };
     auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env: authEnv });
-    await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
-    const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
+    const authUrl = await auth.listen();
     const routes = routesYaml({ public: up.url, auth: authUrl });
     const gwEnv = { ...env, SESSION_CACHE_TTL: '60s' };
     gws = [];

@@ -1,8 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-
-/** The package version, for `sessiongate_build_info` (same path from src/ and dist/). */
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+import { serviceRegistry } from '@sessiongate/service-kit';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type LoginOutcome = 'success' | 'invalid_credentials' | 'throttled' | 'disabled' | 'bad_request';
 export type RevokeReason = 'logout' | 'logout_all' | 'revoke' | 'disable' | 'replaced' | 'limit';
@@ -22,14 +19,9 @@ export class AuthMetrics {
   readonly usersLastReloadSuccessful: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean; users?: () => number } = {}) {
-    const registers = [(this.registry = new Registry())];
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'sessiongate_build_info',
-      help: 'Always 1: the sessiongate version and the Node.js version of this process',
-      labelNames: ['version', 'node_version'],
-      registers,
-    }).set({ version: VERSION, node_version: process.version }, 1);
+    // the package version, from the same path in src/ and dist/
+    this.registry = serviceRegistry({ packageJson: new URL('../package.json', import.meta.url), defaultMetrics: opts.defaultMetrics });
+    const registers = [this.registry];
     this.logins = new Counter({
       name: 'sessiongate_auth_logins_total',
       help: 'Login attempts by outcome (success, invalid_credentials, throttled, disabled, bad_request)',

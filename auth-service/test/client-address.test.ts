@@ -96,8 +96,7 @@ beforeAll(async () => {
     // the gateway is not among the auth service's trusted proxies (it would be on another host)
     env: { SESSIONGATE_TRUSTED_PROXIES: '10.9.9.9/32', LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000' },
   });
-  await auth.svc.app.listen({ host: '127.0.0.1', port: 0 });
-  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
+  const authUrl = await auth.listen();
   echo = await startUpstream('echo');
   const env = { SESSIONGATE_TRUSTED_PROXIES: '127.0.0.1/32' };
   gw = await startTestGateway({ redisUrl: inject('redisUrl'), routes: routesYaml({ auth: authUrl, public: echo.url }), keyPrefix: auth.keyPrefix, keysJson: auth.keysJson, env });

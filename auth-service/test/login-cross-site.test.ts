@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isWellFormedToken } from '@sessiongate/session';
@@ -27,8 +26,7 @@ beforeAll(async () => {
     users: { mallory: { password: 'mallory-password-1', roles: ['user'] }, vic: { password: 'vic-password-1', roles: ['user'] } },
     env: { SESSIONGATE_ALLOWED_ORIGINS: 'https://app.example' },
   });
-  await auth.svc.app.listen({ host: '127.0.0.1', port: 0 });
-  authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
+  authUrl = await auth.listen();
   echo = await startUpstream('echo');
   gw = await startTestGateway({
     redisUrl: inject('redisUrl'),

@@ -1,5 +1,4 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -77,10 +76,10 @@ describe('profile size', () => {
 
     const auth = await startTestAuth({ redisUrl: inject('redisUrl'), users: { [name]: { password: 'long-password-1', roles, profile } } });
     const app = await startUpstream('app');
-    await auth.svc.app.listen({ host: '127.0.0.1', port: 0 });
+    const authUrl = await auth.listen();
     const gw = await startTestGateway({
       redisUrl: inject('redisUrl'),
-      routes: routesYaml({ auth: `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`, public: app.url }),
+      routes: routesYaml({ auth: authUrl, public: app.url }),
       keyPrefix: auth.keyPrefix,
       keysJson: auth.keysJson,
       alg: 'EdDSA',

@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { usersCommand } from '../src/cli.js';
@@ -19,8 +18,7 @@ describe('through the gateway', () => {
       redisUrl: inject('redisUrl'),
       users: { zack: { password: 'zack-password', roles: ['user'], profile: { name: 'Zack' } } },
     });
-    await auth.svc.app.listen({ host: '127.0.0.1', port: 0 });
-    const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
+    const authUrl = await auth.listen();
     app = await startUpstream('app');
     gw = await startTestGateway({
       redisUrl: inject('redisUrl'),

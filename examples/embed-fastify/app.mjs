@@ -12,7 +12,7 @@
 // gateway app with metrics and health endpoints, which this application does not want.
 import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
-import { formatProblems, gatewayConfigFromEnv, loadRoutesFile, readSessionCookie, sessionPlugin, sessiongate } from 'sessiongate';
+import { formatProblems, gatewayConfigFromEnv, loadRoutesFile, readSessionCookie, sessionPlugin, sessiongate, sessiongateOptions } from 'sessiongate';
 
 /**
  * Builds the application; `env` holds the gateway's settings (REDIS_URL, X_SESSION_KEYS,
@@ -49,16 +49,8 @@ export async function buildApp({ env = process.env, logger = true } = {}) {
   });
   // 2. the gateway: a catch-all in its own encapsulated context, so the routes above, and
   //    this app's parsers and hooks, are untouched; it also serves /.well-known/jwks.json
-  await app.register(sessiongate, {
-    routes: loaded.routes,
-    resolver: app.sessions.resolver,
-    keys: config.keys,
-    cookieName: config.session.cookieName,
-    authRoute: config.authRoute,
-    xSession: config.xSession,
-    allowedOrigins: config.allowedOrigins,
-    trustedProxies: config.trustedProxies,
-  });
+  //    (`sessiongateOptions`: the plugin's options from the configuration, as the server sets them)
+  await app.register(sessiongate, sessiongateOptions(config, loaded.routes, app.sessions.resolver));
   return app;
 }
 

@@ -5,12 +5,13 @@ import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
 import { JwtVerifier } from './session/bearer-jwt.js';
 import type { ForwardAuth } from './forward-auth/endpoint.js';
-import sessiongate from './pipeline.js';
+import sessiongate, { type SessionGateOptions } from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
 import { loadRoutesFile } from './routes/load.js';
 import { formatProblems } from './routes/problems.js';
 import type { RouteSet } from './routes/types.js';
+import type { SessionResolver } from './session/resolver.js';
 import sessionPlugin from './session/plugin.js';
 
 export interface BuildGatewayOptions {
@@ -49,6 +50,28 @@ function loggedPath(request: FastifyRequest): string {
   if (request.gateRoute === null) return '(unrouted)';
   const c = canonicalize(request.raw.url ?? '');
   return c.ok ? c.path : '(unrouted)';
+}
+
+/**
+ * The gateway plugin's options from a gateway configuration, for these routes and this
+ * resolver: what buildGateway passes, and what an application embedding the plugin passes.
+ */
+export function sessiongateOptions(config: GatewayConfig, routes: RouteSet, resolver: SessionResolver): SessionGateOptions {
+  return {
+    routes,
+    resolver,
+    keys: config.keys,
+    cookieName: config.session.cookieName,
+    authRoute: config.authRoute,
+    xSession: config.xSession,
+    allowedOrigins: config.allowedOrigins,
+    trustedProxies: config.trustedProxies,
+    maxCookieBytes: config.maxCookieBytes,
+    bearerThrottle: config.bearerThrottle,
+    brand: config.brand,
+    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
+    forwardAuth: { proxies: config.forwardAuth.proxies, ownListener: config.forwardAuth.port !== null },
+  };
 }
 
 /**
@@ -154,21 +177,9 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     app.log.warn('routes accept bearer_jwt but SESSIONGATE_JWT_ISSUERS names no issuer: every JWT is refused');
   }
   await app.register(sessiongate, {
-    routes,
-    resolver: app.sessions.resolver,
-    keys: config.keys,
-    cookieName: config.session.cookieName,
-    authRoute: config.authRoute,
-    xSession: config.xSession,
-    allowedOrigins: config.allowedOrigins,
-    trustedProxies: config.trustedProxies,
-    maxCookieBytes: config.maxCookieBytes,
-    bearerThrottle: config.bearerThrottle,
+    ...sessiongateOptions(config, routes, app.sessions.resolver),
     ...(jwt.configured ? { jwt: (token: string) => jwt.resolve(token) } : {}),
-    brand: config.brand,
-    websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,
-    forwardAuth: { proxies: config.forwardAuth.proxies, ownListener: config.forwardAuth.port !== null },
   });
   forwardAuth = app.sessiongate.forwardAuth;
   const fa = forwardAuth;

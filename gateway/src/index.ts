@@ -6,7 +6,7 @@ export type { GateState } from './policy/admission.js';
 /** The request path's session stage: the Redis client, the store and the resolver with its cache. */
 export { default as sessionPlugin, type SessionPluginOptions, type Sessions } from './session/plugin.js';
 /** A whole gateway (public app and metrics app) from its configuration. */
-export { buildGateway, type Gateway, type BuildGatewayOptions, type ReloadResult } from './app.js';
+export { buildGateway, sessiongateOptions, type Gateway, type BuildGatewayOptions, type ReloadResult } from './app.js';
 export { gatewayConfigFromEnv, type GatewayConfig } from './settings.js';
 export { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT, DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from './defaults.js';
 export { GatewayMetrics } from './ops/metrics.js';

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeySet } from '@sessiongate/session';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
+import { publicAndSlowRoutes, replaceFile } from '../../test/support/gateway.js';
 import { freePort } from '../../test/support/redis-server.js';
 import { assertBuilt, runCli, startService, type Service } from '../../test/support/process.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
@@ -21,21 +22,15 @@ let slow: Upstream;
 let redis: RedisClient;
 
 function routes(extra = ''): string {
-  return `version: 1
-routes:
-  - name: public
-    prefix: /public
-    upstream: ${up.url}
-    auth: none
-  - name: slow
-    prefix: /slow
-    upstream: ${slow.url}
-    auth: none
-  - name: orders
+  return publicAndSlowRoutes(
+    up.url,
+    slow.url,
+    `  - name: orders
     prefix: /orders
     upstream: ${up.url}
     roles: [user]
-${extra}`;
+${extra}`,
+  );
 }
 
 async function start(routesFile: string): Promise<{ svc: Service; port: number; metricsPort: number }> {
@@ -180,9 +175,7 @@ describe('a running gateway', () => {
       expect(metrics).toMatch(/sessiongate_config_reloads_total\{result="failure"\} [1-9]/);
 
       // a valid file, replaced the way editors and config management do (write + rename)
-      const tmp = `${file}.tmp`;
-      writeFileSync(tmp, `${routes()}  - name: extra\n    prefix: /extra\n    upstream: ${up.url}\n    auth: none\n`);
-      renameSync(tmp, file);
+      replaceFile(file, `${routes()}  - name: extra\n    prefix: /extra\n    upstream: ${up.url}\n    auth: none\n`);
       await svc.waitFor(/routes reloaded/);
       expect((await get('/extra/x')).status).toBe(200);
 

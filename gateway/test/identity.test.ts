@@ -12,6 +12,16 @@ import { IdentityTooLarge, MAX_X_SESSION_BYTES, XSessionSigner, type IdentityCla
 
 const NOW = 1_700_000_000_123;
 const CLAIMS: IdentityClaims = { sub: 'u-42', roles: ['user', 'analyst'], sid: 'sess-1' };
+/** The payload CLAIMS are signed into for audience `orders` at NOW, 60 s lifetime. */
+const SIGNED_CLAIMS = {
+  iss: 'sessiongate',
+  aud: 'orders',
+  sub: 'u-42',
+  roles: ['user', 'analyst'],
+  sid: 'sess-1',
+  iat: 1_700_000_000,
+  exp: 1_700_000_060,
+};
 
 const tmp = mkdtempSync(join(tmpdir(), 'sg-identity-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -194,15 +204,7 @@ describe('XSessionSigner', () => {
       audience: 'orders',
       currentDate: new Date(NOW),
     });
-    expect(payload).toEqual({
-      iss: 'sessiongate',
-      aud: 'orders',
-      sub: 'u-42',
-      roles: ['user', 'analyst'],
-      sid: 'sess-1',
-      iat: 1_700_000_000,
-      exp: 1_700_000_060,
-    });
+    expect(payload).toEqual(SIGNED_CLAIMS);
     expect(payload.exp! - payload.iat!).toBe(60);
     expect(expiresAtMs).toBe(1_700_000_060_000);
   });
@@ -267,18 +269,7 @@ describe('XSessionSigner', () => {
     const raw = payloadOf(token);
     expect(Object.keys(raw)).toEqual(['name', 'admin', 'n', 'iss', 'aud', 'sub', 'roles', 'sid', 'iat', 'exp']);
     const { payload } = await jwtVerify(token, Buffer.from(jwk.k as string, 'base64url'), { currentDate: new Date(NOW) });
-    expect(payload).toEqual({
-      name: 'Ann',
-      admin: true,
-      n: 3,
-      iss: 'sessiongate',
-      aud: 'orders',
-      sub: 'u-42',
-      roles: ['user', 'analyst'],
-      sid: 'sess-1',
-      iat: 1_700_000_000,
-      exp: 1_700_000_060,
-    });
+    expect(payload).toEqual({ name: 'Ann', admin: true, n: 3, ...SIGNED_CLAIMS });
   });
 
   it('refuses an identity whose token would exceed MAX_X_SESSION_BYTES, with a code', () => {

@@ -4,9 +4,10 @@ import path from 'node:path';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeInvalidation, KeyLayout, SessionStore, sessionRef } from '@sessiongate/session';
-import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
+import { newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { nodeKeys, startRedisCluster, type RedisCluster } from '../../test/support/redis-cluster.js';
+import { getOrder, loginThrough, msUntilRefused, postWithSession } from '../../test/support/through-gateway.js';
 import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
 
 // Sessions on a 3-master Redis Cluster: every command the gateway and the auth service send
@@ -18,6 +19,7 @@ const USERS = {
   bob: { password: 'bob-password-1', roles: ['user', 'admin'] },
   carol: { password: 'carol-password-1', roles: ['user'] },
 };
+const login = (g: TestGateway, user: keyof typeof USERS) => loginThrough(g, user, USERS[user].password);
 
 let cluster: RedisCluster;
 let up: Upstream;
@@ -38,8 +40,7 @@ beforeAll(async () => {
   // data with a Cluster client of its own instead
   const redisUrl = `redis://127.0.0.1:${cluster.nodes[0]!.port}`;
   auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env });
-  await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as { port: number }).port}`;
+  const authUrl = await auth.listen();
   const routes = routesYaml({ public: up.url, auth: authUrl });
   // long cache TTL: only an invalidation message can end a cached session within the test
   const gwEnv = { ...env, SESSION_CACHE_TTL: '60s' };
@@ -65,36 +66,9 @@ afterAll(async () => {
   if (usersDir) rmSync(usersDir, { recursive: true, force: true });
 });
 
-async function login(g: TestGateway, user: keyof typeof USERS): Promise<string> {
-  const res = await g.gw.app.inject({ method: 'POST', url: '/auth/login', payload: { username: user, password: USERS[user].password } });
-  expect(res.statusCode, res.body).toBe(204);
-  return cookieToken(res);
-}
-
-function access(g: TestGateway, token: string) {
-  return g.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } });
-}
-
-function post(g: TestGateway, url: string, token: string) {
-  return g.gw.app.inject({ method: 'POST', url, headers: { cookie: `sid=${token}`, 'sec-fetch-site': 'same-origin' } });
-}
-
 /** Which master (index) holds each key, by asking every master which of the keys it has. */
 async function sessionKeysPerNode(): Promise<string[][]> {
   return Promise.all(cluster.nodes.map((_, i) => nodeKeys(cluster.node(i), `${keys.prefix}s:*`)));
-}
-
-/** Polls every `pollMs` until the token is refused; resolves the time it took. */
-async function msUntilRefused(g: TestGateway, token: string, limitMs = 3000, pollMs = 50): Promise<number> {
-  const t0 = performance.now();
-  for (;;) {
-    const res = await access(g, token);
-    const elapsed = performance.now() - t0;
-    if (res.statusCode === 401) return elapsed;
-    expect(res.statusCode).toBe(200);
-    if (elapsed > limitMs) throw new Error(`still ${res.statusCode} after ${Math.round(elapsed)} ms`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
 }
 
 /** How many gateway invalidation subscriptions each master holds. */
@@ -116,7 +90,7 @@ describe('on a 3-master Redis Cluster', () => {
 
     const token = await login(gwA, 'alice');
     up.clear();
-    const res = await access(gwB, token);
+    const res = await getOrder(gwB, token);
     expect(res.statusCode).toBe(200);
     expect(headerValues(up.last(), 'x-session')).toHaveLength(1);
 
@@ -124,7 +98,7 @@ describe('on a 3-master Redis Cluster', () => {
     expect(list.statusCode).toBe(200);
     expect(JSON.stringify(list.json())).toContain('"current":true');
 
-    expect((await post(gwA, '/auth/logout', token)).statusCode).toBe(204);
+    expect((await postWithSession(gwA, '/auth/logout', token)).statusCode).toBe(204);
     // both gateways hold the session in their caches: the revocation reaches them by pub/sub
     expect(await msUntilRefused(gwA, token, 1000)).toBeLessThan(1000);
     expect(await msUntilRefused(gwB, token, 1000)).toBeLessThan(1000);
@@ -156,7 +130,7 @@ describe('on a 3-master Redis Cluster', () => {
       expect(indexes[node]).toContain(keys.userIndex(users[i % 3]!));
     }
     // every one of them resolves through either gateway, whichever master holds it
-    for (const [i, token] of tokens.entries()) expect((await access(i % 2 ? gwB : gwA, token)).statusCode).toBe(200);
+    for (const [i, token] of tokens.entries()) expect((await getOrder(i % 2 ? gwB : gwA, token)).statusCode).toBe(200);
     for (const u of users) await store.destroyAll(u);
   });
 
@@ -171,11 +145,11 @@ describe('on a 3-master Redis Cluster', () => {
     expect(holders.size).toBe(1);
     // warm both gateways' caches
     for (const t of tokens) {
-      expect((await access(gwA, t)).statusCode).toBe(200);
-      expect((await access(gwB, t)).statusCode).toBe(200);
+      expect((await getOrder(gwA, t)).statusCode).toBe(200);
+      expect((await getOrder(gwB, t)).statusCode).toBe(200);
     }
 
-    expect((await post(gwB, '/auth/logout-all', tokens[4]!)).statusCode).toBe(204);
+    expect((await postWithSession(gwB, '/auth/logout-all', tokens[4]!)).statusCode).toBe(204);
     for (const t of tokens) {
       expect(await msUntilRefused(gwA, t, 1000)).toBeLessThan(1000);
       expect(await msUntilRefused(gwB, t, 1000)).toBeLessThan(1000);
@@ -183,7 +157,7 @@ describe('on a 3-master Redis Cluster', () => {
     expect(await data.exists(keys.userIndex('bob'))).toBe(0);
     for (const t of tokens) expect(await data.exists(keys.session(sessionRef(t)))).toBe(0);
     // another user's session is untouched
-    expect((await access(gwA, carol)).statusCode).toBe(200);
+    expect((await getOrder(gwA, carol)).statusCode).toBe(200);
   });
 
   it('delivers a revocation published through any node to a gateway subscribed through another', async () => {
@@ -194,10 +168,10 @@ describe('on a 3-master Redis Cluster', () => {
     for (const [i] of cluster.nodes.entries()) {
       const token = await login(gwA, 'carol');
       const ref = sessionRef(token);
-      expect((await access(gwB, token)).statusCode).toBe(200);
+      expect((await getOrder(gwB, token)).statusCode).toBe(200);
       // delete the record without telling anyone: the cached session keeps being served…
       await data.del(keys.session(ref));
-      expect((await access(gwB, token)).statusCode).toBe(200);
+      expect((await getOrder(gwB, token)).statusCode).toBe(200);
       // …until the invalidation arrives, published through master i
       await cluster.node(i).publish(keys.invalidationChannel, encodeInvalidation({ sids: [ref.sid] }));
       // fine-grained polling: this measures the cross-node delivery itself

@@ -6,6 +6,7 @@ import { createRedisClient, sessionRef, KeyLayout } from '@sessiongate/session';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisSentinel, type RedisSentinelSetup } from '../../test/support/redis-sentinel.js';
+import { getOrder } from '../../test/support/through-gateway.js';
 import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
 
 // Sentinel with a master and a replica: the master is killed, the sentinel promotes the
@@ -36,8 +37,7 @@ beforeAll(async () => {
   // gateway and the auth service find the master through the sentinel
   const redisUrl = s.replica.url;
   auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env: s.env });
-  await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as { port: number }).port}`;
+  const authUrl = await auth.listen();
   gw = await startTestGateway({
     redisUrl,
     routes: routesYaml({ public: up.url, auth: authUrl }),
@@ -64,10 +64,6 @@ afterAll(async () => {
 
 async function login(user: keyof typeof USERS) {
   return gw.gw.app.inject({ method: 'POST', url: '/auth/login', payload: { username: user, password: USERS[user].password } });
-}
-
-function access(token: string) {
-  return gw.gw.app.inject({ url: '/api/orders/1', headers: { cookie: `sid=${token}` } });
 }
 
 describe('Sentinel connection settings', () => {
@@ -98,7 +94,7 @@ describe('Redis Sentinel failover', () => {
     const master = s.connect(s.master.port);
     expect(await master.call('WAIT', '1', '1000')).toBe(1);
     // warm the cache: the first answers after the kill may come from memory
-    expect((await access(alice)).statusCode).toBe(200);
+    expect((await getOrder(gw, alice)).statusCode).toBe(200);
     expect(gw.gw.app.sessions.resolver.cacheActive).toBe(true);
 
     // when the sentinel announces the new master, to tell its share of the gap from the client's
@@ -117,7 +113,7 @@ describe('Redis Sentinel failover', () => {
     let recovered: number | null = null;
     while (performance.now() - t0 < RECOVERY_LIMIT_MS) {
       up.clear();
-      const res = await access(alice);
+      const res = await getOrder(gw, alice);
       const ms = Math.round(performance.now() - t0);
       const identity = res.statusCode === 200 && headerValues(up.last(), 'x-session').length === 1;
       seen.push({ ms, status: res.statusCode, identity, ...(res.statusCode !== 200 ? { error: res.json().error } : {}) });
@@ -143,14 +139,14 @@ describe('Redis Sentinel failover', () => {
     // and it stays back
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, POLL_MS));
-      expect((await access(alice)).statusCode).toBe(200);
+      expect((await getOrder(gw, alice)).statusCode).toBe(200);
     }
 
     // the replica is the master now, and it has both sessions
     expect(await s.masterPort()).toBe(s.replica.port);
     expect(await s.connect(s.replica.port).exists(keys.session(sessionRef(bob)))).toBe(1);
     up.clear();
-    expect((await access(bob)).statusCode).toBe(200);
+    expect((await getOrder(gw, bob)).statusCode).toBe(200);
     expect(JSON.parse(Buffer.from(headerValues(up.last(), 'x-session')[0]!.split('.')[1]!, 'base64url').toString()).sub).toBe('bob');
     expect((await gw.gw.ops.inject({ url: '/readyz' })).statusCode).toBe(200);
   });
@@ -172,15 +168,15 @@ describe('Redis Sentinel failover', () => {
     const t2 = performance.now();
     while (!gw.gw.app.sessions.resolver.cacheActive && performance.now() - t2 < 5000) await new Promise((r) => setTimeout(r, 10));
     expect(gw.gw.app.sessions.resolver.cacheActive).toBe(true);
-    expect((await access(fresh)).statusCode).toBe(200);
+    expect((await getOrder(gw, fresh)).statusCode).toBe(200);
     const out = await gw.gw.app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `sid=${fresh}`, 'sec-fetch-site': 'same-origin' } });
     expect(out.statusCode).toBe(204);
     // the gateway had the session cached: the revocation reaches its cache by pub/sub
     const t1 = performance.now();
-    let after = await access(fresh);
+    let after = await getOrder(gw, fresh);
     while (after.statusCode === 200 && performance.now() - t1 < 1000) {
       await new Promise((r) => setTimeout(r, POLL_MS));
-      after = await access(fresh);
+      after = await getOrder(gw, fresh);
     }
     expect(after.statusCode).toBe(401);
   });

@@ -42,6 +42,10 @@ const oneRoute = (...extra: string[]): string =>
     ...extra,
   );
 
+// oneRoute() and a second route (lines 6-8) with this name and prefix.
+const withSecondRoute = (name: string, prefix: string): string =>
+  lines(...oneRoute().trimEnd().split('\n'), `  - name: ${name}`, `    prefix: ${prefix}`, '    upstream: http://127.0.0.1:4002');
+
 function parsed(text: string): RouteSet {
   const result = parseRoutes(text, 'routes.yaml');
   if (!result.ok) throw new Error(`expected no problems, got:\n${formatProblems('routes.yaml', result.problems)}`);
@@ -291,13 +295,7 @@ describe('parseRoutes: name', () => {
   });
 
   it('must be unique', () => {
-    const text = lines(
-      ...oneRoute().trimEnd().split('\n'),
-      '  - name: orders',
-      '    prefix: /other',
-      '    upstream: http://127.0.0.1:4002',
-    );
-    expect(problem(text)).toBe(
+    expect(problem(withSecondRoute('orders', '/other'))).toBe(
       '6:11 /routes/1/name routes[1].name: "orders" is already the name of routes[0] (line 3); names must be unique',
     );
   });
@@ -350,13 +348,7 @@ describe('parseRoutes: prefix', () => {
   });
 
   it('must be unique after normalization', () => {
-    const text = lines(
-      ...oneRoute().trimEnd().split('\n'),
-      '  - name: other',
-      '    prefix: /api/orders/',
-      '    upstream: http://127.0.0.1:4002',
-    );
-    expect(problem(text)).toBe(
+    expect(problem(withSecondRoute('other', '/api/orders/'))).toBe(
       '7:13 /routes/1/prefix routes[1].prefix: "/api/orders" is already the prefix of routes[0] (line 4) ("/api/orders/" normalizes to "/api/orders"); prefixes must be unique',
     );
   });

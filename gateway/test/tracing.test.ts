@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { deletePrefix } from '../../test/support/redis-commands.js';
 import { generateKeySet } from '@sessiongate/session';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
 import { assertBuilt, startService, type Service } from '../../test/support/process.js';
@@ -53,8 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await svc?.stop();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length) await redis.del(...keys);
+  if (redis) await deletePrefix(redis, prefix);
   await redis?.quit();
   await otlp?.close();
   await up?.close();

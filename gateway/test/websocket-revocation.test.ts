@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
+import { startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 import { sessionRef } from '@sessiongate/session';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
+import { loginThrough } from '../../test/support/through-gateway.js';
 import { startWsUpstream, wsConnect, type WsClientResult, type WsUpstream } from '../../test/support/websocket.js';
 
 // A logout ends the session's open WebSockets too, within the 1 s every revocation is held
@@ -30,8 +31,7 @@ beforeAll(async () => {
   ws = await startWsUpstream();
   up = await startUpstream('svc');
   auth = await startTestAuth({ redisUrl, users: USERS });
-  await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as { port: number }).port}`;
+  const authUrl = await auth.listen();
   const routes = routesYaml(
     { public: up.url, auth: authUrl },
     `  - name: live
@@ -54,10 +54,8 @@ afterAll(async () => {
   await up?.close();
 });
 
-async function login(user: keyof typeof USERS): Promise<string> {
-  const res = await cached.gw.app.inject({ method: 'POST', url: '/auth/login', payload: { username: user, password: USERS[user].password } });
-  expect(res.statusCode, res.body).toBe(204);
-  return cookieToken(res);
+function login(user: keyof typeof USERS): Promise<string> {
+  return loginThrough(cached, user, USERS[user].password);
 }
 
 async function tunnel(g: TestGateway, token: string): Promise<WsClientResult> {

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { deletePrefix } from '../../test/support/redis-commands.js';
 import { generateKeySet } from '@sessiongate/session';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
 import { assertBuilt } from '../../test/support/process.js';
 import { routesYaml } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
-import { freshGet, sample, sampleSum, startWorkerGateway, type WorkerGateway } from '../../test/support/workers.js';
+import { freshGet, sample, sampleSum, startTwoWorkersOnRoutes, type WorkerGateway } from '../../test/support/workers.js';
 
 // The primary's metrics port serves the sum over both workers: each request counted once,
 // and gauges combined by what they mean (a session both workers saw is one active session).
@@ -24,22 +25,16 @@ beforeAll(async () => {
   up = await startUpstream('up');
   redis = createRedisClient({ connection: { mode: 'standalone', url: inject('redisUrl') } });
   await waitUntilReady(redis, 5000);
-  const routesFile = path.join(dir, 'routes.yaml');
-  writeFileSync(routesFile, routesYaml({ public: up.url }));
-  gw = await startWorkerGateway(2, {
+  gw = await startTwoWorkersOnRoutes(dir, routesYaml({ public: up.url }), {
     REDIS_URL: inject('redisUrl'),
     SESSIONGATE_REDIS_PREFIX: prefix,
     X_SESSION_KEYS: JSON.stringify(generateKeySet('HS256')),
-    SESSIONGATE_ROUTES: routesFile,
-    SESSIONGATE_WATCH_ROUTES: 'false',
-    SESSION_CACHE_TTL: '60s',
   });
 }, 60_000);
 
 afterAll(async () => {
   await gw?.close();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length) await redis.del(...keys);
+  if (redis) await deletePrefix(redis, prefix);
   await redis?.quit();
   await up?.close();
   rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -7,7 +6,7 @@ import { assertBuilt } from '../../test/support/process.js';
 import { startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
-import { freshGet, startWorkerGateway, type WorkerGateway } from '../../test/support/workers.js';
+import { freshGet, startTwoWorkersOnRoutes, type WorkerGateway } from '../../test/support/workers.js';
 
 // Two worker processes, each with its own session cache: a logout through the real auth
 // service ends the session in both within a second, although both had it cached for a minute.
@@ -22,17 +21,11 @@ beforeAll(async () => {
   const redisUrl = inject('redisUrl');
   up = await startUpstream('orders');
   auth = await startTestAuth({ redisUrl, users: { pia: { password: 'pia-password-1', roles: ['user'] } } });
-  await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
-  const routesFile = path.join(dir, 'routes.yaml');
-  writeFileSync(routesFile, routesYaml({ public: up.url, auth: authUrl }));
-  gw = await startWorkerGateway(2, {
+  const authUrl = await auth.listen();
+  gw = await startTwoWorkersOnRoutes(dir, routesYaml({ public: up.url, auth: authUrl }), {
     REDIS_URL: redisUrl,
     SESSIONGATE_REDIS_PREFIX: auth.keyPrefix,
     X_SESSION_KEYS: auth.keysJson,
-    SESSIONGATE_ROUTES: routesFile,
-    SESSIONGATE_WATCH_ROUTES: 'false',
-    SESSION_CACHE_TTL: '60s',
   });
 }, 60_000);
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeySet } from '@sessiongate/session';
+import { publicAndSlowRoutes, replaceFile } from '../../test/support/gateway.js';
 import { assertBuilt } from '../../test/support/process.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 import { freshGet, sample, startWorkerGateway, type WorkerGateway } from '../../test/support/workers.js';
@@ -18,23 +19,7 @@ let up: Upstream;
 let slow: Upstream;
 
 function routes(extra = ''): string {
-  return `version: 1
-routes:
-  - name: public
-    prefix: /public
-    upstream: ${up.url}
-    auth: none
-  - name: slow
-    prefix: /slow
-    upstream: ${slow.url}
-    auth: none
-${extra}`;
-}
-
-/** Writes the routes file the way editors do: a new file renamed over the old one. */
-function replaceRoutes(file: string, text: string): void {
-  writeFileSync(`${file}.tmp`, text);
-  renameSync(`${file}.tmp`, file);
+  return publicAndSlowRoutes(up.url, slow.url, extra);
 }
 
 function start(routesFile: string, env: Record<string, string> = {}): Promise<WorkerGateway> {
@@ -86,7 +71,7 @@ describe('a running pair of workers', () => {
   afterAll(async () => gw?.close());
 
   it('reloads routes in every worker on SIGHUP, counted once', async () => {
-    replaceRoutes(file, routes(`  - name: extra\n    prefix: /extra\n    upstream: ${up.url}\n    auth: none\n`));
+    replaceFile(file, routes(`  - name: extra\n    prefix: /extra\n    upstream: ${up.url}\n    auth: none\n`));
     await until('the file change reloaded both workers', () => reloadedPids(gw, 0).length >= 2);
     const since = gw.lines().length;
     const workers = new Set(gw.workerPids());

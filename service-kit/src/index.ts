@@ -1,6 +1,6 @@
 // What every sessiongate process shares (the gateway and the auth service): settings
-// parsing, logger options, error bodies, the app scaffolding, the ops routes and CLI
-// plumbing. No product logic.
+// parsing, logger options, error bodies, the app scaffolding, the ops routes, the metrics
+// registry and CLI plumbing. No product logic.
 
 /** Settings read from the environment: each throws SettingError naming its variable. */
 export {
@@ -30,6 +30,8 @@ export { HOP_BY_HOP_HEADERS, frameworkErrorHandler, rawErrorResponse } from './h
 export { Draining, gracefulShutdown, watchFile, type FileWatchOptions, type GracefulShutdownOptions } from './lifecycle.js';
 /** The metrics listener: /metrics, /healthz, /readyz. */
 export { buildOpsApp, type OpsRoutesOptions, type ReadinessCheck, type MetricsSource } from './ops-routes.js';
+/** The Prometheus registry every service starts from: its own, with build info and default metrics. */
+export { packageVersion, serviceRegistry, type ServiceRegistryOptions } from './metrics.js';
 /** Commands of the `sessiongate` CLI. */
 export { runServiceCommand, write, type CliIo, type Command, type ServiceCommand } from './cli.js';
 /** Pages browsers see: the brand, the style, escaping. */

@@ -3,12 +3,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
-import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
 import { authConfigFromEnv, buildAuthService, defaultParams, hashPassword, type AuthConfig, type AuthService } from '@sessiongate/auth-service';
 import { KeyLayout, SessionStore, createRedisClient, sessionRef, waitUntilReady, type RedisClient } from '@sessiongate/session';
+import { deletePrefix } from './redis-commands.js';
 import { readSession } from './sessions.js';
+
+export { deletePrefix };
 
 /** scrypt cost of every test hash: 2^14 keeps tests fast (the default, 2^17, is tested once). */
 export const TEST_SCRYPT_COST = '14';
@@ -53,6 +55,8 @@ export interface TestAuth {
   xSessionFor(token: string): Promise<string>;
   /** POST /auth/login as JSON. */
   login(username: string, password: string, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  /** Listens on a free port (once) and resolves its base URL, for a gateway's /auth route. */
+  listen(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -84,11 +88,6 @@ export function cookieToken(res: LightMyRequestResponse, name = 'sid'): string {
   return own.slice(name.length + 1).split(';')[0]!;
 }
 
-/** Removes every key under a prefix (never FLUSHDB: the Redis may be shared). */
-export async function deletePrefix(redis: RedisClient, prefix: string): Promise<void> {
-  const stream = (redis as Redis).scanStream({ match: `${prefix}*`, count: 500 });
-  for await (const keys of stream as AsyncIterable<string[]>) if (keys.length) await redis.del(...keys);
-}
 
 /** An auth service built from app.ts on a real Redis, isolated by its own key prefix. */
 export async function startTestAuth(o: TestAuthOptions): Promise<TestAuth> {
@@ -143,6 +142,10 @@ export async function startTestAuth(o: TestAuthOptions): Promise<TestAuth> {
     },
     login(username, password, headers = {}) {
       return svc.app.inject({ method: 'POST', url: '/auth/login', headers, payload: { username, password } });
+    },
+    async listen() {
+      if (!svc.app.server.listening) await svc.app.listen({ port: 0, host: '127.0.0.1' });
+      return `http://127.0.0.1:${(svc.app.server.address() as { port: number }).port}`;
     },
     async close() {
       await svc.close();

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
 import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady } from '@sessiongate/session';
+import { deletePrefix } from './redis-commands.js';
 
 export interface TestGatewayOptions {
   redisUrl: string;
@@ -86,8 +88,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     async close() {
       await gw.close();
       // remove what this test wrote (never FLUSHDB: the Redis may be shared)
-      const stream = redis.scanStream({ match: `${keyPrefix}*`, count: 500 });
-      for await (const keys of stream as AsyncIterable<string[]>) if (keys.length) await redis.del(...keys);
+      await deletePrefix(redis, keyPrefix);
       await redis.quit();
     },
   };
@@ -125,4 +126,25 @@ routes:
     upstream: ${up.reports ?? up.public}
     roles: { all: [analyst, billing] }
 ${extra}`;
+}
+
+/** routes.yaml for the process tests: /public and /slow (both auth: none), then `extra`. */
+export function publicAndSlowRoutes(publicUrl: string, slowUrl: string, extra = ''): string {
+  return `version: 1
+routes:
+  - name: public
+    prefix: /public
+    upstream: ${publicUrl}
+    auth: none
+  - name: slow
+    prefix: /slow
+    upstream: ${slowUrl}
+    auth: none
+${extra}`;
+}
+
+/** Writes a file the way editors and config management do: a new file renamed over the old one. */
+export function replaceFile(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from './redis-server.js';
+import { startRedisServer, waitFor, type RedisServer } from './redis-server.js';
 
 const run = promisify(execFile);
 
@@ -16,15 +16,6 @@ export interface RedisCluster {
   node(i: number): Redis;
   /** Stops every node and closes every client handed out. */
   stop(): Promise<void>;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**

@@ -1,4 +1,11 @@
+import type { Redis } from 'ioredis';
 import type { RedisClient } from '@sessiongate/session';
+
+/** Removes every key under a prefix (never FLUSHDB: the Redis may be shared). */
+export async function deletePrefix(redis: RedisClient, prefix: string): Promise<void> {
+  const stream = (redis as Redis).scanStream({ match: `${prefix}*`, count: 500 });
+  for await (const keys of stream as AsyncIterable<string[]>) if (keys.length) await redis.del(...keys);
+}
 
 /** Calls per command since the server started (INFO commandstats), lower-case names. */
 export async function commandCounts(redis: RedisClient): Promise<Map<string, number>> {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, startRedisServer, waitForPort, type RedisServer } from './redis-server.js';
+import { freePort, startRedisServer, waitFor, waitForPort, type RedisServer } from './redis-server.js';
 
 export const SENTINEL_MASTER_NAME = 'mymaster';
 /** How long the sentinel waits before it calls the master down. */
@@ -24,15 +24,6 @@ export interface RedisSentinelSetup {
   masterPort(): Promise<number>;
   /** Stops every process and removes their directories. */
   stop(): Promise<void>;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export interface RedisSentinelOptions {

@@ -1,4 +1,6 @@
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { startService, type Service } from './process.js';
 import { freePort } from './redis-server.js';
 
@@ -15,6 +17,17 @@ export interface WorkerGateway {
   workerPids(): number[];
   metrics(): Promise<string>;
   close(): Promise<void>;
+}
+
+/**
+ * `--workers 2` on `routes`, written to `dir`/routes.yaml and not watched, with a session
+ * cache that keeps a session for a minute (only a revocation ends it sooner); `env` adds
+ * Redis, prefix and keys.
+ */
+export function startTwoWorkersOnRoutes(dir: string, routes: string, env: NodeJS.ProcessEnv): Promise<WorkerGateway> {
+  const routesFile = path.join(dir, 'routes.yaml');
+  writeFileSync(routesFile, routes);
+  return startWorkerGateway(2, { SESSIONGATE_ROUTES: routesFile, SESSIONGATE_WATCH_ROUTES: 'false', SESSION_CACHE_TTL: '60s', ...env });
 }
 
 export async function startWorkerGateway(workers: number, env: NodeJS.ProcessEnv): Promise<WorkerGateway> {

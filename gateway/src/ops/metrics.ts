@@ -1,14 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { serviceRegistry } from '@sessiongate/service-kit';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LookupOutcome, LookupSource } from '../session/resolver.js';
 import type { ForwardAuthDecision } from '../forward-auth/endpoint.js';
 import type { Decision } from '../policy/decide.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
-
-/** The package version, for `sessiongate_build_info` (same path from src/ops and dist/ops). */
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /**
  * Statuses an alert needs apart from the rest of their class: refusals (401, 403, 404, 429)
@@ -75,16 +72,9 @@ export class GatewayMetrics {
   private readonly signedTally = new Tally<'reused'>();
 
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheEnabled: boolean; cacheActive: boolean } } = {}) {
-    const registers = [(this.registry = opts.registry ?? new Registry())];
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'sessiongate_build_info',
-      help: 'Always 1: the sessiongate version and the Node.js version of this process',
-      labelNames: ['version', 'node_version'],
-      registers,
-      // with --workers N: every worker says the same (`aggregator`: how the primary combines workers)
-      aggregator: 'first',
-    }).set({ version: VERSION, node_version: process.version }, 1);
+    // the package version, from the same path in src/ops and dist/ops
+    this.registry = serviceRegistry({ packageJson: new URL('../../package.json', import.meta.url), registry: opts.registry, defaultMetrics: opts.defaultMetrics });
+    const registers = [this.registry];
     this.requests = new Counter({
       name: 'sessiongate_requests_total',
       help: 'Requests answered by the gateway, by route, method, status class and code (the exact status for 401, 403, 404, 429 and 503, else the class)',
