@@ -13,7 +13,7 @@ export interface SessionCacheSettings {
   negativeTtlMs: number;
   /** Drop expired entries on a timer (only while the cache is in use). */
   sweep: boolean;
-  /** A session's entry left memory (expired and swept, or evicted). */
+  /** A session's entry left memory (expired and swept, evicted, or invalidated). */
   onLeave(sid: string, entry: Entry): void;
 }
 
@@ -47,7 +47,9 @@ export class SessionCache {
       // refresh time
       noDeleteOnStaleGet: true,
       dispose: (entry, sid, reason) => {
-        if ((reason === 'expire' || reason === 'evict') && entry.record) settings.onLeave(sid, entry);
+        // also on an invalidation: a change seen by tracking is most often a refresh's own
+        // PEXPIRE, and the reload must know it was just refreshed
+        if ((reason === 'expire' || reason === 'evict' || reason === 'delete') && entry.record) settings.onLeave(sid, entry);
       },
     });
     if (settings.sweep) {

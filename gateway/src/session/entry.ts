@@ -38,6 +38,16 @@ export class Entry implements SessionSlot {
   }
 }
 
+/**
+ * Until when a cached entry may answer without asking Redis: its idle deadline as this
+ * gateway last pushed it (the last refresh, or the creation) and its absolute deadline.
+ * Another gateway may have pushed the idle deadline further; then this one reads it again.
+ */
+export function cacheDeadline(entry: Entry): number {
+  const r = entry.record!;
+  return Math.min(r.absoluteExpiresAt, entry.touchedAt + r.idleTimeoutMs);
+}
+
 /** Sets of roles are few: sessions with the same roles share one frozen array. */
 class RoleSets {
   private readonly sets = new Map<string, readonly string[]>();

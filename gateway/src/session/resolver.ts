@@ -8,7 +8,7 @@ import {
 } from '../defaults.js';
 import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
 import { SessionCache, type InFlight } from './cache.js';
-import { EntryParser, type Entry, type SessionSlot } from './entry.js';
+import { EntryParser, cacheDeadline, type Entry, type SessionSlot } from './entry.js';
 import { InvalidationChannel } from './invalidation.js';
 import { isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef } from './record.js';
 import { RefreshPacer, type StoreHealth } from './refresh.js';
@@ -129,11 +129,12 @@ export class SessionResolver {
     this.revocations = new RevocationWatch({
       recheckMs: opts.revocationRecheckMs,
       channelTrusted: () => this.channel.trusted,
-      stillValid: (refs) =>
+      stillValid: (watched) =>
         Promise.all(
-          refs.map(async (ref) => {
+          watched.map(async ({ ref, roles }) => {
             const record = this.entries.parse(ref, await this.store.readRaw(ref)).record;
-            return record !== null && record.absoluteExpiresAt > this.now();
+            if (record === null || record.absoluteExpiresAt <= this.now()) return false;
+            return roles === null || sameRoles(roles, record.roles);
           }),
         ),
       log: this.log,
@@ -146,7 +147,8 @@ export class SessionResolver {
    * long-lived connections. Returns the unsubscribe.
    */
   onRevoked(ref: SessionRef, cb: RevokedListener): () => void {
-    return this.revocations.add(ref, cb);
+    const known = this.cache.stale(ref.sid) ?? this.cache.recent(ref.sid);
+    return this.revocations.add(ref, cb, known?.record?.roles ?? null);
   }
 
   /**
@@ -189,11 +191,14 @@ export class SessionResolver {
     await closing;
   }
 
-  /** Drops sessions from this gateway's memory (what an invalidation message does). */
+  /**
+   * Drops sessions that changed in Redis from this gateway's memory; the open tunnels of
+   * those that ended or lost roles are closed (a refresh of the expiry changes the key too).
+   */
   invalidate(sids: Iterable<string>): void {
     const list = [...sids];
     for (const sid of list) this.cache.invalidate(sid);
-    this.revocations.revoke(list);
+    this.revocations.changed(list);
   }
 
   /**
@@ -210,7 +215,11 @@ export class SessionResolver {
     const now = this.now();
     if (!this.cacheActive) return this.resolveUncached(ref, now);
     const cached = this.cache.get(ref.sid);
-    if (cached) return this.lookupOf(ref, cached, 'cache', now);
+    if (cached) {
+      // never past the deadlines Redis itself holds the session to, whatever the cache TTL
+      if (!cached.record || now < cacheDeadline(cached)) return this.lookupOf(ref, cached, 'cache', now);
+      this.cache.invalidate(ref.sid);
+    }
     const read = this.cache.pending(ref.sid) ?? this.startRead(ref);
     let entry: Entry;
     try {
@@ -312,4 +321,8 @@ export class SessionResolver {
     this.cache.delete(ref.sid);
     this.store.redis.del(this.store.keys.session(ref)).catch(() => undefined);
   }
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
 }
