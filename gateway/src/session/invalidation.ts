@@ -105,14 +105,16 @@ export class InvalidationChannel {
   private syncCluster(): void {
     if (this.stopped) return;
     const cluster = this.store.redis as Cluster;
-    const masters = cluster.nodes('master');
-    const slots = (cluster as unknown as { slots: string[][] }).slots ?? [];
+    // the owners of the slots, not the connections ioredis holds: a master that died stays an
+    // owner (its connection gone) until a failover, and must keep the cache bypassed meanwhile
+    const slots = (cluster as unknown as { slots: (string[] | undefined)[] }).slots ?? [];
     const slotMap = slots.map((owners) => owners?.[0] ?? '').join(',');
     const wanted = new Map<string, { host: string; port: number }>();
-    for (const m of masters) {
-      const host = m.options.host ?? '127.0.0.1';
-      const port = m.options.port ?? 6379;
-      wanted.set(`${host}:${port}`, { host, port });
+    for (const owners of slots) {
+      const key = owners?.[0];
+      if (!key || wanted.has(key)) continue;
+      const at = key.lastIndexOf(':');
+      wanted.set(key, { host: key.slice(0, at), port: Number(key.slice(at + 1)) });
     }
     let changed = slotMap !== this.slotMap;
     this.slotMap = slotMap;
