@@ -101,7 +101,8 @@ const LOG_LEVEL = 'warn';
 const RSS_LIMIT_MB = 200;
 
 // the project's performance targets, as ratios to the plain proxy measured in the same run
-const TARGETS = { cacheOnRatio: 0.9, cacheOffRatio: 0.8, cacheOnP99: 1.3, cacheOnCmds: 0.02, cacheOffCmds: 1.0 };
+// (cache off is also held to the hand-rolled reference without a cache, measured in the same rounds)
+const TARGETS = { cacheOnRatio: 0.95, cacheOffRatio: 0.8, cacheOnP99: 1.2, cacheOnCmds: 0.02, cacheOffCmds: 1.0 };
 // published figures of other session setups (same machine class, same ratio to a plain proxy)
 const REFERENCES = [
   ['express + express-session + connect-redis', 0.23],
@@ -886,6 +887,8 @@ async function main() {
         checks.push([s.cmds <= TARGETS.cacheOnCmds, `Redis ${fmt(s.cmds, 4)} cmds/req ≤ ${TARGETS.cacheOnCmds}`]);
       } else {
         checks.push([s.ratio >= TARGETS.cacheOffRatio, `ratio ${fmt(s.ratio)} ≥ ${TARGETS.cacheOffRatio}`]);
+        const ref = summary.find((x) => x.target.id === 'quick');
+        if (ref && s.target.cookies === poolCookies) checks.push([s.ratio >= ref.ratio, `ratio ${fmt(s.ratio)} ≥ hand-rolled reference ${fmt(ref.ratio)}`]);
         checks.push([s.cmds <= TARGETS.cacheOffCmds, `Redis ${fmt(s.cmds, 4)} cmds/req ≤ ${TARGETS.cacheOffCmds}`]);
       }
       if (s.bad) checks.push([false, `${s.bad} non-2xx responses or errors`]);
@@ -897,6 +900,14 @@ async function main() {
     say(`- reference figures measured elsewhere on this machine class (ratio to a plain proxy): ${REFERENCES.map(([n, r]) => `${n} ${r.toFixed(2)}`).join('; ')}; best is ${best[1].toFixed(2)}`);
   } else {
     say();
+  }
+
+  // --- invalidation latency and the tracking modes ------------------------------------------
+  if (RUN_THROUGHPUT) {
+    log('invalidation: latency of a change in Redis until the cache drops it, and the two tracking modes');
+    const { runInvalidationBench } = await import('./invalidation.mjs');
+    say();
+    await runInvalidationBench(say);
   }
 
   // --- memory with 100 000 live sessions ---------------------------------------------------
