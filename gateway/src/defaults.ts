@@ -58,7 +58,7 @@ export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_SESSION_CACHE = true;
 /** Most sessions one gateway keeps resolved in memory (SESSION_CACHE_MAX). @default 100_000 */
 export const DEFAULT_CACHE_MAX = 100_000;
-/** How long a resolved session is reused without asking Redis; revocations arrive by pub/sub sooner (SESSION_CACHE_TTL). @default 5_000 (5 s) */
+/** How long a resolved session stays in memory unused; every change to it in Redis evicts it sooner (SESSION_CACHE_TTL). @default 5_000 (5 s) */
 export const DEFAULT_CACHE_TTL_MS = 5_000;
 /** How long an unknown or malformed token is remembered as such (SESSION_CACHE_NEGATIVE_TTL). @default 1_000 (1 s) */
 export const DEFAULT_NEGATIVE_TTL_MS = 1_000;

@@ -42,6 +42,9 @@ export class SessionCache {
     this.lru = new LRUCache<string, Entry>({
       max: settings.max,
       ttl: settings.ttlMs,
+      // the TTL counts from the last use: it only bounds the memory of sessions no longer in
+      // use, since Redis reports every change and deadlines bound the rest (resolver)
+      updateAgeOnGet: true,
       ttlAutopurge: false,
       // an expired entry stays until read again or swept, so its reload can carry over its
       // refresh time
