@@ -224,6 +224,35 @@ describe('on a 3-master Redis Cluster', () => {
     expect(ready.statusCode).toBe(200);
   });
 
+  it('never serves a session stale across a slot migration', async () => {
+    const sessions = await sessionOnEachMaster();
+    const [from, ref, token] = sessions[0]!;
+    const to = (from + 1) % cluster.nodes.length;
+    const key = keys.session(ref);
+    expect((await access(gwB, token)).statusCode).toBe(200);
+    expect((await access(gwB, token)).statusCode).toBe(200);
+    const a = cluster.node(from);
+    const b = cluster.node(to);
+    const slot = Number(await a.cluster('KEYSLOT', key));
+    const idA = String(await a.cluster('MYID'));
+    const idB = String(await b.cluster('MYID'));
+    await b.cluster('SETSLOT', slot, 'IMPORTING', idA);
+    await a.cluster('SETSLOT', slot, 'MIGRATING', idB);
+    const moving = (await a.cluster('GETKEYSINSLOT', slot, 1000)) as string[];
+    expect(moving).toContain(key);
+    await a.migrate('127.0.0.1', cluster.nodes[to]!.port, '', 0, 5000, 'KEYS', ...moving);
+    for (let i = 0; i < cluster.nodes.length; i++) await cluster.node(i).cluster('SETSLOT', slot, 'NODE', idB);
+    // the session still stands, now on its new master
+    for (let i = 0; i < 50 && (await access(gwB, token)).statusCode !== 200; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await access(gwB, token)).statusCode).toBe(200);
+    expect((await access(gwB, token)).statusCode).toBe(200);
+    // ended on the new master, behind sessiongate's back: announced there
+    await b.del(key);
+    const ms = await msUntilRefused(gwB, token, 1000, 2);
+    console.log(`[cluster] DEL after the slot moved from master ${from} to ${to} honoured after ${ms.toFixed(1)} ms`);
+    expect(ms).toBeLessThan(1000);
+  });
+
   // last: it takes a master down for good
   it('stops serving from memory at once when a master dies, and never serves its sessions stale', async () => {
     const sessions = await sessionOnEachMaster();

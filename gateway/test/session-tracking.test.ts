@@ -164,7 +164,7 @@ describe('server-assisted invalidation (CLIENT TRACKING)', () => {
     const h = await trackedResolver();
     const s = await h.login();
     await h.cache(s.token);
-    await other.client('KILL', 'TYPE', 'pubsub');
+    await other.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     // a change while tracking is down: nobody tells the gateway
     await other.set(h.store.keys.session(s.ref), serializeRecord({ ...s.record, roles: ['user', 'admin'] }), 'KEEPTTL');
     const lookup = await h.resolver.resolve(s.token);
