@@ -25,13 +25,15 @@ const secret = randomBytes(32);
 const cache = cacheMs > 0 ? new LRUCache({ max: 100_000, ttl: cacheMs }) : null;
 const SID = /(?:^|;\s*)sid=([^;]+)/;
 
+// the key layout sessiongate writes: `s:{<the token's slot tag>}<sid>`, sid from the token's SHA-256
+const TOKEN_RANDOM_LENGTH = 43;
+const SID_LENGTH = 22;
+
 async function sessionOf(token) {
-  const hash = createHash('sha256').update(token).digest('base64url').slice(0, 22);
+  const hash = createHash('sha256').update(token).digest('base64url').slice(0, SID_LENGTH);
   const hit = cache?.get(hash);
   if (hit) return hit;
-  // the key layout the benchmark writes: the token's slot tag (after the "."), then its sid
-  const tag = token.slice(token.indexOf('.') + 1);
-  const raw = await redis.getex(`${keyPrefix}s:{${tag}}${hash}`, 'PX', idleMs);
+  const raw = await redis.getex(`${keyPrefix}s:{${token.slice(TOKEN_RANDOM_LENGTH + 1)}}${hash}`, 'PX', idleMs);
   if (raw === null) return null;
   const record = JSON.parse(raw);
   if (record.absoluteExpiresAt <= Date.now()) return null;

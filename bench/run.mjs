@@ -4,7 +4,7 @@
 // Starts a private redis-server, a plain node:http upstream, a plain fastify +
 // @fastify/http-proxy baseline, two real `sessiongate gateway` processes (cache on, cache
 // off) and, for reference, a hand-rolled fastify + ioredis session proxy (quick-gateway.mjs,
-// with and without a 1 s cache), drives them in alternating rounds with one load generator, and prints req/s, p50/p99
+// with and without a 1 s cache), a 2-worker gateway and a tracing-on gateway, drives them in alternating rounds with one load generator, and prints req/s, p50/p99
 // latency, the ratio to the baseline and Redis commands per request for each target, then
 // checks the gateway's memory with 100 000 distinct live sessions. docs/performance.md explains the figures.
 
@@ -42,7 +42,9 @@ Environment:
   BENCH_RSS_PASSES    passes over them                             (2)
   BENCH_LOADGEN       autocannon | wrk                             (wrk when on PATH)
   BENCH_TARGETS       comma list of target ids to run              (all: baseline,on-pool,on-single,off-pool,off-single,
-                      none,quick,quick-lru)
+                      on-pool-w2,on-pool-otel,none,quick,quick-lru)
+                      on-pool-w2: GATEWAY_WORKERS=2, not pinned; on-pool-otel: tracing on,
+                      exported to a local OTLP sink (on-pool is the same gateway, tracing off)
   BENCH_GATEWAY_BIN   the sessiongate CLI to run                   (gateway/bin/sessiongate.js)
   BENCH_GATEWAY_NODE_OPTIONS  NODE_OPTIONS of the gateway processes only (e.g. --max-old-space-size=96)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
@@ -180,6 +182,19 @@ function cpuSeconds(pid) {
   }
 }
 
+/** CPU seconds of a process and its children (a gateway's workers), or null. */
+function treeCpuSeconds(pid) {
+  const own = cpuSeconds(pid);
+  if (own === null) return null;
+  let kids = [];
+  try {
+    kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // no children list: the process alone
+  }
+  return kids.reduce((sum, k) => sum + (cpuSeconds(k) ?? 0), own);
+}
+
 /** Busy and total jiffies of each CPU, from /proc/stat. */
 function coreTimes() {
   const cores = {};
@@ -228,8 +243,9 @@ const PIN = Boolean(tasksetPath) && cores >= 2 && process.platform === 'linux';
 const SERVER_CORE = 0;
 const DRIVER_CORE = 1;
 
+/** `core` null: not pinned (a multi-process gateway gets every core). */
 function pinned(core, cmd, args) {
-  return PIN ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
+  return PIN && core !== null ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
 }
 
 /** Spawns a child, keeps its output in a log file, resolves when `ready(line)` is true. */
@@ -501,13 +517,13 @@ async function driveWrk(port, cookies, reqPath, seconds) {
 // Redis
 
 const { Redis } = await import('ioredis');
-const sessionModule = pathToFileURL(path.join(ROOT, 'gateway/dist/session/index.js')).href;
+const sessionModule = pathToFileURL(path.join(ROOT, 'session/dist/index.js')).href;
 // BENCH_GATEWAY_BIN: another build of the CLI to measure (A/B comparisons of a change)
 const cliEntry = path.resolve(process.env.BENCH_GATEWAY_BIN?.trim() || path.join(ROOT, 'gateway/bin/sessiongate.js'));
 // BENCH_COMPARE_BIN: a second build, measured in the same rounds as "B: …" targets
 const compareEntry = process.env.BENCH_COMPARE_BIN?.trim() ? path.resolve(process.env.BENCH_COMPARE_BIN.trim()) : null;
-if (!fs.existsSync(path.join(ROOT, 'gateway/dist/session/index.js'))) {
-  log('bench: gateway/dist is missing: run `npm run build` first (npm run bench does it for you)');
+if (!fs.existsSync(path.join(ROOT, 'session/dist/index.js'))) {
+  log('bench: session/dist is missing: run `npm run build` first (npm run bench does it for you)');
   process.exit(2);
 }
 const { SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION } = await import(sessionModule);
@@ -644,10 +660,10 @@ async function main() {
       `  - name: public\n    prefix: ${PUBLIC_PREFIX}\n    upstream: ${upstreamUrl}\n    auth: none\n`,
   );
 
-  async function startGateway(name, cacheOn, cli = cliEntry) {
+  async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE } = {}) {
     const port = await freePort();
     const metricsPort = await freePort();
-    const { child } = await startChild(name, SERVER_CORE, process.execPath, [...nodeFlags, cli, 'gateway'], {
+    const { child } = await startChild(name, core, process.execPath, [...nodeFlags, cli, 'gateway'], {
       env: {
         REDIS_URL: redisUrl,
         HOST: '127.0.0.1',
@@ -661,6 +677,7 @@ async function main() {
         LOG_LEVEL,
         COOKIE_SECURE: 'false',
         ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}),
+        ...extraEnv,
       },
     });
     // ready when /readyz says so and, with the cache, the invalidation channel is subscribed
@@ -688,6 +705,14 @@ async function main() {
   }
   const gwOn = await startGateway('sessiongate-cache-on', true);
   const gwOff = RUN_THROUGHPUT ? await startGateway('sessiongate-cache-off', false) : null;
+  const wanted = (id) => !process.env.BENCH_TARGETS || process.env.BENCH_TARGETS.split(',').map((x) => x.trim()).includes(id);
+  // two worker processes, on every core (pinning them to one would measure nothing)
+  const gwW2 = RUN_THROUGHPUT && wanted('on-pool-w2') ? await startGateway('sessiongate-2-workers', true, cliEntry, { env: { GATEWAY_WORKERS: '2' }, core: null }) : null;
+  // tracing on, every request sampled, exported to a collector that drops what it gets
+  const sink = RUN_THROUGHPUT && wanted('on-pool-otel') ? await startChild('otlp-sink', DRIVER_CORE, process.execPath, [path.join(HERE, 'otlp-sink.mjs')], { ready: jsonPort }) : null;
+  const gwOtel = sink
+    ? await startGateway('sessiongate-tracing', true, cliEntry, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.value}`, OTEL_SERVICE_NAME: 'sessiongate-bench' } })
+    : null;
   const gwB = RUN_THROUGHPUT && compareEntry
     ? { on: await startGateway('B-cache-on', true, compareEntry), off: await startGateway('B-cache-off', false, compareEntry) }
     : null;
@@ -729,6 +754,8 @@ async function main() {
 
   await checkGateway('sessiongate (cache on)', gwOn.port, secret, pool[1 % pool.length], guest.cookie);
   if (gwOff) await checkGateway('sessiongate (cache off)', gwOff.port, secret, pool[2 % pool.length], guest.cookie);
+  if (gwW2) await checkGateway('sessiongate (2 workers)', gwW2.port, secret, pool[6 % pool.length], guest.cookie);
+  if (gwOtel) await checkGateway('sessiongate (tracing on)', gwOtel.port, secret, pool[7 % pool.length], guest.cookie);
   if (gwB) {
     await checkGateway('B (cache on)', gwB.on.port, secret, pool[3 % pool.length], guest.cookie);
     await checkGateway('B (cache off)', gwB.off.port, secret, pool[4 % pool.length], guest.cookie);
@@ -776,6 +803,12 @@ async function main() {
       { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
       { id: 'off-single', label: 'sessiongate, cache off, 1 session', port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: single, cache: false },
       // not a target: the gateway's cost without any session work, for diagnosis
+      ...(gwW2
+        ? [{ id: 'on-pool-w2', label: `sessiongate, cache on, ${POOL_SIZE} sessions, 2 workers (not pinned)`, port: gwW2.port, metricsPort: gwW2.metricsPort, pid: gwW2.child.pid, cookies: poolCookies, info: true }]
+        : []),
+      ...(gwOtel
+        ? [{ id: 'on-pool-otel', label: `sessiongate, cache on, ${POOL_SIZE} sessions, tracing on (OTLP)`, port: gwOtel.port, metricsPort: gwOtel.metricsPort, pid: gwOtel.child.pid, cookies: poolCookies, info: true }]
+        : []),
       { id: 'none', label: 'sessiongate, `auth: none` route', port: gwOn.port, pid: gwOn.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
       // a hand-rolled session proxy, for reference (quick-gateway.mjs)
       { id: 'quick', label: `reference: fastify + ioredis GETEX + HMAC, no cache, ${POOL_SIZE} sessions`, port: quickNoCache.value, pid: quickNoCache.child.pid, cookies: poolCookies, info: true },
@@ -812,11 +845,11 @@ async function main() {
         await sleep(QUIESCE_MS);
         const lookups0 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
         const cmds0 = await redisCommandCount(redis);
-        const cpu0 = cpuSeconds(t.pid);
+        const cpu0 = treeCpuSeconds(t.pid);
         const core0 = coreTimes();
         const res = await drive(t.port, t.cookies, { path: t.path, seconds: DURATION_S });
         const core1 = coreTimes();
-        const cpu1 = cpuSeconds(t.pid);
+        const cpu1 = treeCpuSeconds(t.pid);
         await sleep(QUIESCE_MS);
         const cmds1 = await redisCommandCount(redis);
         const lookups1 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
@@ -877,6 +910,32 @@ async function main() {
         `${SERVER_CORE} fully busy); "CPU µs/req": its CPU time per request, which other load on the machine disturbs far less than req/s. ` +
         'Redis cmds/req: every command of INFO commandstats except connection plumbing (info, ping, subscribe, client, hello, select), over the requests the gateway handled.',
     );
+    const byId = (id) => summary.find((s) => s.target.id === id);
+    const ratioOf = (a, b) => {
+      const ia = targets.findIndex((t) => t.id === a);
+      const ib = targets.findIndex((t) => t.id === b);
+      return median(rounds[ia].map((m, k) => m.rps / rounds[ib][k].rps));
+    };
+    if (byId('on-pool-w2') && byId('on-pool')) {
+      say();
+      say(
+        `**1 worker against 2 workers** (cache on, ${POOL_SIZE} sessions): ${fmtInt(byId('on-pool').rps)} against ${fmtInt(byId('on-pool-w2').rps)} req/s, ` +
+          `2 workers ÷ 1 = ${fmt(ratioOf('on-pool-w2', 'on-pool'))}× (median of per-round ratios); CPU µs/req ${fmt(byId('on-pool').cpuPerReqUs, 0)} against ${fmt(byId('on-pool-w2').cpuPerReqUs, 0)} (primary and workers together).`,
+      );
+      say(
+        `This machine has ${cores} cores and the load generator (${LOADGEN}), redis-server and the upstream run on them too; the single-process gateway is pinned to core ${SERVER_CORE}, ` +
+          `the 2-worker one is not pinned and shares both cores with them. So 2 workers cannot show 2× here and may show less than 1×: ` +
+          'the figure says what a second core buys when nothing else needs it, only on a machine with cores to spare for the workers.',
+      );
+    }
+    if (byId('on-pool-otel') && byId('on-pool')) {
+      say();
+      say(
+        `**Tracing** (cache on, ${POOL_SIZE} sessions, every request sampled, OTLP/HTTP to a local sink): on ${fmtInt(byId('on-pool-otel').rps)} req/s, off ${fmtInt(byId('on-pool').rps)} req/s, ` +
+          `on ÷ off = ${fmt(ratioOf('on-pool-otel', 'on-pool'))}×; CPU µs/req on ${fmt(byId('on-pool-otel').cpuPerReqUs, 0)}, off ${fmt(byId('on-pool').cpuPerReqUs, 0)}, baseline ${fmt(byId('baseline').cpuPerReqUs, 0)}. ` +
+          'Off (no OTEL_ exporter setting) loads no OpenTelemetry module: the "cache on" rows are the tracing-off figures.',
+      );
+    }
     const baseSummary = summary.find((s) => s.target.id === 'baseline');
     if (baseSummary.serverCpu < 90) {
       say();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseHash, verifyPassword } from '@sessiongate/auth-service';
-import { parseRoutes } from '../gateway/src/routes/load.js';
+import { parseRoutes } from 'sessiongate';
 import { BIN, ROOT, assertBuilt } from './support/process.js';
 
 // No Docker engine runs here: docker-compose.yml is checked by a real compose

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT, base64url } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { waitUntilReady } from '../gateway/src/session/index.js';
+import { waitUntilReady } from '@sessiongate/session';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { ROOT } from './support/process.js';
 import { freePort } from './support/redis-server.js';

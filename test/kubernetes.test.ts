@@ -5,10 +5,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { buildOpsApp } from '@sessiongate/service-kit';
-import { DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT } from '../auth-service/src/config.js';
-import { parseUsersFile } from '../auth-service/src/users/users-file.js';
-import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT } from '../gateway/src/defaults.js';
-import { parseRoutes } from '../gateway/src/routes/load.js';
+import { DEFAULT_AUTH_METRICS_PORT, DEFAULT_AUTH_PORT } from '@sessiongate/auth-service';
+import { parseUsersFile } from '@sessiongate/auth-service';
+import { DEFAULT_GATEWAY_METRICS_PORT, DEFAULT_GATEWAY_PORT } from 'sessiongate';
+import { parseRoutes } from 'sessiongate';
 import { findBinary } from './support/prometheus.js';
 import { ROOT, assertBuilt, runCli } from './support/process.js';
 

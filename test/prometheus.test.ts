@@ -10,7 +10,7 @@ import { PROMETHEUS_BIN, PROMTOOL_BIN, promtool, startPrometheus, type Prometheu
 import { groupingLabels, vectorSelectors, withBoolComparisons } from './support/promql.js';
 import { freePort, startRedisServer, type RedisServer } from './support/redis-server.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
-import { mintToken } from '../gateway/src/session/record.js';
+import { mintToken } from '@sessiongate/session';
 
 // A real Prometheus scrapes a real gateway and auth service after a little real traffic;
 // every dashboard query and every alert expression is then asked of it. A metric or label

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { usersCommand } from '../auth-service/src/cli.js';
+import { usersCommand } from '@sessiongate/auth-service/cli';
 import { captureIo } from './support/auth-cli.js';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from './support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from './support/gateway.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeySet } from '../gateway/src/identity/keys.js';
+import { generateKeySet } from '@sessiongate/session';
 import { assertBuilt, runCli, startService, type Service } from './support/process.js';
 import { freePort } from './support/redis-server.js';
 import { startUpstream, type Upstream } from './support/upstream.js';

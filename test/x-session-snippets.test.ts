@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeySet, parseKeySet } from '../gateway/src/identity/keys.js';
-import { XSessionSigner } from '../gateway/src/identity/signer.js';
+import { generateKeySet, parseKeySet } from '@sessiongate/session';
+import { XSessionSigner } from 'sessiongate';
 import { ROOT } from './support/process.js';
 
 // The Node snippets of docs/x-session.md "Verifying X-Session", run as written: extracted

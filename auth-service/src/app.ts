@@ -1,13 +1,13 @@
 import formbody from '@fastify/formbody';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import { pingWithin, type CookieAttributes, type RedisClient } from 'sessiongate/session';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import type { CookieAttributes, RedisClient } from '@sessiongate/session';
 import type { AuthConfig } from './config.js';
-import { BadRequest, errorResponse } from './errors.js';
+import { BadRequest, NotFound, errorResponse } from './errors.js';
 import identityPlugin, { XSessionVerifier } from './identity.js';
 import clientAddressPlugin, { ClientAssertionVerifier } from './client-address.js';
-import { buildOpsApp, loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
+import { Draining, buildOpsApp, frameworkErrorHandler, loggerOptions, type LoggerChoice } from '@sessiongate/service-kit';
 import { AuthMetrics } from './metrics.js';
-import redisPlugin from './redis.js';
+import sessionStorePlugin from './session-store.js';
 import loginRoute from './routes/login.js';
 import loginPageRoute from './routes/login-page.js';
 import { oidcHooks, passwordLoginOff } from './oidc/hooks.js';
@@ -59,10 +59,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     // the client IP (for the IP limit), when the gateway signed none, is the peer, unless the
     // peer is a trusted proxy: then it is the rightmost X-Forwarded-For hop that is not one
     trustProxy: config.trustedProxies.length ? [...config.trustedProxies] : false,
-    frameworkErrors: (err, _req, reply) => {
-      const { statusCode, body } = errorResponse({ ...err, statusCode: err.statusCode ?? 400, message: 'Malformed request' });
-      void (reply as FastifyReply).code(statusCode).type('application/json; charset=utf-8').send(body);
-    },
+    frameworkErrors: frameworkErrorHandler(errorResponse),
   });
 
   const ownsDirectory = !opts.directory;
@@ -78,7 +75,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       onCheck: (cost) => metrics.passwordChecks.inc({ cost }),
     }));
   if (directory instanceof FileUserDirectory) size = () => directory.size;
-  let draining = false;
+  const draining = new Draining();
 
   try {
     // a body-less POST with a JSON content type (fetch('/auth/logout', …)) is not an error
@@ -89,7 +86,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       json(req, body as string, (err, value) => (err ? done(new BadRequest('The body is not valid JSON')) : done(null, value)));
     });
     await app.register(formbody);
-    await app.register(redisPlugin, {
+    await app.register(sessionStorePlugin, {
       ...(opts.redis ? { client: opts.redis } : { connection: config.redis }),
       keyPrefix: config.session.keyPrefix,
       maxSessionsPerUser: config.maxSessionsPerUser,
@@ -127,9 +124,10 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       }
       return reply.code(statusCode).type('application/json; charset=utf-8').send(body);
     });
-    app.setNotFoundHandler((request, reply) =>
-      reply.code(404).send({ error: 'not_found', message: `No endpoint ${request.method} ${request.url.split('?')[0]}` }),
-    );
+    app.setNotFoundHandler((request, reply) => {
+      const { statusCode, body } = errorResponse(new NotFound(`No endpoint ${request.method} ${request.url.split('?')[0]}`));
+      return reply.code(statusCode).send(body);
+    });
     app.addHook('onSend', async (_request, reply) => {
       // nothing the auth service says may be kept by a cache
       reply.header('cache-control', 'no-store');
@@ -153,7 +151,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
       directory,
       session: config.session,
       cookie,
-      throttle: new LoginThrottle(app.redis, store.keys, config.throttle),
+      throttle: new LoginThrottle(store.redis, store.keys, config.throttle),
       metrics,
       allowedOrigins: config.allowedOrigins,
       defaultNext: config.loginDefaultNext,
@@ -182,9 +180,9 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
   const ops = await buildOpsApp(app.log, {
     registry: metrics.registry,
-    draining: () => draining,
+    draining: draining.active,
     checks: [
-      { name: 'redis', check: () => pingWithin(app.redis, pingTimeout) },
+      app.sessionRedis.readiness(pingTimeout),
       { name: 'users', check: async () => directory.ready() },
     ],
   });
@@ -195,12 +193,10 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     metrics,
     directory,
     drain() {
-      draining = true;
+      draining.start();
     },
     async close() {
-      draining = true;
-      await app.close();
-      await ops.close();
+      await draining.close(app, ops);
     },
   };
 }

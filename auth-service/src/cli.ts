@@ -1,5 +1,5 @@
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
-import { DEFAULT_MAX_SESSIONS_PER_USER, REDIS_ENVIRONMENT_HELP } from 'sessiongate/session';
+import { DEFAULT_MAX_SESSIONS_PER_USER, REDIS_ENVIRONMENT_HELP } from '@sessiongate/session';
 import {
   authConfigFromEnv,
   DEFAULT_AUTH_METRICS_PORT,

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { jwtVerify } from 'jose';
-import { CLIENT_ASSERTION_CLAIM, CLIENT_ASSERTION_HEADER, CLIENT_ASSERTION_TYPE } from 'sessiongate/session';
+import { CLIENT_ASSERTION_CLAIM, CLIENT_ASSERTION_HEADER, CLIENT_ASSERTION_TYPE } from '@sessiongate/session';
 import { CLOCK_TOLERANCE_SECONDS, verificationKeyFor, type VerificationKeys, type XSessionVerifierOptions } from './identity.js';
 
 // Who is calling, for the per-IP login limit and the logs. Behind a gateway on another host,

@@ -12,13 +12,14 @@ import {
   setting,
 } from '@sessiongate/service-kit';
 import {
+  DEFAULT_AUTH_ROUTE,
   DEFAULT_MAX_SESSIONS_PER_USER,
-  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
-  redisConnectionFromEnv,
+  DEFAULT_X_SESSION_ISSUER,
+  redisOptionsFromEnv,
   sessionSettingsFromEnv,
   type RedisConnectionOptions,
   type SessionSettings,
-} from 'sessiongate/session';
+} from '@sessiongate/session';
 import { loadVerificationKeys, type VerificationKeys } from './identity.js';
 import { loadOidcFile, type OidcConfig } from './oidc/config.js';
 import {
@@ -37,10 +38,6 @@ export const DEFAULT_AUTH_PORT = 4000;
 export const DEFAULT_AUTH_METRICS_PORT = 9092;
 /** @default './users.yaml' */
 export const DEFAULT_USERS_FILE = './users.yaml';
-/** The `iss` the gateway signs with. @default 'sessiongate' */
-export const DEFAULT_X_SESSION_ISSUER = 'sessiongate';
-/** The gateway's route name for this service: the `aud` of its X-Session. @default 'auth' */
-export const DEFAULT_AUTH_ROUTE = 'auth';
 /**
  * Peers whose X-Forwarded-For is believed. The auth service normally sits behind a gateway
  * on the same host, so the default trusts loopback only: the gateway's X-Forwarded-For then
@@ -101,7 +98,7 @@ function loginDefaultNextSetting(env: NodeJS.ProcessEnv): string {
 /** Reads and validates the auth service's settings; throws SettingError naming the variable. */
 export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthConfig {
   const session = sessionSettingsFromEnv(env);
-  const connection = setting('REDIS_URL', () => redisConnectionFromEnv(env));
+  const redis = redisOptionsFromEnv(env, { connectionName: 'sessiongate-auth' });
   const keys = loadVerificationKeys(env.X_SESSION_KEYS);
   // unset: loopback (behind a gateway on this host); set but empty: trust nobody
   const proxiesRaw = env.SESSIONGATE_TRUSTED_PROXIES;
@@ -116,12 +113,7 @@ export function authConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AuthCon
     usersFile: env.SESSIONGATE_USERS?.trim() || DEFAULT_USERS_FILE,
     watchUsers: booleanSetting(env, 'SESSIONGATE_WATCH_USERS', true),
     scryptCost: scryptCostSetting(env),
-    redis: {
-      connection,
-      commandTimeoutMs: durationSetting(env, 'REDIS_COMMAND_TIMEOUT', DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
-      ...(env.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.REDIS_SENTINEL_PASSWORD } : {}),
-      connectionName: 'sessiongate-auth',
-    },
+    redis,
     session,
     maxSessionsPerUser: intSetting(env, 'SESSION_MAX_PER_USER', DEFAULT_MAX_SESSIONS_PER_USER, 1, MAX_SESSIONS_PER_USER_LIMIT),
     xSession: {

@@ -1,19 +1,14 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import { SettingError } from '@sessiongate/service-kit';
+import { KeyConfigError, loadKeySet, type KeySet } from '@sessiongate/session';
 import { Unauthenticated } from './errors.js';
 
 // X-Session verification: the auth service is an upstream like any other. It checks the
 // gateway's signed header with a stock JWT library (jose) and never sees the cookie.
 
-/** Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size). */
-const MIN_HS256_SECRET_BYTES = 32;
-const ED25519_KEY_BYTES = 32;
-const BASE64URL_RE = /^[A-Za-z0-9_-]*$/;
 /** Clock skew tolerated between the gateway and this service, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 5;
 
@@ -39,66 +34,22 @@ export interface Identity {
 }
 
 /**
- * Loads X_SESSION_KEYS: a JWK set as JSON text, or the path of a file holding one. Private
- * parts (`d`) are dropped: verifying needs only the public key. Messages never show key
- * material.
+ * Loads X_SESSION_KEYS with the gateway's own loader: a JWK set as JSON text, or the path of
+ * a file holding one. Private parts (`d`) are dropped: verifying needs only the public key.
+ * Messages never show key material.
  *
  * @throws SettingError naming X_SESSION_KEYS.
  */
 export function loadVerificationKeys(value: string | undefined): VerificationKeys {
-  const text = value?.trim() ?? '';
-  const fail = (what: string): never => {
-    throw new SettingError('X_SESSION_KEYS', what);
-  };
-  if (text === '') fail("required: the gateway's JWK set (JSON) or the path of a file holding it");
-  let json = text;
-  let origin = '';
-  if (!text.startsWith('{')) {
-    if (text.startsWith('[') || text.startsWith('-----BEGIN') || (text.length >= 32 && /^[A-Za-z0-9+/=_-]+$/.test(text) && !text.startsWith('/'))) {
-      fail('must be a JWK set, {"keys":[...]}, or the path of a file holding one (the value is not shown)');
-    }
-    const file = resolve(text);
-    origin = ` (file ${JSON.stringify(file)})`;
-    try {
-      json = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-    } catch (err) {
-      fail(`names the file ${JSON.stringify(file)}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-  }
-  let doc: unknown;
+  if (!value?.trim()) throw new SettingError('X_SESSION_KEYS', "required: the gateway's JWK set (JSON) or the path of a file holding it");
+  let set: KeySet;
   try {
-    doc = JSON.parse(json);
-  } catch {
-    // V8's message may quote the text, i.e. a secret: say only that it is not JSON
-    fail(`${origin} is not valid JSON; it must be a JWK set, {"keys":[...]}`.trimStart());
+    set = loadKeySet(value, 'verify');
+  } catch (err) {
+    if (!(err instanceof KeyConfigError)) throw err;
+    throw new SettingError('X_SESSION_KEYS', err.message.replace(/^X_SESSION_KEYS:?\s*/, ''));
   }
-  const keysMember = isObject(doc) ? doc.keys : undefined;
-  if (!Array.isArray(keysMember) || keysMember.length === 0) fail(`${origin} must be a JWK set with at least one key, {"keys":[...]}`.trimStart());
-
-  const keys: VerificationKey[] = [];
-  const kids = new Set<string>();
-  (keysMember as unknown[]).forEach((jwk, i) => {
-    const at = `keys[${i}]${origin}`;
-    if (!isObject(jwk)) return fail(`${at} must be a JWK object`);
-    const { kid, kty, alg } = jwk;
-    if (typeof kid !== 'string' || kid === '') return fail(`${at} has no "kid"`);
-    if (kids.has(kid)) return fail(`${at}: kid ${JSON.stringify(kid)} is used twice`);
-    kids.add(kid);
-    if (jwk.use !== undefined && jwk.use !== 'sig') fail(`${at}: "use" must be "sig"`);
-    if (kty === 'oct') {
-      if (alg !== undefined && alg !== 'HS256') fail(`${at}: only HS256 is supported for kty "oct"`);
-      const k = base64url(jwk.k);
-      if (!k || k.length < MIN_HS256_SECRET_BYTES) fail(`${at}: "k" must be base64url of at least ${MIN_HS256_SECRET_BYTES} bytes`);
-      keys.push(Object.freeze({ kid, alg: 'HS256', key: createSecretKey(k!) }));
-    } else if (kty === 'OKP' && jwk.crv === 'Ed25519') {
-      if (alg !== undefined && alg !== 'EdDSA') fail(`${at}: only EdDSA is supported for Ed25519`);
-      const x = base64url(jwk.x);
-      if (!x || x.length !== ED25519_KEY_BYTES) fail(`${at}: "x" must be base64url of ${ED25519_KEY_BYTES} bytes`);
-      keys.push(Object.freeze({ kid, alg: 'EdDSA', key: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x as string }, format: 'jwk' }) }));
-    } else {
-      fail(`${at}: unsupported key type; use "oct" (HS256) or "OKP" with crv "Ed25519" (EdDSA)`);
-    }
-  });
+  const keys = set.keys.map((k): VerificationKey => Object.freeze({ kid: k.kid, alg: k.alg, key: k.alg === 'HS256' ? k.secret : k.publicKey }));
   const algorithms = [...new Set(keys.map((k) => k.alg))];
   return Object.freeze({ keys: Object.freeze(keys), algorithms: Object.freeze(algorithms) });
 }
@@ -182,13 +133,4 @@ export default fp(identityPlugin, { name: 'sessiongate-auth-identity', fastify: 
 export function requireIdentity(request: FastifyRequest): Identity {
   if (!request.identity) throw new Unauthenticated();
   return request.identity;
-}
-
-function base64url(v: unknown): Buffer | null {
-  if (typeof v !== 'string' || !BASE64URL_RE.test(v) || v.length % 4 === 1) return null;
-  return Buffer.from(v, 'base64url');
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -1,8 +1,7 @@
-import closeWithGrace from 'close-with-grace';
-import { describeConnection } from 'sessiongate/session';
+import { gracefulShutdown, type LoggerChoice } from '@sessiongate/service-kit';
+import { describeConnection } from '@sessiongate/session';
 import { buildAuthService, type AuthService } from './app.js';
 import type { AuthConfig } from './config.js';
-import type { LoggerChoice } from '@sessiongate/service-kit';
 import { FileUserDirectory } from './users/file-directory.js';
 
 /**
@@ -33,24 +32,13 @@ export async function startAuthServer(config: AuthConfig, opts: { logger?: Logge
     'sessiongate auth ready',
   );
 
-  const onHup = () => {
-    if (directory instanceof FileUserDirectory) void directory.reload();
-  };
-  process.on('SIGHUP', onHup);
-
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      process.off('SIGHUP', onHup);
-      grace.uninstall();
-      await svc.close();
-    })());
-  // SIGHUP reloads users (above); close-with-grace would otherwise treat it as a shutdown
-  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'fatal error: shutting down');
-    else log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down: draining in-flight requests');
-    await close();
-    log.info('shutdown complete');
+  const close = gracefulShutdown({
+    log,
+    delayMs: config.shutdownTimeoutMs,
+    onHup: () => {
+      if (directory instanceof FileUserDirectory) void directory.reload();
+    },
+    close: () => svc.close(),
   });
   return { ...svc, close };
 }

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { KeyLayout, RedisClient } from 'sessiongate/session';
+import type { KeyLayout, RedisClient } from '@sessiongate/session';
 import { wellFormed } from './users/directory.js';
 
 /** Failed logins one account may have per window before every attempt gets 429. @default 5 */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, decodeProtectedHeader, decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CLIENT_ASSERTION_TYPE, isWellFormedToken } from 'sessiongate/session';
+import { CLIENT_ASSERTION_TYPE, isWellFormedToken } from '@sessiongate/session';
 import { newKeysJson, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { isWellFormedToken } from 'sessiongate/session';
+import { isWellFormedToken } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sessionRef } from 'sessiongate/session';
+import { sessionRef } from '@sessiongate/session';
 import { safeNext } from '../src/routes/login-page.js';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 

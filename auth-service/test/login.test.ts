@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseRecord, sessionRef, userTag } from 'sessiongate/session';
+import { parseRecord, sessionRef, userTag } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 
 const ALICE_PASSWORD = 'correct horse battery staple';

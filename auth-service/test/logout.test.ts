@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { decodeInvalidation, sessionRef, waitUntilReady } from 'sessiongate/session';
+import { decodeInvalidation, sessionRef, waitUntilReady } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 
@@ -104,7 +104,7 @@ describe('logout while Redis is down', () => {
 
       // once Redis is back (empty: it keeps nothing on disk), the same logout succeeds
       await redis.restart();
-      await Promise.all([waitUntilReady(t.redis, 5000), waitUntilReady(t.svc.app.redis, 5000)]);
+      await Promise.all([waitUntilReady(t.redis, 5000), waitUntilReady(t.svc.app.sessionStore.redis, 5000)]);
       const again = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'x-session': header } });
       expect(again.statusCode).toBe(204);
     } finally {

@@ -1,8 +1,9 @@
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { sessionRef } from '../../gateway/src/session/index.js';
+import { sessionRef } from '@sessiongate/session';
 import { CLIENT_ID, signInWithIdp, startOidcStack, type OidcStack } from '../../test/support/oidc-stack.js';
 import { WebClient, readForm } from '../../test/support/web-client.js';
+import { readSession } from '../../test/support/sessions.js';
 
 // OpenID Connect Back-Channel Logout 1.0: the provider's logout token ends the sessions it
 // names on every gateway within a second; a token that is not valid, or used twice, is
@@ -47,7 +48,7 @@ describe('back-channel logout', () => {
     expect(done.status).toBe(200);
     expect(stack.idp.output()).toContain(`backchannel logout to ${CLIENT_ID} sent`);
     await vi.waitFor(async () => expect(await statuses(token)).toEqual([401, 401]), { timeout: 1000, interval: 25 });
-    expect(await stack.auth.store.read(sessionRef(token))).toBeNull();
+    expect(await readSession(stack.auth.store, sessionRef(token))).toBeNull();
     // another user's session, from another provider session, is untouched
     expect(await statuses(other.token)).toEqual([200, 200]);
     expect(stack.logs()).toMatch(/"event":"oidc-backchannel-logout","provider":"demo","user":"oidc:demo:u-sam","ended":1/);

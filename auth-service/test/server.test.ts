@@ -89,8 +89,8 @@ describe('sessiongate auth: settings', () => {
       ...readdirSync(path.join(here, '../src'), { recursive: true, encoding: 'utf8' })
         .filter((f) => f.endsWith('.ts') && !f.startsWith('users/'))
         .map((f) => path.join(here, '../src', f)),
-      path.join(here, '../../gateway/src/session/settings.ts'),
-      path.join(here, '../../gateway/src/session/redis.ts'),
+      path.join(here, '../../session/src/settings.ts'),
+      path.join(here, '../../session/src/redis.ts'),
     ];
     const names = new Set<string>();
     for (const f of sources) {
@@ -120,7 +120,7 @@ describe('sessiongate auth: the server', () => {
     svc = await startAuthServer(config, { logger: { level: 'silent' } });
   });
   afterAll(async () => {
-    await deletePrefix(svc.app.redis, svc.app.sessionStore.keys.prefix);
+    await deletePrefix(svc.app.sessionStore.redis, svc.app.sessionStore.keys.prefix);
     await svc.close();
     rmSync(path.dirname(usersFile), { recursive: true, force: true });
   });

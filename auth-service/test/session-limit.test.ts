@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { decodeInvalidation, sessionRef } from 'sessiongate/session';
+import { decodeInvalidation, sessionRef } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sessionRef } from 'sessiongate/session';
+import { sessionRef } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
+import { readSession } from '../../test/support/sessions.js';
 
 const USERS = {
   fred: { password: 'fred-password', roles: ['user'], profile: { name: 'Fred', team: 'ops' } },
@@ -18,7 +19,7 @@ describe('my sessions', () => {
 
   async function login(user: keyof typeof USERS, ua: string): Promise<{ token: string; header: string; sid: string }> {
     const token = cookieToken(await t.login(user, USERS[user].password, { 'user-agent': ua }));
-    const record = (await t.store.read(sessionRef(token)))!;
+    const record = (await readSession(t.store, sessionRef(token)))!;
     return { token, header: await t.xSessionFor(token), sid: record.sid };
   }
 

@@ -2,13 +2,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { sessionRef } from 'sessiongate/session';
+import { sessionRef } from '@sessiongate/session';
 import { usersCommand } from '../src/cli.js';
 import { parseHash, verifyPassword } from '../src/users/password.js';
 import { parseUsersFile } from '../src/users/users-file.js';
 import { captureIo, fakeTty } from '../../test/support/auth-cli.js';
 import { TEST_SCRYPT_COST, cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { freePort } from '../../test/support/redis-server.js';
+import { readSession } from '../../test/support/sessions.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'sg-users-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -237,7 +238,7 @@ describe('sessiongate users: live sessions follow', () => {
     expect(await usersCommand(['set-roles', 'pat', 'user,admin'], io)).toBe(0);
     expect(io.out()).toMatch(/updated roles of 2 live sessions/);
     for (const [i, tk] of tokens.entries()) {
-      const record = (await t.store.read(sessionRef(tk)))!;
+      const record = (await readSession(t.store, sessionRef(tk)))!;
       expect(record.roles).toEqual(['user', 'admin']);
       const pttl = await t.redis.pttl(keys[i]!);
       expect(pttl).toBeGreaterThan(0);

@@ -2,13 +2,14 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
-import { sessionRef } from 'sessiongate/session';
+import { sessionRef } from '@sessiongate/session';
 import { usersCommand } from '../src/cli.js';
 import { FileUserDirectory } from '../src/users/file-directory.js';
 import { defaultParams, hashPassword } from '../src/users/password.js';
 import { parseUsersFile } from '../src/users/users-file.js';
 import { captureIo } from '../../test/support/auth-cli.js';
 import { cookieToken, startTestAuth } from '../../test/support/auth-service.js';
+import { readSession } from '../../test/support/sessions.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'sg-users-file-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -109,7 +110,7 @@ describe('the service reloads the users file', () => {
       expect(edited).not.toBe(text);
       writeFileSync(t.usersFile, edited);
       await vi.waitFor(async () => {
-        expect((await t.store.read(sessionRef(tom)))?.roles).toEqual(['user', 'admin']);
+        expect((await readSession(t.store, sessionRef(tom)))?.roles).toEqual(['user', 'admin']);
         expect(await t.redis.exists(t.keys.session(sessionRef(uma)))).toBe(0);
       });
       expect(await t.svc.metrics.registry.getSingleMetricAsString('sessiongate_auth_sessions_revoked_total')).toMatch(/reason="disable"} 1/);

@@ -12,8 +12,7 @@
 // gateway app with metrics and health endpoints, which this application does not want.
 import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
-import { formatProblems, gatewayConfigFromEnv, loadRoutesFile, sessionPlugin, sessiongate } from 'sessiongate';
-import { readSessionCookie } from 'sessiongate/session';
+import { formatProblems, gatewayConfigFromEnv, loadRoutesFile, readSessionCookie, sessionPlugin, sessiongate } from 'sessiongate';
 
 /**
  * Builds the application; `env` holds the gateway's settings (REDIS_URL, X_SESSION_KEYS,

@@ -1,8 +1,7 @@
-import { STATUS_CODES } from 'node:http';
-import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './settings.js';
-import { buildOpsApp } from '@sessiongate/service-kit';
-import { InvalidConfig, errorResponse } from './errors.js';
+import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '@sessiongate/service-kit';
+import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
 import sessiongate from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
@@ -10,7 +9,6 @@ import { loadRoutesFile } from './routes/load.js';
 import { formatProblems } from './routes/problems.js';
 import type { RouteSet } from './routes/types.js';
 import sessionPlugin from './session/plugin.js';
-import { pingWithin } from './session/redis.js';
 
 export interface BuildGatewayOptions {
   /** Fastify logger options, or a pino logger to use as is. @default false (silent) */
@@ -68,28 +66,20 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     // errors Node's parser raises before Fastify sees a request: same JSON as everything else
     clientErrorHandler(err: Error & { code?: string }, socket) {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
-      const [status, error, message] =
+      const refused =
         err.code === 'HPE_HEADER_OVERFLOW'
-          ? [431, 'request_header_fields_too_large', 'The request head exceeds the size limit']
+          ? new HeadersTooLarge('The request head exceeds the size limit')
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-            ? [408, 'request_timeout', 'The request was not received in time']
-            : [400, 'bad_request', 'Malformed HTTP request'];
-      const body = JSON.stringify({ error, message });
-      if (socket.writable) {
-        socket.write(
-          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-        );
-      }
+            ? new RequestTimeout()
+            : new BadRequest('Malformed HTTP request');
+      const { statusCode, body } = errorResponse(refused);
+      if (socket.writable) socket.write(rawErrorResponse(statusCode, body));
       socket.destroy();
     },
-    frameworkErrors: (err, _req, reply) => {
-      const { statusCode, body } = errorResponse({ ...err, statusCode: err.statusCode ?? 400, message: 'Malformed request' });
-      void (reply as FastifyReply).code(statusCode).type('application/json; charset=utf-8').send(body);
-    },
+    frameworkErrors: frameworkErrorHandler(errorResponse),
   });
 
-  let draining = false;
+  const draining = new Draining();
   const metrics = new GatewayMetrics({
     sessionGauges: () => ({
       active: app.sessions?.resolver.activeSessions ?? 0,
@@ -110,7 +100,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
 
   // while draining, every response closes its connection, so keep-alive clients let go
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (draining) reply.header('connection', 'close');
+    if (draining.active()) reply.header('connection', 'close');
     done(null, payload);
   });
 
@@ -157,9 +147,9 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
   const ops = await buildOpsApp(app.log, {
     registry: metrics.registry,
-    draining: () => draining,
+    draining: draining.active,
     checks: [
-      { name: 'redis', check: () => pingWithin(app.sessions.redis, pingTimeout) },
+      app.sessionRedis.readiness(pingTimeout),
       { name: 'routes', check: async () => app.sessiongate.routes.routes.length > 0 },
     ],
   });
@@ -187,12 +177,10 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       return { ok: true, routes: r.routes.routes.length };
     },
     drain() {
-      draining = true;
+      draining.start();
     },
     async close() {
-      draining = true;
-      await app.close();
-      await ops.close();
+      await draining.close(app, ops);
     },
   };
 }

@@ -1,9 +1,8 @@
 // Every default of the gateway, in one place: the options, the environment settings and
-// `sessiongate gateway --help` all read them from here, so they cannot disagree.
-// (The session settings the auth service shares, such as the cookie name and the timeouts,
-// live with the session module.)
-
-import type { MethodOverrideMode } from './routes/types.js';
+// `sessiongate gateway --help` all read them from here, so they cannot disagree. It imports
+// nothing of the gateway, so every part may read it. (What the auth service shares, such as
+// the cookie name, the timeouts, the X-Session issuer and the auth route's name, lives in
+// @sessiongate/session.)
 
 // --- the process ------------------------------------------------------------------------
 
@@ -25,6 +24,14 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_HEAP_GROWTH_PERCENT = 20;
 /** LOG_LEVEL. @default 'info' */
 export const DEFAULT_LOG_LEVEL = 'info';
+/** Worker processes (GATEWAY_WORKERS): 1 runs the gateway in the process itself. @default 1 */
+export const DEFAULT_WORKERS = 1;
+/** More worker restarts than this within the window is a crash loop (GATEWAY_WORKER_RESTART_LIMIT). @default 5 */
+export const DEFAULT_WORKER_RESTART_LIMIT = 5;
+/** The window the restart limit counts in (GATEWAY_WORKER_RESTART_WINDOW). @default 60_000 (60 s) */
+export const DEFAULT_WORKER_RESTART_WINDOW_MS = 60_000;
+/** The traces' service name when OTEL_SERVICE_NAME is unset. @default 'sessiongate-gateway' */
+export const DEFAULT_SERVICE_NAME = 'sessiongate-gateway';
 
 // --- routes.yaml --------------------------------------------------------------------------
 
@@ -33,12 +40,10 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Upstream timeout of a route without `timeout`, in milliseconds. @default 30_000 (30 s) */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 /** What a route does with a `_method` parameter, absent `methodOverride`. @default 'refuse' */
-export const DEFAULT_METHOD_OVERRIDE: MethodOverrideMode = 'refuse';
+export const DEFAULT_METHOD_OVERRIDE = 'refuse' as const;
 
 // --- the request path -----------------------------------------------------------------------
 
-/** The route whose upstream may set the session cookie (SESSIONGATE_AUTH_ROUTE). @default 'auth' */
-export const DEFAULT_AUTH_ROUTE = 'auth';
 /** Largest Cookie header accepted; browsers send at most ~4 KiB per cookie (SESSIONGATE_MAX_COOKIE_BYTES). @default 8192 */
 export const DEFAULT_MAX_COOKIE_BYTES = 8192;
 /** Linked from the HTML 401 and 403 pages browsers see. @default '/auth/login' */
@@ -79,7 +84,5 @@ export const DEFAULT_REVOCATION_RECHECK_MS = 500;
 
 /** Lifetime of each X-Session (X_SESSION_TTL). @default 60_000 (60 s) */
 export const DEFAULT_X_SESSION_TTL_MS = 60_000;
-/** The `iss` claim of every X-Session (X_SESSION_ISSUER). @default 'sessiongate' */
-export const DEFAULT_ISSUER = 'sessiongate';
 /** Most sessions that keep their signed X-Session headers for reuse. @default 10_000 */
 export const DEFAULT_SIGNED_HEADERS_MAX = 10_000;

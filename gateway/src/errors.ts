@@ -1,8 +1,6 @@
 import createError from '@fastify/error';
 import { errorResponder, type ErrorBody } from '@sessiongate/service-kit';
 
-export { prefersHtml } from '@sessiongate/service-kit';
-
 export type { ErrorBody };
 
 // The one list of errors the gateway answers with. `code` is stable and is what code
@@ -18,10 +16,12 @@ export const MethodOverrideRefused = createError(
   'A _method parameter (in the %s) is refused on this route: it would make the upstream run another method than the one checked; send the real method instead',
   400,
 );
+export const FormBodyUnreadable = createError('SG_ERR_FORM_BODY_UNREADABLE', '%s', 400);
 export const MethodNotAllowed = createError('SG_ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed here', 405);
 export const PayloadTooLarge = createError('SG_ERR_PAYLOAD_TOO_LARGE', 'The request body exceeds %s bytes', 413);
 export const HeadersTooLarge = createError('SG_ERR_HEADERS_TOO_LARGE', '%s', 431);
-export const TooManyRequests = createError('SG_ERR_TOO_MANY_REQUESTS', 'Too many requests, retry later', 429);
+/** The client did not send its request head in time (Node's parser gave up). */
+export const RequestTimeout = createError('SG_ERR_REQUEST_TIMEOUT', 'The request was not received in time', 408);
 export const UpstreamUnavailable = createError('SG_ERR_UPSTREAM_UNAVAILABLE', 'The upstream service is unavailable', 502);
 export const SessionStoreUnavailable = createError(
   'SG_ERR_SESSION_STORE_UNAVAILABLE',
@@ -29,7 +29,9 @@ export const SessionStoreUnavailable = createError(
   503,
 );
 export const UpstreamTimeout = createError('SG_ERR_UPSTREAM_TIMEOUT', 'The upstream service did not answer in time', 504);
-export const ServiceShuttingDown = createError('SG_ERR_SHUTTING_DOWN', 'The gateway is shutting down', 503);
+
+/** A worker of `--workers N` exited before it was ready: its own message is printed above. */
+export const WorkerStartFailed = createError('SG_ERR_WORKER_START_FAILED', 'a worker process failed to start (%s); its message is above', 500);
 
 /** Invalid configuration (environment, routes file, keys): the process refuses to start. */
 export const InvalidConfig = createError('SG_ERR_INVALID_CONFIG', '%s', 500);
@@ -42,13 +44,13 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_NOT_FOUND: 'not_found',
   SG_ERR_METHOD_NOT_ALLOWED: 'method_not_allowed',
   SG_ERR_METHOD_OVERRIDE_REFUSED: 'method_override_refused',
+  SG_ERR_FORM_BODY_UNREADABLE: 'form_body_unreadable',
   SG_ERR_PAYLOAD_TOO_LARGE: 'payload_too_large',
   SG_ERR_HEADERS_TOO_LARGE: 'request_header_fields_too_large',
-  SG_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
+  SG_ERR_REQUEST_TIMEOUT: 'request_timeout',
   SG_ERR_UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
   SG_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
   SG_ERR_UPSTREAM_TIMEOUT: 'upstream_timeout',
-  SG_ERR_SHUTTING_DOWN: 'service_unavailable',
 };
 
 const GENERIC_5XX = 'The gateway could not handle this request';
@@ -58,6 +60,3 @@ const GENERIC_5XX = 'The gateway could not handle this request';
  * keep their message (the client can fix it), and no 5xx ever carries internal text.
  */
 export const errorResponse = errorResponder(PUBLIC_CODES, GENERIC_5XX);
-
-// the HTML form of these errors, for browsers
-export { errorPage } from './pages/error-page.js';

@@ -3,9 +3,9 @@ import type { Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { pageHeaders, type Brand } from '@sessiongate/service-kit';
+import { pageHeaders, prefersHtml, type Brand } from '@sessiongate/service-kit';
+import { DEFAULT_AUTH_ROUTE, DEFAULT_COOKIE_NAME, type KeySet } from '@sessiongate/session';
 import {
-  DEFAULT_AUTH_ROUTE,
   DEFAULT_LOGIN_PATH,
   DEFAULT_LOGOUT_PATH,
   DEFAULT_MAX_COOKIE_BYTES,
@@ -13,22 +13,21 @@ import {
   DEFAULT_UPSTREAM_CONNECTIONS,
   DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
 } from './defaults.js';
-import { NotFound, errorResponse, prefersHtml } from './errors.js';
+import { NotFound, errorResponse } from './errors.js';
 import { ClientAssertionSigner, withClientAssertion } from './identity/client-assertion.js';
 import jwks from './identity/jwks.js';
-import type { KeySet } from './identity/keys.js';
 import { IdentityReuse } from './identity/reuse.js';
 import { XSessionSigner } from './identity/signer.js';
 import type { GatewayMetrics } from './ops/metrics.js';
+import { resolveTraced } from './ops/tracing.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
 import { createAdmission, type GateState } from './policy/admission.js';
-import { forwardedBody, hasBody } from './proxy/body.js';
+import { BODY_ERRORS, forwardedBody, hasBody } from './proxy/body.js';
 import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { upstreamFailure } from './proxy/upstream-errors.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { upstreamUrl } from './routes/match.js';
 import type { RouteSet } from './routes/types.js';
-import { DEFAULT_COOKIE_NAME } from './session/cookie.js';
 import type { ResolvedSession, SessionResolver } from './session/resolver.js';
 
 export interface SessionGateOptions {
@@ -116,7 +115,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   const admission = createAdmission({
     routes: opts.routes,
-    resolver,
+    resolve: (token) => resolveTraced(resolver, token),
     cookieName,
     authRoute,
     allowedOrigins: opts.allowedOrigins ?? [],
@@ -226,9 +225,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
       const { statusCode, body } = errorResponse(err);
       // store and upstream failures were logged where they happened, with their cause
       if (statusCode >= 500 && !LOGGED_ELSEWHERE.has(err.code ?? '')) request.log.error({ err }, 'request failed');
-      // the rest of an oversized body may still be on the wire, unread: the connection
-      // cannot carry another request, so say so and close it
-      if (statusCode === 413) reply.header('connection', 'close');
+      // the rest of an oversized or refused body may still be on the wire, unread: the
+      // connection cannot carry another request, so say so and close it
+      if (statusCode === 413 || (BODY_ERRORS.has(err.code ?? '') && !request.raw.complete)) reply.header('connection', 'close');
       if (prefersHtml(request.headers.accept)) {
         const user = request.gateSession?.record ?? null;
         const page = errorPage(statusCode, body, errorPageContext(request.raw, { loginPath, logoutPath, brand, user }));

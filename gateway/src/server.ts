@@ -1,31 +1,35 @@
-import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
-import closeWithGrace from 'close-with-grace';
+import { gracefulShutdown, loggerOptions, rawErrorResponse, watchFile } from '@sessiongate/service-kit';
+import { describeConnection } from '@sessiongate/session';
 import { buildGateway, type Gateway } from './app.js';
 import type { GatewayConfig } from './settings.js';
-import { loggerOptions } from '@sessiongate/service-kit';
-import { describeConnection } from './session/redis.js';
+import { MethodNotAllowed, errorResponse } from './errors.js';
+import { startTracing, stopTracing, tracingLoggerOptions } from './ops/tracing.js';
 
-const METHOD_NOT_ALLOWED =
-  'HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\nContent-Length: ';
+/** Edits of the routes file closer together than this make one reload. */
+const ROUTES_RELOAD_DEBOUNCE_MS = 150;
 
 /**
  * Runs the gateway: builds it, listens on the public and the metrics port, reloads routes on
  * SIGHUP and on file change, and shuts down gracefully on SIGTERM/SIGINT.
  */
-export async function startGatewayServer(config: GatewayConfig, opts: { pretty?: boolean } = {}): Promise<Gateway> {
-  const gw = await buildGateway(config, { logger: loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }) });
+export async function startGatewayServer(config: GatewayConfig, opts: { pretty?: boolean; listenOps?: boolean } = {}): Promise<Gateway> {
+  // before the server is built: its requests are what gets traced (off: nothing loads)
+  await startTracing(process.env, { ignorePorts: [config.metricsPort] });
+  const gw = await buildGateway(config, { logger: { ...loggerOptions({ level: config.logLevel, pretty: opts.pretty ?? false }), ...tracingLoggerOptions() } });
   const log = gw.app.log;
-  const closeGateway = gw.close.bind(gw);
+  const closeApps = gw.close.bind(gw);
+  const closeGateway = () => closeApps().then(stopTracing);
 
   // CONNECT never reaches a route handler: answer it here, never tunnel
   gw.app.server.on('connect', (_req, socket) => {
-    const body = JSON.stringify({ error: 'method_not_allowed', message: 'Method CONNECT is not allowed here' });
-    socket.end(`${METHOD_NOT_ALLOWED}${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const { statusCode, body } = errorResponse(new MethodNotAllowed('CONNECT'));
+    socket.end(rawErrorResponse(statusCode, body));
   });
 
   await gw.app.listen({ host: config.host, port: config.port });
-  await gw.ops.listen({ host: config.metricsHost, port: config.metricsPort });
+  // a cluster worker: the primary serves the metrics port for all workers
+  if (opts.listenOps !== false) await gw.ops.listen({ host: config.metricsHost, port: config.metricsPort });
   log.info(
     {
       routes: gw.app.sessiongate.routes.routes.map((r) => `${r.name} ${r.prefix} → ${r.upstream}`),
@@ -46,40 +50,17 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
     });
     return reloading;
   };
-  const onHup = () => void reload('SIGHUP');
-  process.on('SIGHUP', onHup);
-
-  let watcher: FSWatcher | undefined;
-  if (config.watchRoutes) {
-    // watch the directory: editors replace files (rename), which a file watch would lose
-    const file = path.resolve(config.routesFile);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      watcher = watch(path.dirname(file), (_event, name) => {
-        if (name !== null && name !== path.basename(file)) return;
-        clearTimeout(timer);
-        timer = setTimeout(() => void reload('file changed'), 150);
-      });
-      watcher.on('error', (err) => log.warn({ err }, 'routes file watch failed; SIGHUP still reloads'));
-    } catch (err) {
-      log.warn({ err }, 'cannot watch the routes file; SIGHUP still reloads');
-    }
-  }
-
-  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'fatal error: shutting down');
-    else log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down: draining in-flight requests');
-    process.off('SIGHUP', onHup);
-    watcher?.close();
-    await closeGateway();
-    log.info('shutdown complete');
-  });
-  return Object.assign(gw, {
-    async close() {
-      grace.uninstall();
-      process.off('SIGHUP', onHup);
+  const watcher = config.watchRoutes
+    ? watchFile(path.resolve(config.routesFile), { what: 'routes file', log, debounceMs: ROUTES_RELOAD_DEBOUNCE_MS, onChange: () => void reload('file changed') })
+    : undefined;
+  const close = gracefulShutdown({
+    log,
+    delayMs: config.shutdownTimeoutMs,
+    onHup: () => void reload('SIGHUP'),
+    close: async () => {
       watcher?.close();
       await closeGateway();
     },
   });
+  return Object.assign(gw, { close });
 }

@@ -1,5 +1,13 @@
-import { loadKeySet, type KeySet } from './identity/keys.js';
-import { redisConnectionFromEnv, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisConnectionOptions } from './session/redis.js';
+import {
+  DEFAULT_AUTH_ROUTE,
+  DEFAULT_X_SESSION_ISSUER,
+  loadKeySet,
+  redisOptionsFromEnv,
+  sessionSettingsFromEnv,
+  type KeySet,
+  type RedisConnectionOptions,
+  type SessionSettings,
+} from '@sessiongate/session';
 import type { SessionCacheOptions } from './session/resolver.js';
 import {
   SettingError,
@@ -15,15 +23,13 @@ import {
   setting,
 } from '@sessiongate/service-kit';
 import type { Brand } from '@sessiongate/service-kit';
-import { sessionSettingsFromEnv, type SessionSettings } from './session/settings.js';
+import { workerSettingsFromEnv, type WorkerSettings } from './cluster/settings.js';
 import {
-  DEFAULT_AUTH_ROUTE,
   DEFAULT_CACHE_MAX,
   DEFAULT_CACHE_TTL_MS,
   DEFAULT_GATEWAY_METRICS_PORT,
   DEFAULT_GATEWAY_PORT,
   DEFAULT_HEAP_GROWTH_PERCENT,
-  DEFAULT_ISSUER,
   DEFAULT_LOG_LEVEL,
   DEFAULT_MAX_COOKIE_BYTES,
   DEFAULT_MAX_HEADER_BYTES,
@@ -69,12 +75,14 @@ export interface GatewayConfig {
   readonly watchRoutes: boolean;
   /** The product's name and logo on the error pages browsers see. */
   readonly brand: Brand;
+  /** Worker processes (GATEWAY_WORKERS) and their restart limits. */
+  readonly workers: WorkerSettings;
 }
 
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
 export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const session = sessionSettingsFromEnv(env);
-  const connection = setting('REDIS_URL', () => redisConnectionFromEnv(env));
+  const redis = redisOptionsFromEnv(env, { connectionName: 'sessiongate-gateway' });
   const keys = setting('X_SESSION_KEYS', () => {
     if (!env.X_SESSION_KEYS?.trim()) {
       throw new SettingError('X_SESSION_KEYS', 'required: a JWK set (JSON) or a path to one; create one with `sessiongate keys generate`');
@@ -94,15 +102,10 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     // GATEWAY_PORT and friends win over PORT: one environment can serve both processes
     ...listenSettings(env, 'GATEWAY', { port: DEFAULT_GATEWAY_PORT, metricsPort: DEFAULT_GATEWAY_METRICS_PORT }),
     routesFile: env.SESSIONGATE_ROUTES?.trim() || DEFAULT_ROUTES_FILE,
-    redis: {
-      connection,
-      commandTimeoutMs: durationSetting(env, 'REDIS_COMMAND_TIMEOUT', DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
-      ...(env.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.REDIS_SENTINEL_PASSWORD } : {}),
-      connectionName: 'sessiongate-gateway',
-    },
+    redis,
     session,
     keys,
-    xSession: { issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_ISSUER, ttlMs },
+    xSession: { issuer: env.X_SESSION_ISSUER?.trim() || DEFAULT_X_SESSION_ISSUER, ttlMs },
     authRoute: env.SESSIONGATE_AUTH_ROUTE?.trim() || DEFAULT_AUTH_ROUTE,
     allowedOrigins: originsSetting(env, 'SESSIONGATE_ALLOWED_ORIGINS'),
     trustedProxies,
@@ -122,6 +125,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     websocketIdleTimeoutMs: durationSetting(env, 'WEBSOCKET_IDLE_TIMEOUT', DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', DEFAULT_WATCH_ROUTES),
     brand: brandSetting(env),
+    workers: workerSettingsFromEnv(env),
   };
   return Object.freeze(config);
 }

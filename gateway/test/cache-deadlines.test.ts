@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { KeyLayout, SessionResolver, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../src/session/index.js';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
+import { SessionResolver } from '../src/session/resolver.js';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

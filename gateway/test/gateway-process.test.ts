@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeySet } from '../src/identity/keys.js';
-import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../src/session/index.js';
+import { generateKeySet } from '@sessiongate/session';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
 import { freePort } from '../../test/support/redis-server.js';
 import { assertBuilt, runCli, startService, type Service } from '../../test/support/process.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
@@ -135,7 +135,8 @@ describe('sessiongate check', () => {
 
   it('gateway --help lists every variable the gateway reads, COOKIE_SECURE and LOG_LEVEL silent included', async () => {
     const help = (await runCli(['gateway', '--help'])).stdout;
-    const sources = ['settings.ts', 'session/settings.ts', 'session/redis.ts'].map((f) => readFileSync(path.join(here, '../src', f), 'utf8'));
+    // the gateway's own settings and the shared session settings it reads
+    const sources = ['../src/settings.ts', '../../session/src/settings.ts', '../../session/src/redis.ts'].map((f) => readFileSync(path.join(here, f), 'utf8'));
     const names = new Set<string>();
     for (const text of sources) for (const m of text.matchAll(/env(?:\.|, ')([A-Z][A-Z0-9_]{2,})/g)) names.add(m[1]!);
     expect(names.size).toBeGreaterThan(20);

@@ -1,9 +1,8 @@
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { generateKeySet, parseKeySet } from '../src/identity/keys.js';
+import { RECORD_VERSION, generateKeySet, mintToken, parseKeySet, sessionRef } from '@sessiongate/session';
 import { IdentityReuse } from '../src/identity/reuse.js';
 import { XSessionSigner } from '../src/identity/signer.js';
-import { mintToken, sessionRef, RECORD_VERSION } from '../src/session/record.js';
 import type { ResolvedSession } from '../src/session/resolver.js';
 
 // The identity stage's reuse of signed X-Session headers: kept in the session's slot for half

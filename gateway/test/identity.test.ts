@@ -7,7 +7,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import { afterAll, describe, expect, it } from 'vitest';
 import { keysCommand } from '../src/cli/keys.js';
 import { jwksPlugin } from '../src/identity/jwks.js';
-import { generateKeySet, KeyConfigError, loadKeySet, parseKeySet, type KeySet } from '../src/identity/keys.js';
+import { generateKeySet, KeyConfigError, loadKeySet, parseKeySet, type KeySet } from '@sessiongate/session';
 import { IdentityTooLarge, MAX_X_SESSION_BYTES, XSessionSigner, type IdentityClaims } from '../src/identity/signer.js';
 
 const NOW = 1_700_000_000_123;

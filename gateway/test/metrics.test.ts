@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
-import { mintToken, sessionRef } from '../src/session/record.js';
+import { mintToken, sessionRef } from '@sessiongate/session';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeySet } from '../src/identity/keys.js';
+import { generateKeySet } from '@sessiongate/session';
 import { freePort, startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 import { assertBuilt, startService, type Service } from '../../test/support/process.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

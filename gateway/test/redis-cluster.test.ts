@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeyLayout, SessionStore, sessionRef, type SessionRef } from '../src/session/index.js';
+import { KeyLayout, SessionStore, sessionRef, type SessionRef } from '@sessiongate/session';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { nodeKeys, startRedisCluster, type RedisCluster } from '../../test/support/redis-cluster.js';

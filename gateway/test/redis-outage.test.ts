@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { KeyLayout, SessionResolver, SessionStore, createRedisClient, waitUntilReady } from '../src/session/index.js';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady } from '@sessiongate/session';
+import { SessionResolver } from '../src/session/resolver.js';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

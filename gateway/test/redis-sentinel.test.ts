@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisClient, sessionRef, KeyLayout } from '../src/session/index.js';
+import { createRedisClient, sessionRef, KeyLayout } from '@sessiongate/session';
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisSentinel, type RedisSentinelSetup } from '../../test/support/redis-sentinel.js';

@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   KeyLayout,
-  SessionResolver,
   SessionStore,
   createRedisClient,
   mintToken,
   waitUntilReady,
   type RedisClient,
-  type SessionResolverOptions,
-} from '../src/session/index.js';
+} from '@sessiongate/session';
+import { SessionResolver, type SessionResolverOptions } from '../src/session/resolver.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 import { commandCounts as counts, delta } from '../../test/support/redis-commands.js';
 

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { mintToken, sessionRef } from '../src/session/record.js';
+import { mintToken, sessionRef } from '@sessiongate/session';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 

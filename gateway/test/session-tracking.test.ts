@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  KeyLayout,
-  SessionResolver,
-  SessionStore,
-  createRedisClient,
-  serializeRecord,
-  waitUntilReady,
-  type Lookup,
-} from '../src/session/index.js';
+import { KeyLayout, SessionStore, createRedisClient, serializeRecord, waitUntilReady } from '@sessiongate/session';
+import { SessionResolver, type Lookup } from '../src/session/resolver.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 
 // Redis tells the gateway of every change to a session key, whoever makes it and however:

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   KeyLayout,
-  SessionResolver,
   SessionStore,
   createRedisClient,
   waitUntilReady,
   type RedisClient,
-} from '../src/session/index.js';
+} from '@sessiongate/session';
+import { SessionResolver } from '../src/session/resolver.js';
 import { startTestGateway, routesYaml } from '../../test/support/gateway.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { gatewayConfigFromEnv } from '../src/settings.js';
-import { generateKeySet } from '../src/identity/keys.js';
+import { generateKeySet } from '@sessiongate/session';
 import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../src/defaults.js';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
-import { sessionRef } from '../src/session/index.js';
+import { sessionRef } from '@sessiongate/session';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 import { startWsUpstream, wsConnect, type WsClientResult, type WsUpstream } from '../../test/support/websocket.js';
 

@@ -17,7 +17,7 @@ export function write(stream: NodeJS.WritableStream, text: string): void {
 }
 
 /** A copy of the environment with command-line options applied (`--port` → PORT, …). */
-export function withOverrides(
+function withOverrides(
   env: NodeJS.ProcessEnv,
   values: Record<string, string | boolean | string[] | boolean[] | undefined>,
   map: Readonly<Record<string, string>>,

@@ -41,8 +41,6 @@ const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (fastify, opts) =>
   });
 };
 
-export default fp(opsRoutes, { name: 'sessiongate-ops-routes', fastify: '5.x' });
-
 /**
  * The metrics listener's app: its own Fastify instance (never the public one), logging
  * through the service's logger, serving the ops routes. Not listening yet.

@@ -6,10 +6,9 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { stringify } from 'yaml';
-import { buildAuthService, type AuthService } from '../../auth-service/src/app.js';
-import { authConfigFromEnv, type AuthConfig } from '../../auth-service/src/config.js';
-import { defaultParams, hashPassword } from '../../auth-service/src/users/password.js';
-import { KeyLayout, SessionStore, createRedisClient, sessionRef, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
+import { authConfigFromEnv, buildAuthService, defaultParams, hashPassword, type AuthConfig, type AuthService } from '@sessiongate/auth-service';
+import { KeyLayout, SessionStore, createRedisClient, sessionRef, waitUntilReady, type RedisClient } from '@sessiongate/session';
+import { readSession } from './sessions.js';
 
 /** scrypt cost of every test hash: 2^14 keeps tests fast (the default, 2^17, is tested once). */
 export const TEST_SCRYPT_COST = '14';
@@ -138,7 +137,7 @@ export async function startTestAuth(o: TestAuthOptions): Promise<TestAuth> {
     store,
     xSession,
     async xSessionFor(token) {
-      const record = await store.read(sessionRef(token));
+      const record = await readSession(store, sessionRef(token));
       if (!record) throw new Error('no session for this token');
       return xSession({ sub: record.sub, sid: record.sid, roles: record.roles });
     },

@@ -1,11 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { buildGateway, type Gateway } from '../../gateway/src/app.js';
-import { gatewayConfigFromEnv, type GatewayConfig } from '../../gateway/src/settings.js';
-import { generateKeySet } from '../../gateway/src/identity/keys.js';
-import { parseRoutes } from '../../gateway/src/routes/load.js';
-import { formatProblems } from '../../gateway/src/routes/problems.js';
+import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
-import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '../../gateway/src/session/index.js';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
 
 export interface TestGatewayOptions {
   redisUrl: string;

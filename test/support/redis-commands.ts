@@ -1,4 +1,4 @@
-import type { RedisClient } from '../../gateway/src/session/index.js';
+import type { RedisClient } from '@sessiongate/session';
 
 /** Calls per command since the server started (INFO commandstats), lower-case names. */
 export async function commandCounts(redis: RedisClient): Promise<Map<string, number>> {

@@ -13,7 +13,10 @@ export interface RedisSentinelSetup {
   readonly master: RedisServer;
   readonly replica: RedisServer;
   readonly sentinelPort: number;
-  /** The environment that points sessiongate at this setup (REDIS_SENTINELS, REDIS_SENTINEL_MASTER). */
+  /**
+   * The environment that points sessiongate at this setup (REDIS_SENTINELS,
+   * REDIS_SENTINEL_MASTER, and REDIS_SENTINEL_PASSWORD when the sentinel has one).
+   */
   readonly env: Record<string, string>;
   /** A plain connection to a data node or the sentinel (closed by stop()). */
   connect(port: number): Redis;
@@ -32,15 +35,21 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 }
 
+export interface RedisSentinelOptions {
+  /** The sentinel's own password (`requirepass` in its config); the data nodes have none. */
+  sentinelPassword?: string;
+}
+
 /**
  * A master, one replica of it and one Sentinel (quorum 1) watching them, all private
  * processes on free ports. Resolves once the replica is in sync and the sentinel knows it,
  * so a failover can happen from then on.
  */
-export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
+export async function startRedisSentinel(opts: RedisSentinelOptions = {}): Promise<RedisSentinelSetup> {
   const clients: Redis[] = [];
   const servers: RedisServer[] = [];
   let sentinel: ChildProcess | undefined;
+  let sentinelPort = 0;
   const dir = mkdtempSync(path.join(tmpdir(), 'sessiongate-sentinel-'));
   const stop = async () => {
     for (const c of clients) c.disconnect();
@@ -53,7 +62,8 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
     rmSync(dir, { recursive: true, force: true });
   };
   const connect = (port: number) => {
-    const c = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+    const password = port === sentinelPort ? opts.sentinelPassword : undefined;
+    const c = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, retryStrategy: () => 200, ...(password ? { password } : {}) });
     c.on('error', () => undefined);
     clients.push(c);
     return c;
@@ -68,7 +78,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
     const toReplica = connect(replica.port);
     await waitFor('the replica to sync', async () => /master_link_status:up/.test(await toReplica.info('replication')), 10_000);
 
-    const sentinelPort = await freePort();
+    sentinelPort = await freePort();
     const conf = path.join(dir, 'sentinel.conf');
     writeFileSync(
       conf,
@@ -81,6 +91,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
         `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} ${SENTINEL_DOWN_AFTER_MS}`,
         `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 5000`,
         `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
+        ...(opts.sentinelPassword ? [`requirepass ${opts.sentinelPassword}`] : []),
         '',
       ].join('\n'),
     );
@@ -103,7 +114,11 @@ export async function startRedisSentinel(): Promise<RedisSentinelSetup> {
       master,
       replica,
       sentinelPort,
-      env: { REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_MASTER: SENTINEL_MASTER_NAME },
+      env: {
+        REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`,
+        REDIS_SENTINEL_MASTER: SENTINEL_MASTER_NAME,
+        ...(opts.sentinelPassword ? { REDIS_SENTINEL_PASSWORD: opts.sentinelPassword } : {}),
+      },
       connect,
       async masterPort() {
         const [, port] = (await toSentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as [string, string];

@@ -4,7 +4,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, type Node } from 'yaml';
 import { SettingError } from '@sessiongate/service-kit';
-import { PROFILE_KEY_RE, RESERVED_CLAIMS, ROLE_RE } from '../users/users-file.js';
+import { RESERVED_CLAIMS } from '@sessiongate/session';
+import { PROFILE_KEY_RE, ROLE_RE } from '../users/users-file.js';
 
 // The OpenID Connect file (SESSIONGATE_OIDC), version 1:
 //

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import * as client from 'openid-client';
 import { Counter } from 'prom-client';
-import { sessionSetCookie } from 'sessiongate/session';
+import { sessionSetCookie } from '@sessiongate/session';
 import { BadRequest, NotFound, SessionStoreUnavailable, storeCall } from '../errors.js';
 import { DEFAULT_NEXT, safeNext } from '../routes/login-page.js';
 import type { AuthRouteOptions } from '../routes/options.js';
@@ -47,7 +47,7 @@ function reasonOf(err: unknown): { code: string; message: string } {
 const oidcRoutes: FastifyPluginAsync<OidcRoutesOptions> = async (fastify, opts) => {
   const { providers, session, metrics } = opts;
   const store = fastify.sessionStore;
-  const state = new OidcState(fastify.redis, session.keyPrefix);
+  const state = new OidcState(fastify.sessionStore.redis, session.keyPrefix);
   const secure = opts.cookie.secure;
   const registers = [metrics.registry];
   const logins = new Counter({

@@ -1,13 +1,11 @@
 import { createHash } from 'node:crypto';
-import { MAX_ROLES, MAX_VALUE_LENGTH } from 'sessiongate/session';
+import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from '@sessiongate/session';
 import type { Condition, OidcProviderConfig } from './config.js';
 
 // From a provider's verified ID token claims to a sessiongate user: a user id namespaced by
 // the provider, the roles of every rule that matches, and the profile claims the session
 // may carry. Pure functions: the callback route does the I/O.
 
-// what the session record refuses in any value it forwards
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 export type ProfileClaims = Record<string, string | number | boolean>;
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { RedisClient } from 'sessiongate/session';
+import type { RedisClient } from '@sessiongate/session';
 
 // What the OpenID Connect sign-in keeps in Redis, under the session key prefix: the
 // transient state of a sign-in in flight (single use), the provider session → our session

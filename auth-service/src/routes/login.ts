@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { sessionSetCookie } from 'sessiongate/session';
+import { sessionSetCookie } from '@sessiongate/session';
 import { BadRequest, InvalidCredentials, TooManyRequests, storeCall } from '../errors.js';
 import { clientThrottleId } from '../throttle.js';
 import { normalizeUserName } from '../users/directory.js';
@@ -97,15 +97,20 @@ const loginRoute: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opts) =
       }),
     );
 
-    // The user may have been disabled or given other roles while the password was being
-    // checked, after the change was applied to their live sessions: apply it to this one too.
-    const now = await directory.find(user.name);
-    if (!now || now.disabled) {
+    // The user may have been given a new password, disabled or given other roles while the
+    // password was being checked, and the change applied to their live sessions before this
+    // one existed: read the user as they are now and apply it to this one too. A change made
+    // after this read ends this session with the others.
+    const now = await directory.current(user.name);
+    const changed = !now ? 'removed' : now.user.disabled ? 'disabled' : now.credential !== result.credential ? 'password_changed' : null;
+    if (changed) {
       await storeCall(() => store.destroyBySid(user.name, created.record.sid));
-      metrics.logins.inc({ outcome: 'disabled' });
+      metrics.logins.inc({ outcome: changed === 'password_changed' ? 'invalid_credentials' : 'disabled' });
+      request.log.info({ event: 'login', outcome: changed, user: user.name, ip: request.clientAddress }, 'login failed: the user changed during the login');
       throw new InvalidCredentials();
     }
-    if (!sameRoles(now.roles, user.roles)) await storeCall(() => store.setRoles(user.name, now.roles));
+    const roles = now!.user.roles;
+    if (!sameRoles(roles, user.roles)) await storeCall(() => store.setRoles(user.name, roles));
 
     metrics.logins.inc({ outcome: 'success' });
     metrics.sessionsCreated.inc();

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { clearSessionSetCookie } from 'sessiongate/session';
+import { clearSessionSetCookie } from '@sessiongate/session';
 import { storeCall } from '../errors.js';
 import { requireIdentity, type Identity } from '../identity.js';
 import { browserForm, loginPageUrl } from './login-page.js';

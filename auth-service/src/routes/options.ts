@@ -1,5 +1,5 @@
 import type { Brand } from '@sessiongate/service-kit';
-import type { CookieAttributes, SessionSettings } from 'sessiongate/session';
+import type { CookieAttributes, SessionSettings } from '@sessiongate/session';
 import type { AuthMetrics } from '../metrics.js';
 import type { OidcHooks } from '../oidc/hooks.js';
 import type { LoginThrottle } from '../throttle.js';

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { clearSessionSetCookie } from 'sessiongate/session';
+import { clearSessionSetCookie } from '@sessiongate/session';
 import { NotFound, storeCall } from '../errors.js';
 import { requireIdentity } from '../identity.js';
 import type { AuthRouteOptions } from './options.js';

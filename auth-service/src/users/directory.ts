@@ -1,5 +1,5 @@
 // What the auth service needs from wherever users live. The file-backed directory is one
-// implementation; an LDAP or database one would implement the same three members.
+// implementation; an LDAP or database one would implement the same members.
 
 export type ProfileValue = string | number | boolean;
 
@@ -14,10 +14,15 @@ export interface User {
 
 /** The outcome of checking a name and a password. Only `ok` may log in. */
 export type Verification =
-  | { readonly outcome: 'ok'; readonly user: User }
+  | { readonly outcome: 'ok'; readonly user: User; readonly credential: string }
   | { readonly outcome: 'disabled'; readonly user: User }
   | { readonly outcome: 'wrong_password' }
   | { readonly outcome: 'unknown_user' };
+
+export interface CurrentUser {
+  readonly user: User;
+  readonly credential: string;
+}
 
 /** A change to a user that live sessions must follow. */
 export type UserChange =
@@ -33,6 +38,13 @@ export interface UserDirectory {
   verify(name: string, password: string): Promise<Verification>;
   /** The user of this name, or null. */
   find(name: string): Promise<User | null>;
+  /**
+   * The user as the source of truth holds it now (not as cached), with its `credential`: a
+   * value that differs whenever the password does, as `verify` returns it. Login reads it
+   * after creating a session: a change made since the password was checked (by a command
+   * that ended the user's sessions before this one existed) must end that session too.
+   */
+  current(name: string): Promise<CurrentUser | null>;
   /** True once the users are loaded (for /readyz). */
   ready(): boolean;
   /** Tells about changes made outside the service (an edited file), so sessions can follow. */

@@ -1,8 +1,8 @@
-import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
+import { watchFile } from '@sessiongate/service-kit';
 import { InvalidUsersFile } from '../errors.js';
-import type { User, UserChange, UserDirectory, Verification } from './directory.js';
-import { defaultParams, formatParams, verifyPassword, type ScryptParams } from './password.js';
+import type { CurrentUser, User, UserChange, UserDirectory, Verification } from './directory.js';
+import { defaultParams, formatHash, formatParams, verifyPassword, type ScryptParams } from './password.js';
 import { UnknownUserCosts } from './unknown-user-cost.js';
 import { formatProblems, readUsersFile, type LoadedUser } from './users-file.js';
 
@@ -42,8 +42,7 @@ export class FileUserDirectory implements UserDirectory {
   private readonly fallbackParams: ScryptParams;
   private unknown: UnknownUserCosts;
   private readonly listeners = new Set<(changes: readonly UserChange[]) => void>();
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private watcher: { close(): void } | undefined;
   private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(file: string, private readonly opts: FileUserDirectoryOptions) {
@@ -88,7 +87,18 @@ export class FileUserDirectory implements UserDirectory {
     const match = await verifyPassword(password, hash);
     if (!user) return { outcome: 'unknown_user' };
     if (!match) return { outcome: 'wrong_password' };
-    return user.disabled ? { outcome: 'disabled', user } : { outcome: 'ok', user };
+    return user.disabled ? { outcome: 'disabled', user } : { outcome: 'ok', user, credential: formatHash(user.hash) };
+  }
+
+  /**
+   * Reads the file itself: the users in memory follow it only after a watch event and a
+   * debounce (or SIGHUP), and `sessiongate users` ends sessions right after writing it. A
+   * file that cannot be read now (vanished, invalid) leaves the users in force.
+   */
+  async current(name: string): Promise<CurrentUser | null> {
+    const r = await readUsersFile(this.file);
+    const user = r.ok ? r.users.get(name) : this.users.get(name);
+    return user ? { user, credential: formatHash(user.hash) } : null;
   }
 
   onChange(listener: (changes: readonly UserChange[]) => void): () => void {
@@ -104,7 +114,6 @@ export class FileUserDirectory implements UserDirectory {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.timer);
     this.watcher?.close();
     this.watcher = undefined;
     await this.reloading;
@@ -134,25 +143,17 @@ export class FileUserDirectory implements UserDirectory {
   }
 
   private startWatching(): void {
-    // watch the directory: editors and our own atomic writes replace the file (rename),
-    // which a watch on the file itself would lose
-    const base = path.basename(this.file);
-    try {
-      this.watcher = watch(path.dirname(this.file), (_event, name) => {
-        if (name !== null && name !== base) return;
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => void this.reload(), this.opts.debounceMs ?? DEFAULT_RELOAD_DEBOUNCE_MS);
-      });
-      this.watcher.on('error', (err) => this.log.warn({ err }, 'users file watch failed; SIGHUP still reloads'));
-      this.watcher.unref();
-    } catch (err) {
-      this.log.warn({ err, file: this.file }, 'cannot watch the users file; SIGHUP still reloads');
-    }
+    this.watcher = watchFile(this.file, {
+      what: 'users file',
+      log: this.log,
+      debounceMs: this.opts.debounceMs ?? DEFAULT_RELOAD_DEBOUNCE_MS,
+      onChange: () => void this.reload(),
+    });
   }
 }
 
 /** What changed between two loads that live sessions must follow. */
-export function diff(before: ReadonlyMap<string, User>, after: ReadonlyMap<string, User>): UserChange[] {
+function diff(before: ReadonlyMap<string, User>, after: ReadonlyMap<string, User>): UserChange[] {
   const out: UserChange[] = [];
   for (const [name, old] of before) {
     const now = after.get(name);

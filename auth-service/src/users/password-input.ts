@@ -36,7 +36,7 @@ export async function readNewPassword(stdin: NodeJS.ReadableStream | undefined, 
   return readFirstLine(stdin);
 }
 
-export function readFirstLine(stdin: NodeJS.ReadableStream): Promise<string> {
+function readFirstLine(stdin: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const finish = (err: Error | null, value?: string) => {

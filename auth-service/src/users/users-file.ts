@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document, type Node } from 'yaml';
+import { MAX_ROLES, MAX_VALUE_LENGTH, RESERVED_CLAIMS, UNSAFE_CHARS } from '@sessiongate/session';
 import { parseHash, type PasswordHash } from './password.js';
 import type { ProfileValue, User } from './directory.js';
 
@@ -24,12 +25,9 @@ export const USERS_FILE_VERSION = 1;
 export const USER_NAME_RE = /^[a-z0-9][a-z0-9._@+-]{0,63}$/;
 export const ROLE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const PROFILE_KEY_RE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
-/** Claims the gateway sets itself or that JWT libraries act on: never a profile field. */
-export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'sub', 'roles', 'sid', 'iat', 'exp', 'nbf', 'jti']);
-export const MAX_ROLES = 64;
 export const MAX_PROFILE_FIELDS = 32;
 /** Longest profile string: what the session record accepts. */
-export const MAX_PROFILE_VALUE_LENGTH = 256;
+export const MAX_PROFILE_VALUE_LENGTH = MAX_VALUE_LENGTH;
 /**
  * Largest profile, as the UTF-8 bytes of its JSON: every field travels in each X-Session of
  * the user. With it full, 64 roles of 64 characters and a 64-character name, an EdDSA
@@ -37,8 +35,6 @@ export const MAX_PROFILE_VALUE_LENGTH = 256;
  * could reach 26 KiB, and every request of that user would fail.
  */
 export const MAX_PROFILE_BYTES = 1024;
-// control characters never travel in a header
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
 // a surrogate without its partner (the `u` flag leaves proper pairs alone): no UTF-8 for it
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 

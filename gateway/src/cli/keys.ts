@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { generateKeySet, type SigningAlg } from '../identity/keys.js';
+import { generateKeySet, type SigningAlg } from '@sessiongate/session';
 
 const KEYS_USAGE = `Usage: sessiongate keys <command>
 

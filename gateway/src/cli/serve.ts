@@ -1,16 +1,20 @@
 import { setFlagsFromString } from 'node:v8';
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
-import { DEFAULT_COOKIE_NAME } from '../session/cookie.js';
-import { DEFAULT_KEY_PREFIX } from '../session/record.js';
-import { DEFAULT_ABSOLUTE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, REDIS_ENVIRONMENT_HELP } from '../session/settings.js';
 import {
+  DEFAULT_ABSOLUTE_TIMEOUT_MS,
   DEFAULT_AUTH_ROUTE,
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_X_SESSION_ISSUER,
+  REDIS_ENVIRONMENT_HELP,
+} from '@sessiongate/session';
+import {
   DEFAULT_CACHE_MAX,
   DEFAULT_CACHE_TTL_MS,
   DEFAULT_GATEWAY_METRICS_PORT,
   DEFAULT_GATEWAY_PORT,
   DEFAULT_HEAP_GROWTH_PERCENT,
-  DEFAULT_ISSUER,
   DEFAULT_LOG_LEVEL,
   DEFAULT_MAX_COOKIE_BYTES,
   DEFAULT_MAX_HEADER_BYTES,
@@ -22,6 +26,9 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_WATCH_ROUTES,
   DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS,
+  DEFAULT_WORKERS,
+  DEFAULT_WORKER_RESTART_LIMIT,
+  DEFAULT_WORKER_RESTART_WINDOW_MS,
   DEFAULT_X_SESSION_TTL_MS,
 } from '../defaults.js';
 
@@ -52,6 +59,7 @@ Options:
   --host ADDR          public listener address          (GATEWAY_HOST, 0.0.0.0)
   --port N             public listener port             (GATEWAY_PORT, ${DEFAULT_GATEWAY_PORT})
   --metrics-port N     metrics and health port          (GATEWAY_METRICS_PORT, ${DEFAULT_GATEWAY_METRICS_PORT})
+  --workers N|auto     worker processes (auto: one per core)  (GATEWAY_WORKERS, ${DEFAULT_WORKERS})
   -h, --help           show this help
 
 Environment:
@@ -82,7 +90,7 @@ ${REDIS_ENVIRONMENT_HELP}
   X_SESSION_KEYS              required  JWK set (JSON) or a path to one; the first key
                                         signs, all are published (sessiongate keys generate)
   X_SESSION_TTL               ${dur(DEFAULT_X_SESSION_TTL_MS)}lifetime of each X-Session
-  X_SESSION_ISSUER            ${DEFAULT_ISSUER}
+  X_SESSION_ISSUER            ${DEFAULT_X_SESSION_ISSUER}
   SESSIONGATE_AUTH_ROUTE      ${col(DEFAULT_AUTH_ROUTE)}the only route whose upstream may set the cookie
   SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins allowed to send cookie writes, logins
                                         and logouts (CSRF)
@@ -95,6 +103,13 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_BRAND_NAME      (unset)   product name shown on the error pages browsers see
   SESSIONGATE_BRAND_LOGO_URL  (unset)   logo shown next to it: https:// URL or /path
   SHUTDOWN_TIMEOUT            ${dur(DEFAULT_SHUTDOWN_TIMEOUT_MS)}how long SIGTERM waits for in-flight requests
+  GATEWAY_WORKERS             ${col(DEFAULT_WORKERS)}worker processes sharing the port (auto: one per
+                                        core); the primary serves the metrics port
+  GATEWAY_WORKER_RESTART_LIMIT ${col(DEFAULT_WORKER_RESTART_LIMIT, 9)}crashed workers replaced within the window before
+  GATEWAY_WORKER_RESTART_WINDOW ${dur(DEFAULT_WORKER_RESTART_WINDOW_MS, 8)}the primary gives up and exits 1
+  OTEL_EXPORTER_OTLP_ENDPOINT (unset)   send OpenTelemetry traces there (OTLP/HTTP); also
+                                        OTEL_TRACES_EXPORTER=otlp, OTEL_SERVICE_NAME and
+                                        the other standard OTEL_ settings
   LOG_LEVEL                   ${col(DEFAULT_LOG_LEVEL)}fatal, error, warn, info, debug, trace, silent
 
 Signals: SIGHUP reloads routes (an invalid file keeps the old ones); SIGTERM/SIGINT drain
@@ -106,16 +121,17 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   return runServiceCommand(argv, io, {
     name: 'gateway',
     help: GATEWAY_HELP,
-    flags: { routes: 'SESSIONGATE_ROUTES', host: 'GATEWAY_HOST', port: 'GATEWAY_PORT', 'metrics-port': 'GATEWAY_METRICS_PORT' },
+    flags: { routes: 'SESSIONGATE_ROUTES', host: 'GATEWAY_HOST', port: 'GATEWAY_PORT', 'metrics-port': 'GATEWAY_METRICS_PORT', workers: 'GATEWAY_WORKERS' },
     // the server's modules load only when it starts, so --help stays instant
     loadConfig: async (env) => (await import('../settings.js')).gatewayConfigFromEnv(env),
     start: async (config, out) => {
       // a cache of many sessions is long-lived data: by default V8 lets the heap grow to up to
       // four times what a full collection keeps, which here means hundreds of MB of garbage
       if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
+      if (config.workers.count > 1) return (await import('../cluster/start.js')).startCluster(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
       const { startGatewayServer } = await import('../server.js');
       return startGatewayServer(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
     },
-    startErrors: ['SG_ERR_INVALID_CONFIG'],
+    startErrors: ['SG_ERR_INVALID_CONFIG', 'SG_ERR_WORKER_START_FAILED'],
   });
 }

@@ -4,10 +4,10 @@ import {
   CLIENT_ASSERTION_HEADER,
   CLIENT_ASSERTION_TTL_MS,
   CLIENT_ASSERTION_TYPE,
+  DEFAULT_X_SESSION_ISSUER,
   isClientAssertionHeader,
-} from '../session/client-assertion.js';
-import type { KeySet } from './keys.js';
-import { DEFAULT_ISSUER } from '../defaults.js';
+  type KeySet,
+} from '@sessiongate/session';
 import { jwsSignature } from './signer.js';
 
 /**
@@ -23,7 +23,7 @@ export class ClientAssertionSigner {
 
   constructor(keys: KeySet, opts: { issuer?: string } = {}) {
     const key = keys.signing;
-    this.#issuer = opts.issuer ?? DEFAULT_ISSUER;
+    this.#issuer = opts.issuer ?? DEFAULT_X_SESSION_ISSUER;
     this.#headerDot = `${Buffer.from(JSON.stringify({ alg: key.alg, typ: CLIENT_ASSERTION_TYPE, kid: key.kid })).toString('base64url')}.`;
     this.#signature = jwsSignature(key).sign;
   }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { KeyConfigError, type KeySet } from './keys.js';
+import { KeyConfigError, type KeySet } from '@sessiongate/session';
 
 /** Where upstreams fetch the public keys that verify X-Session (EdDSA). */
 export const JWKS_PATH = '/.well-known/jwks.json';

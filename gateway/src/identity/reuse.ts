@@ -1,6 +1,10 @@
-import type { GatewayMetrics } from '../ops/metrics.js';
 import type { ResolvedSession, SessionSlot } from '../session/resolver.js';
 import type { XSessionSigner } from './signer.js';
+
+/** Where each X-Session is counted as reused or signed (the gateway's metrics). */
+export interface ReuseObserver {
+  xSession(reused: boolean): void;
+}
 
 /** A signed X-Session kept for reuse, per route. */
 export interface CachedIdentity {
@@ -65,7 +69,7 @@ export class IdentityReuse {
     private readonly signer: XSessionSigner,
     /** Most sessions that keep their signed headers. */
     max: number,
-    private readonly metrics?: GatewayMetrics,
+    private readonly metrics?: ReuseObserver,
   ) {
     this.ring = new SignedRing(Math.max(1, max));
   }

@@ -1,8 +1,8 @@
 import { createHmac, sign as edSign, type KeyObject } from 'node:crypto';
 import createError from '@fastify/error';
 import { InvalidConfig } from '../errors.js';
-import { DEFAULT_ISSUER, DEFAULT_X_SESSION_TTL_MS } from '../defaults.js';
-import { KeyConfigError, type KeySet, type SigningKey } from './keys.js';
+import { DEFAULT_X_SESSION_ISSUER, KeyConfigError, RESERVED_CLAIMS, type KeySet, type SigningKey } from '@sessiongate/session';
+import { DEFAULT_X_SESSION_TTL_MS } from '../defaults.js';
 
 /** Longest X-Session (the token, in bytes) the gateway forwards; common header-line limits are 8 KiB. */
 export const MAX_X_SESSION_BYTES = 8192;
@@ -26,15 +26,11 @@ export interface IdentityClaims {
 
 /** Options of {@link XSessionSigner}. */
 export interface XSessionSignerOptions {
-  /** @default DEFAULT_ISSUER */
+  /** @default DEFAULT_X_SESSION_ISSUER */
   issuer?: string;
   /** @default DEFAULT_X_SESSION_TTL_MS */
   ttlMs?: number;
 }
-
-// Claims the signer sets, plus those stock JWT libraries act on (an extra `nbf` would make
-// upstreams reject the token; `jti` would claim a replay identity we never track).
-const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'sub', 'roles', 'sid', 'iat', 'exp', 'nbf', 'jti']);
 
 /**
  * Signs X-Session headers: compact JWS (JWT) with `alg` HS256 or EdDSA and the signing
@@ -52,7 +48,7 @@ export class XSessionSigner {
   readonly #fixedBytes: number;
 
   constructor(keys: KeySet, opts: XSessionSignerOptions = {}) {
-    const { issuer = DEFAULT_ISSUER, ttlMs = DEFAULT_X_SESSION_TTL_MS } = opts;
+    const { issuer = DEFAULT_X_SESSION_ISSUER, ttlMs = DEFAULT_X_SESSION_TTL_MS } = opts;
     if (typeof issuer !== 'string' || issuer === '') throw new InvalidConfig('X-Session issuer must be a non-empty string');
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new InvalidConfig('X_SESSION_TTL must be a positive duration');
 

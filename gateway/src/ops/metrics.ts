@@ -3,8 +3,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { LookupOutcome, LookupSource } from '../session/resolver.js';
 import type { Decision } from '../policy/decide.js';
 
-export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'reset' | 'other';
-
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
@@ -80,6 +78,8 @@ export class GatewayMetrics {
       help: 'Always 1: the sessiongate version and the Node.js version of this process',
       labelNames: ['version', 'node_version'],
       registers,
+      // with --workers N: every worker says the same (`aggregator`: how the primary combines workers)
+      aggregator: 'first',
     }).set({ version: VERSION, node_version: process.version }, 1);
     this.requests = new Counter({
       name: 'sessiongate_requests_total',
@@ -132,16 +132,21 @@ export class GatewayMetrics {
       help: 'Routes file reloads by result (success, failure)',
       labelNames: ['result'],
       registers,
+      // every worker reloads on each SIGHUP or file change: one reload, not one per worker
+      aggregator: 'max',
     });
     this.configLastReloadSuccess = new Gauge({
       name: 'sessiongate_config_last_reload_success_timestamp_seconds',
       help: 'When the routes in force were loaded (Unix time)',
       registers,
+      // the oldest routes any worker serves
+      aggregator: 'min',
     });
     this.configLastReloadSuccessful = new Gauge({
       name: 'sessiongate_config_last_reload_successful',
       help: '1 if the last routes file reload succeeded (or none was tried yet), 0 if it failed and older routes are in force',
       registers,
+      aggregator: 'min',
     });
     this.configLastReloadSuccessful.set(1);
     this.xSessionSigned = new Counter({
@@ -157,6 +162,8 @@ export class GatewayMetrics {
         name: 'sessiongate_active_sessions',
         help: 'Distinct sessions seen by this gateway in the last 5 minutes',
         registers,
+        // workers see overlapping subsets: a sum would count a session once per worker
+        aggregator: 'max',
         collect() {
           this.set(gauges().active);
         },
@@ -165,6 +172,8 @@ export class GatewayMetrics {
         name: 'sessiongate_session_cache_entries',
         help: 'Sessions held in the local cache',
         registers,
+        // entries in memory, all workers together
+        aggregator: 'sum',
         collect() {
           this.set(gauges().cached);
         },
@@ -173,6 +182,7 @@ export class GatewayMetrics {
         name: 'sessiongate_session_cache_enabled',
         help: '1 when the local cache is configured on (SESSION_CACHE), else 0',
         registers,
+        aggregator: 'min',
         collect() {
           this.set(gauges().cacheEnabled ? 1 : 0);
         },
@@ -181,6 +191,8 @@ export class GatewayMetrics {
         name: 'sessiongate_session_cache_active',
         help: '1 while the local cache is in use (invalidation channel subscribed and answering, Redis answering), else 0',
         registers,
+        // 1 only when it is in use in every worker
+        aggregator: 'min',
         collect() {
           this.set(gauges().cacheActive ? 1 : 0);
         },

@@ -12,16 +12,15 @@ import {
   SessionStoreUnavailable,
   Unauthenticated,
 } from '../errors.js';
-import type { GatewayMetrics } from '../ops/metrics.js';
+import { readSessionCookie } from '@sessiongate/session';
 import { canonicalize } from '../routes/canonical-path.js';
 import { RouteTable, ruleFor } from '../routes/match.js';
 import type { MethodRule, Route, RouteSet } from '../routes/types.js';
-import { readSessionCookie } from '../session/cookie.js';
-import type { Lookup, ResolvedSession, SessionResolver } from '../session/resolver.js';
+import type { Lookup, LookupOutcome, LookupSource, ResolvedSession } from '../session/resolver.js';
 import { ClientAddressResolver, type ClientAddress } from './client-address.js';
 import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './csrf.js';
-import { decide } from './decide.js';
-import { hasMethodOverrideParam } from './method-override.js';
+import { decide, type Decision } from './decide.js';
+import { assertCheckableBody, hasMethodOverrideParam } from './method-override.js';
 
 /** What the gate decided for one request, for the proxy step. */
 export interface GateState {
@@ -38,9 +37,16 @@ export interface GateState {
   readonly client: ClientAddress;
 }
 
+/** What admission reports as it decides (the gateway's metrics). */
+export interface AdmissionObserver {
+  lookup(outcome: LookupOutcome, source: LookupSource): void;
+  decision(route: string, decision: Decision): void;
+}
+
 export interface AdmissionOptions {
   routes: RouteSet;
-  resolver: SessionResolver;
+  /** Resolves a session cookie's token (the session resolver, traced while tracing is on). */
+  resolve(token: string | null): Promise<Lookup>;
   cookieName: string;
   /** The route whose upstream may set the session cookie (its writes get the login CSRF check). */
   authRoute: string;
@@ -49,7 +55,7 @@ export interface AdmissionOptions {
   /** CIDRs whose X-Forwarded-* / Forwarded headers are believed. */
   trustedProxies: readonly string[];
   maxCookieBytes: number;
-  metrics?: GatewayMetrics;
+  metrics?: AdmissionObserver;
 }
 
 /** Routing, session and policy for one request; the routes can be swapped while it runs. */
@@ -81,7 +87,7 @@ function lookupRoles(l: Lookup): readonly string[] | null {
 }
 
 export function createAdmission(opts: AdmissionOptions): Admission {
-  const { resolver, metrics, cookieName, authRoute, maxCookieBytes } = opts;
+  const { resolve, metrics, cookieName, authRoute, maxCookieBytes } = opts;
   const clientAddress = new ClientAddressResolver(opts.trustedProxies);
   const configuredOrigins = opts.allowedOrigins;
   let routes = opts.routes;
@@ -105,7 +111,10 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
-    if (route.methodOverride === 'refuse' && hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
+    if (route.methodOverride === 'refuse') {
+      if (hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
+      assertCheckableBody(method, raw.headers);
+    }
     const cookieHeader = raw.headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
@@ -115,7 +124,7 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     if (rule.auth !== 'none') {
       const lookup: Lookup = cookie.duplicate
         ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
-        : await resolver.resolve(cookie.token);
+        : await resolve(cookie.token);
       metrics?.lookup(lookup.outcome, lookup.source);
       if (lookup.outcome === 'valid') identified?.(lookup.session);
       if (lookup.outcome === 'store_error') {

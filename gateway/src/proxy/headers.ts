@@ -1,8 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { cookieNameAsSent } from '../session/cookie.js';
-import { CLIENT_ASSERTION_HEADER } from '../session/client-assertion.js';
-
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+import { HOP_BY_HOP_HEADERS } from '@sessiongate/service-kit';
+import { CLIENT_ASSERTION_HEADER, cookieNameAsSent } from '@sessiongate/session';
 
 /** The header that carries the signed identity to upstreams. */
 export const X_SESSION_HEADER = 'x-session';
@@ -114,7 +112,7 @@ export function clientResponseHeaders<H extends OutgoingHttpHeaders | IncomingHt
   // hop-by-hop headers describe the upstream connection, not ours (RFC 9110 §7.6.1)
   const listed = h.connection;
   if (typeof listed === 'string') for (const name of listed.split(',')) delete h[name.trim().toLowerCase()];
-  for (const name of HOP_BY_HOP) delete h[name];
+  for (const name of HOP_BY_HOP_HEADERS) delete h[name];
   if (mayIssueSessionCookie) return headers;
   const sc = h['set-cookie'];
   if (sc === undefined) return headers;

@@ -3,10 +3,11 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import { BadRequest, MethodNotAllowed } from '../errors.js';
-import type { GateState } from '../policy/admission.js';
-import type { SessionRef } from '../session/record.js';
+import { HOP_BY_HOP_HEADERS, rawErrorResponse } from '@sessiongate/service-kit';
+import type { SessionRef } from '@sessiongate/session';
 import { DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS } from '../defaults.js';
+import { BadRequest, MethodNotAllowed, UpstreamTimeout, UpstreamUnavailable, type ErrorBody } from '../errors.js';
+import type { GateState } from '../policy/admission.js';
 import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
 
 export interface UpgradeProxyOptions {
@@ -17,20 +18,15 @@ export interface UpgradeProxyOptions {
   /** @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
   idleTimeoutMs?: number;
   log: FastifyBaseLogger;
-  onRejected(err: { code?: string; statusCode?: number; message?: string }): { statusCode: number; body: object };
+  onRejected(err: { code?: string; statusCode?: number; message?: string }): { statusCode: number; body: ErrorBody };
 }
 
-function writeError(socket: Duplex, statusCode: number, body: object): void {
-  const text = JSON.stringify(body);
-  socket.end(
-    `HTTP/1.1 ${statusCode} ${http.STATUS_CODES[statusCode] ?? 'Error'}\r\n` +
-      'Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n' +
-      `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
-  );
+function writeError(socket: Duplex, statusCode: number, body: ErrorBody): void {
+  socket.end(rawErrorResponse(statusCode, body));
 }
 
 /** Response headers of a declined upgrade that are the gateway's to set, or never relayed. */
-const NOT_RELAYED = /^(connection|keep-alive|proxy-connection|transfer-encoding|te|trailer|upgrade|set-cookie)$/i;
+const NOT_RELAYED = new Set([...HOP_BY_HOP_HEADERS, 'set-cookie']);
 
 /**
  * Request headers never forwarded on an upgrade: an upgrade carries no body (what follows
@@ -124,10 +120,8 @@ export class UpgradeProxy {
       if (socket.destroyed) return;
       this.opts.log.warn({ route: g.route.name, code: err.code }, 'upstream upgrade failed');
       const timeout = err.code === 'ETIMEDOUT';
-      writeError(socket, timeout ? 504 : 502, {
-        error: timeout ? 'upstream_timeout' : 'upstream_unavailable',
-        message: timeout ? 'The upstream service did not answer in time' : 'The upstream service is unavailable',
-      });
+      const { statusCode, body } = this.opts.onRejected(timeout ? new UpstreamTimeout() : new UpstreamUnavailable());
+      writeError(socket, statusCode, body);
     });
     upReq.on('response', (res) => {
       // the upstream declined to switch protocols: relay its answer, delimited by the end of
@@ -137,7 +131,7 @@ export class UpgradeProxy {
       let headText = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
       for (let i = 0; i < res.rawHeaders.length; i += 2) {
         const k = res.rawHeaders[i]!;
-        if (NOT_RELAYED.test(k) || listed.has(k.toLowerCase())) continue;
+        if (NOT_RELAYED.has(k.toLowerCase()) || listed.has(k.toLowerCase())) continue;
         headText += `${k}: ${res.rawHeaders[i + 1]}\r\n`;
       }
       socket.write(`${headText}Connection: close\r\n\r\n`);

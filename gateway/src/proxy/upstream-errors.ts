@@ -1,7 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { PayloadTooLarge, UpstreamTimeout, UpstreamUnavailable } from '../errors.js';
-import type { GatewayMetrics, UpstreamErrorKind } from '../ops/metrics.js';
+import { UpstreamTimeout, UpstreamUnavailable } from '../errors.js';
 import type { Route } from '../routes/types.js';
+import { BODY_ERRORS } from './body.js';
+
+/** The `kind` label of an upstream failure. */
+export type UpstreamErrorKind = 'timeout' | 'unavailable' | 'reset' | 'other';
+
+/** Where upstream failures are counted (the gateway's metrics). */
+export interface UpstreamErrorObserver {
+  readonly upstreamErrors: { inc(labels: { route: string; kind: UpstreamErrorKind }): void };
+}
 
 /** What went wrong with an upstream, by the proxy library's error code (the metric's `kind`). */
 export function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
@@ -24,14 +32,14 @@ export function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
 }
 
 /**
- * The coded error to answer a failed upstream request with: a body over the route's limit
- * is the client's 413; anything else is counted, logged and answered 504 or 502.
+ * The coded error to answer a failed upstream request with: when the request body's stream
+ * failed it on purpose (over the route's limit, a `_method` part, an unreadable form), that
+ * error, the client's to fix; anything else is counted, logged and answered 504 or 502.
  */
-export function upstreamFailure(error: unknown, route: Route, log: FastifyBaseLogger, metrics?: GatewayMetrics): Error {
+export function upstreamFailure(error: unknown, route: Route, log: FastifyBaseLogger, metrics?: UpstreamErrorObserver): Error {
   const err = error as Error & { code?: string };
-  if (err.code === 'SG_ERR_PAYLOAD_TOO_LARGE' || (err.cause as { code?: string } | undefined)?.code === 'SG_ERR_PAYLOAD_TOO_LARGE') {
-    return new PayloadTooLarge(String(route.bodyLimit));
-  }
+  const bodyErr = [err, err.cause as (Error & { code?: string }) | undefined].find((e) => e?.code !== undefined && BODY_ERRORS.has(e.code));
+  if (bodyErr) return bodyErr;
   const kind = upstreamErrorKind(err.code);
   metrics?.upstreamErrors.inc({ route: route.name, kind });
   log.warn({ route: route.name, kind, code: err.code }, 'upstream request failed');

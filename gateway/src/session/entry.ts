@@ -1,4 +1,4 @@
-import { InvalidRecordError, parseRecord, type SessionRecord, type SessionRef } from './record.js';
+import { InvalidRecordError, parseRecord, type SessionRecord, type SessionRef } from '@sessiongate/session';
 
 /**
  * Room on a resolved session for what a later stage derives from its record (the identity

@@ -1,5 +1,5 @@
+import type { SessionStore } from '@sessiongate/session';
 import type { Cluster, Redis } from 'ioredis';
-import type { SessionStore } from './store.js';
 import { TrackedNode, isCluster, trackingConnectionFor, trackingConnectionToNode } from './tracking.js';
 
 export interface InvalidationChannelOptions {

@@ -1,9 +1,14 @@
-import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { KeyLayout } from './record.js';
-import { createRedisClient, describeConnection, type RedisConnectionOptions } from './redis.js';
+import {
+  KeyLayout,
+  SessionStore,
+  redisPlugin,
+  type CommandObserver,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from '@sessiongate/session';
 import { SessionResolver, type SessionResolverOptions } from './resolver.js';
-import { SessionStore, type CommandObserver, type RedisClient } from './store.js';
 
 export interface SessionPluginOptions extends Omit<SessionResolverOptions, 'log'> {
   /** Connect with these settings (the plugin owns and closes the client)… */
@@ -28,51 +33,17 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Says once that Redis is out of reach and once that it is back, whatever told us (the
- * client's connection events or a command of the request path): an outage is one pair of
- * log lines, not one ioredis message per request.
- */
-class StoreReachability {
-  private down = false;
-  constructor(
-    private readonly log: FastifyBaseLogger,
-    private readonly where: string,
-  ) {}
-
-  failed(reason: string): void {
-    if (this.down) return;
-    this.down = true;
-    this.log.error({ redis: this.where, reason }, `redis is not reachable (${reason}): protected routes answer 503 until it is`);
-  }
-
-  reachable(): void {
-    if (!this.down) return;
-    this.down = false;
-    this.log.info({ redis: this.where }, 'redis is reachable again: protected routes are served');
-  }
-}
-
-/** The Redis client, the session store and the resolver with its cache: opened here, closed here. */
+/** The session store and the resolver with its cache, on the shared Redis plugin's client. */
 const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, opts) => {
   if (!opts.client && !opts.connection) throw new Error('sessiongate-session: pass `connection` or `client`');
-  const owned = !opts.client;
-  const redis = opts.client ?? createRedisClient(opts.connection!);
-  const log = fastify.log.child({ component: 'redis' });
-  const reach = new StoreReachability(log, opts.connection ? describeConnection(opts.connection.connection) : 'redis');
-  if (owned) {
-    let connected = false;
-    redis.on('ready', () => {
-      if (!connected) log.info({ redis: describeConnection(opts.connection!.connection) }, 'redis connected');
-      connected = true;
-      reach.reachable();
-    });
-    // ioredis repeats the same error on every retry: the reachability says it once
-    redis.on('error', (err: Error & { code?: string }) => reach.failed(err.code ?? err.message));
-  }
+  await fastify.register(redisPlugin, {
+    ...(opts.client ? { client: opts.client } : { connection: opts.connection! }),
+    serves: 'protected routes',
+  });
+  const { client: redis, reachability } = fastify.sessionRedis;
   const observe: CommandObserver = (command, seconds, ok) => {
-    if (ok) reach.reachable();
-    else reach.failed(`${command} failed`);
+    if (ok) reachability.reachable();
+    else reachability.failed(`${command} failed`);
     opts.onRedisCommand?.(command, seconds, ok);
   };
   const store = new SessionStore(redis, new KeyLayout(opts.keyPrefix), { observe });
@@ -82,7 +53,6 @@ const sessionPlugin: FastifyPluginAsync<SessionPluginOptions> = async (fastify, 
   fastify.decorate('sessions', { redis, store, resolver });
   fastify.addHook('onClose', async () => {
     await resolver.stop();
-    if (owned) await redis.quit().catch(() => redis.disconnect());
   });
 };
 

@@ -1,7 +1,6 @@
-import { remainingLifetimeMs, type SessionRef } from './record.js';
+import { remainingLifetimeMs, type SessionRef, type SessionStore } from '@sessiongate/session';
 import type { Entry } from './entry.js';
 import { sidBits } from './sid-bits.js';
-import type { SessionStore } from './store.js';
 
 /** Whether Redis answered the last command of the request path (shared by the reads and the refreshes). */
 export interface StoreHealth {

@@ -6,14 +6,13 @@ import {
   DEFAULT_NEGATIVE_TTL_MS,
   DEFAULT_REFRESH_FRACTION,
 } from '../defaults.js';
+import { isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
 import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
 import { SessionCache, type InFlight } from './cache.js';
 import { EntryParser, cacheDeadline, type Entry, type SessionSlot } from './entry.js';
 import { InvalidationChannel } from './invalidation.js';
-import { isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef } from './record.js';
 import { RefreshPacer, type StoreHealth } from './refresh.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
-import type { SessionStore } from './store.js';
 
 export type { SessionSlot } from './entry.js';
 

@@ -1,5 +1,5 @@
+import type { SessionRef } from '@sessiongate/session';
 import { DEFAULT_REVOCATION_RECHECK_MS } from '../defaults.js';
-import type { SessionRef } from './record.js';
 
 export type RevokedListener = () => void;
 

@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from './store.js';
+import type { RedisClient } from '@sessiongate/session';
 
 /** Where Redis sends the invalidations of a RESP2 connection that tracks keys for another. */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate';

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 
 // The session record and the Redis key layout. The gateway reads sessions and the auth
 // service writes them; both import this module so the two can never drift apart.
@@ -139,12 +140,6 @@ export function keyPrefixProblem(prefix: string): string | null {
 }
 
 const CLAIM_VALUE_TYPES = new Set(['string', 'number', 'boolean']);
-// C0 controls, DEL, and the line/paragraph separators: never allowed in a value we forward
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
-/** Longest sub / role / claim string accepted from the store. */
-export const MAX_VALUE_LENGTH = 256;
-/** Most roles a session may carry. */
-export const MAX_ROLES = 64;
 
 function safeString(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_VALUE_LENGTH && !UNSAFE_CHARS.test(v);

@@ -2,7 +2,6 @@ import type { Cluster, Redis } from 'ioredis';
 import {
   KeyLayout,
   RECORD_VERSION,
-  isWellFormedToken,
   mintToken,
   parseRecord,
   remainingLifetimeMs,
@@ -132,17 +131,6 @@ export class SessionStore {
    */
   async readRawAndRefresh(ref: SessionRef, ttlMs: number): Promise<string | null> {
     return this.timed('getex', () => this.redis.getex(this.keys.session(ref), 'PX', ttlMs));
-  }
-
-  /** The record of a session, or null when there is none (throws InvalidRecordError when corrupt). */
-  async read(ref: SessionRef): Promise<SessionRecord | null> {
-    const raw = await this.readRaw(ref);
-    return raw === null ? null : parseRecord(raw);
-  }
-
-  /** The record of the session a cookie token names, or null (also for a malformed token). */
-  async readToken(token: string): Promise<SessionRecord | null> {
-    return isWellFormedToken(token) ? this.read(sessionRef(token)) : null;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { durationSetting, setting } from '@sessiongate/service-kit';
 import type { RedisClient } from './store.js';
 
 /** How long one Redis command may take before the request fails closed with 503. @default 1000 */
@@ -57,6 +58,31 @@ export function redisConnectionFromEnv(env: NodeJS.ProcessEnv): RedisConnection 
     };
   }
   return { mode: 'standalone', url: url ?? 'redis://127.0.0.1:6379' };
+}
+
+/** What {@link redisOptionsFromEnv} needs besides the environment. */
+export interface RedisOptionsFromEnv {
+  /** Connection name shown by CLIENT LIST, e.g. `sessiongate-gateway`. */
+  connectionName: string;
+  /** Command timeout when REDIS_COMMAND_TIMEOUT is unset. @default DEFAULT_REDIS_COMMAND_TIMEOUT_MS */
+  commandTimeoutMs?: number;
+}
+
+/**
+ * Every Redis setting of the environment, as every sessiongate process reads them: the
+ * connection (see {@link redisConnectionFromEnv}), REDIS_COMMAND_TIMEOUT and
+ * REDIS_SENTINEL_PASSWORD.
+ *
+ * @throws SettingError naming the variable.
+ */
+export function redisOptionsFromEnv(env: NodeJS.ProcessEnv, opts: RedisOptionsFromEnv): RedisConnectionOptions {
+  const connection = setting('REDIS_URL', () => redisConnectionFromEnv(env));
+  return {
+    connection,
+    commandTimeoutMs: durationSetting(env, 'REDIS_COMMAND_TIMEOUT', opts.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+    ...(env.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: env.REDIS_SENTINEL_PASSWORD } : {}),
+    connectionName: opts.connectionName,
+  };
 }
 
 /** Credentials, database and TLS of a redis:// or rediss:// URL, as ioredis options. */

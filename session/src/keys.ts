@@ -45,6 +45,12 @@ export interface KeySet {
   readonly publicJwks: { readonly keys: readonly JsonWebKey[] };
 }
 
+/**
+ * What a key set is loaded for: `sign` (the gateway) needs the first key's private part;
+ * `verify` (an upstream such as the auth service) drops every private part (`d`).
+ */
+export type KeySetUse = 'sign' | 'verify';
+
 /** Shortest HS256 secret accepted: RFC 7518 §3.2 wants at least the hash size, 256 bits. */
 export const MIN_HS256_SECRET_BYTES = 32;
 
@@ -54,18 +60,19 @@ const GENERATE_HINT = 'create one with `sessiongate keys generate`';
 
 /**
  * Loads X_SESSION_KEYS: a JWK set as JSON text (starts with `{`), otherwise the path of a
- * file holding one, read synchronously at boot.
+ * file holding one, read synchronously at boot. The one loader of the gateway's signer and
+ * the auth service's verifier.
  *
  * @throws KeyConfigError (`SG_ERR_INVALID_KEYS`) naming X_SESSION_KEYS and what is wrong.
  */
-export function loadKeySet(value: string | undefined): KeySet {
+export function loadKeySet(value: string | undefined, use: KeySetUse = 'sign'): KeySet {
   const text = value?.trim() ?? '';
   if (text === '') {
     throw new KeyConfigError(
       `X_SESSION_KEYS is not set: it must hold a JWK set (JSON) or the path of a file holding one; ${GENERATE_HINT}`,
     );
   }
-  if (text.startsWith('{')) return parseKeySet(text, 'X_SESSION_KEYS');
+  if (text.startsWith('{')) return parseKeySet(text, 'X_SESSION_KEYS', use);
   // Operators paste the wrong thing here; none of these may be echoed back into a log.
   if (text.startsWith('[')) {
     throw new KeyConfigError('X_SESSION_KEYS holds a JSON array: it must be a JWK set object, {"keys":[...]}');
@@ -100,7 +107,7 @@ export function loadKeySet(value: string | undefined): KeySet {
     );
   }
   // Editors and `Out-File` on Windows like to prepend a BOM.
-  return parseKeySet(json.replace(/^\uFEFF/, ''), `X_SESSION_KEYS (file ${JSON.stringify(path)})`);
+  return parseKeySet(json.replace(/^\uFEFF/, ''), `X_SESSION_KEYS (file ${JSON.stringify(path)})`, use);
 }
 
 /**
@@ -109,7 +116,7 @@ export function loadKeySet(value: string | undefined): KeySet {
  *
  * @throws KeyConfigError (`SG_ERR_INVALID_KEYS`)
  */
-export function parseKeySet(json: string, origin: string): KeySet {
+export function parseKeySet(json: string, origin: string, use: KeySetUse = 'sign'): KeySet {
   const fail = (what: string): never => {
     throw new KeyConfigError(`${origin}: ${what}`);
   };
@@ -136,7 +143,7 @@ export function parseKeySet(json: string, origin: string): KeySet {
   const publicJwks: JsonWebKey[] = [];
   const seen = new Map<string, number>();
   doc.keys.forEach((jwk: unknown, i: number) => {
-    const key = parseKey(jwk, `keys[${i}]`, fail);
+    const key = parseKey(jwk, `keys[${i}]`, fail, use);
     const first = seen.get(key.kid);
     if (first !== undefined) fail(`keys[${i}]: kid ${JSON.stringify(key.kid)} is already used by keys[${first}]; kids must be unique`);
     seen.set(key.kid, i);
@@ -145,7 +152,7 @@ export function parseKeySet(json: string, origin: string): KeySet {
   });
 
   const signing = keys[0]!;
-  if (signing.alg === 'EdDSA' && signing.privateKey === null) {
+  if (use === 'sign' && signing.alg === 'EdDSA' && signing.privateKey === null) {
     fail(
       `keys[0] (kid ${JSON.stringify(signing.kid)}) has no "d": the first key signs, so it needs its private part; ` +
         'verification-only keys may only follow it',
@@ -174,7 +181,7 @@ export function generateKeySet(alg: SigningAlg, kid: string = defaultKid()): { k
   throw new KeyConfigError(`unknown alg ${JSON.stringify(alg)}: use EdDSA or HS256`);
 }
 
-function parseKey(jwk: unknown, where: string, fail: (what: string) => never): SigningKey {
+function parseKey(jwk: unknown, where: string, fail: (what: string) => never, purpose: KeySetUse): SigningKey {
   if (!isObject(jwk)) return fail(`${where} must be a JWK object`);
   const { kid, kty, alg, use } = jwk;
   if (typeof kid !== 'string' || kid === '') {
@@ -201,7 +208,7 @@ function parseKey(jwk: unknown, where: string, fail: (what: string) => never): S
     const x = base64urlMember(jwk, 'x', at, fail);
     if (x.length !== ED25519_KEY_BYTES) fail(`${at}: "x" must be ${ED25519_KEY_BYTES} bytes, it is ${x.length}`);
     const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x as string }, format: 'jwk' });
-    if (jwk.d === undefined) return Object.freeze({ kid, alg: 'EdDSA', publicKey, privateKey: null });
+    if (jwk.d === undefined || purpose === 'verify') return Object.freeze({ kid, alg: 'EdDSA', publicKey, privateKey: null });
 
     const d = base64urlMember(jwk, 'd', at, fail);
     if (d.length !== ED25519_KEY_BYTES) fail(`${at}: "d" must be ${ED25519_KEY_BYTES} bytes`);

@@ -1,0 +1,102 @@
+// The contract the gateway and the auth service share: what one writes, the other reads.
+// Everything either of them may use is listed here by name; nothing else leaves the package.
+
+/** The session record, the token and the Redis key layout. */
+export {
+  RECORD_VERSION,
+  DEFAULT_KEY_PREFIX,
+  KeyLayout,
+  InvalidRecordError,
+  isLegacyToken,
+  isWellFormedToken,
+  keyPrefixProblem,
+  mintToken,
+  parseRecord,
+  remainingLifetimeMs,
+  serializeRecord,
+  sessionRef,
+  userTag,
+  type SessionRecord,
+  type SessionRef,
+} from './record.js';
+
+/** Every Redis operation on sessions, and the revocation messages it publishes. */
+export {
+  DEFAULT_MAX_SESSIONS_PER_USER,
+  SessionStore,
+  decodeInvalidation,
+  encodeInvalidation,
+  type CommandObserver,
+  type CreatedSession,
+  type Invalidation,
+  type NewSession,
+  type RedisClient,
+  type SessionStoreOptions,
+  type SessionSummary,
+} from './store.js';
+
+/** The Redis connection: its settings from the environment, the client, its subscriber, its readiness. */
+export {
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  createRedisClient,
+  describeConnection,
+  pingWithin,
+  redisConnectionFromEnv,
+  redisOptionsFromEnv,
+  subscriberFor,
+  waitUntilReady,
+  type RedisConnection,
+  type RedisConnectionOptions,
+  type RedisOptionsFromEnv,
+} from './redis.js';
+
+/** The Fastify plugin that opens that connection, reports its outages and closes it. */
+export { default as redisPlugin, Reachability, type RedisPluginOptions, type SessionRedis } from './redis-plugin.js';
+
+/** The session cookie: reading it off a request, setting and clearing it. */
+export {
+  DEFAULT_COOKIE_NAME,
+  clearSessionSetCookie,
+  cookieNameAsSent,
+  cookieNameProblem,
+  readSessionCookie,
+  sessionSetCookie,
+  type CookieAttributes,
+  type SessionCookie,
+} from './cookie.js';
+
+/** The session settings both services read from the same variables. */
+export {
+  DEFAULT_ABSOLUTE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  REDIS_ENVIRONMENT_HELP,
+  sessionSettingsFromEnv,
+  type SessionSettings,
+} from './settings.js';
+
+/** What an X-Session carries: its issuer and audience defaults, reserved claims and value limits. */
+export { DEFAULT_AUTH_ROUTE, DEFAULT_X_SESSION_ISSUER, MAX_ROLES, MAX_VALUE_LENGTH, RESERVED_CLAIMS, UNSAFE_CHARS } from './x-session.js';
+
+/** The signed client address the gateway sends the auth service. */
+export {
+  CLIENT_ASSERTION_CLAIM,
+  CLIENT_ASSERTION_HEADER,
+  CLIENT_ASSERTION_TTL_MS,
+  CLIENT_ASSERTION_TYPE,
+  isClientAssertionHeader,
+} from './client-assertion.js';
+
+/** X_SESSION_KEYS: the one JWK-set loader of the gateway's signer and the auth service's verifier. */
+export {
+  KeyConfigError,
+  MIN_HS256_SECRET_BYTES,
+  generateKeySet,
+  loadKeySet,
+  parseKeySet,
+  type Ed25519SigningKey,
+  type HmacSigningKey,
+  type KeySet,
+  type KeySetUse,
+  type SigningAlg,
+  type SigningKey,
+} from './keys.js';
