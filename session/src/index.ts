@@ -15,6 +15,8 @@ export {
   remainingLifetimeMs,
   serializeRecord,
   sessionRef,
+  shortUserAgent,
+  MAX_USER_AGENT_LENGTH,
   userTag,
   type SessionRecord,
   type SessionRef,

@@ -6,6 +6,7 @@ import {
   parseRecord,
   remainingLifetimeMs,
   serializeRecord,
+  shortUserAgent,
   sessionRef,
   userTag,
   type SessionRecord,
@@ -161,7 +162,8 @@ export class SessionStore {
       absoluteExpiresAt: now + input.absoluteTimeoutMs,
       idleTimeoutMs: input.idleTimeoutMs,
       claims: { ...(input.claims ?? {}) },
-      ...(input.userAgent ? { userAgent: input.userAgent.slice(0, 512) } : {}),
+      // only "my sessions" shows it: a summary, not the whole string
+      ...(input.userAgent ? { userAgent: shortUserAgent(input.userAgent) } : {}),
     };
     const evicted = (await CREATE.run(
       this.redis,
@@ -195,10 +197,10 @@ export class SessionStore {
   /** The live sessions of a user, newest first. */
   async list(sub: string, now = Date.now()): Promise<SessionSummary[]> {
     const out: SessionSummary[] = [];
-    for (const { raw, pttl } of await this.snapshot(sub, now)) {
+    for (const { sid, raw, pttl } of await this.snapshot(sub, now)) {
       let record: SessionRecord;
       try {
-        record = parseRecord(raw);
+        record = parseRecord(raw, sid);
       } catch {
         continue;
       }
@@ -253,7 +255,7 @@ export class SessionStore {
       for (const { sid, raw } of await this.snapshot(sub, now)) {
         let next = '';
         try {
-          const record = parseRecord(raw);
+          const record = parseRecord(raw, sid);
           if (!sameRoles(record.roles, roles)) next = serializeRecord({ ...record, roles: [...roles] });
         } catch {
           // a record the gateway refuses anyway is left as it is

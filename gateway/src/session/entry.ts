@@ -75,9 +75,7 @@ export class EntryParser {
   parse(ref: SessionRef, raw: string | null, touchedAt?: number): Entry {
     if (raw === null) return new Entry(null, 'missing');
     try {
-      const record = parseRecord(raw);
-      // revocations name a session by its sid: a record under another sid's key could outlive them
-      if (record.sid !== ref.sid) return new Entry(null, 'invalid', 'record stored under another session id');
+      const record = parseRecord(raw, ref.sid);
       const entry = new Entry(this.gatewayView(record), null);
       if (touchedAt !== undefined) entry.touchedAt = Math.max(touchedAt, entry.touchedAt);
       return entry;
