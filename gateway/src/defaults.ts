@@ -71,12 +71,12 @@ export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
 export const DEFAULT_REFRESH_FRACTION = 0.1;
 /** How often the invalidation connection is pinged to prove revocations can still arrive. @default 250 */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
-/** A ping on the invalidation connection unanswered this long bypasses the cache until it answers. @default 500 */
+/** A ping on a key-tracking connection unanswered this long bypasses the cache until it answers. @default 500 */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
 /**
  * How often long-lived users of a session (WebSocket tunnels) are checked against Redis while
- * revocations cannot reach this gateway by pub/sub (channel down or silent, or the cache
- * and with it the subscription turned off). @default 500
+ * changes to sessions may go unreported (a key-tracking connection down or silent, or the
+ * cache and with it key tracking turned off). @default 500
  */
 export const DEFAULT_REVOCATION_RECHECK_MS = 500;
 

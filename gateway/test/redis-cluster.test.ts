@@ -140,7 +140,7 @@ describe('on a 3-master Redis Cluster', () => {
     expect(JSON.stringify(list.json())).toContain('"current":true');
 
     expect((await post(gwA, '/auth/logout', token)).statusCode).toBe(204);
-    // both gateways hold the session in their caches: the revocation reaches them by pub/sub
+    // both gateways hold the session in their caches: Redis reports the deletion to them
     expect(await msUntilRefused(gwA, token, 1000)).toBeLessThan(1000);
     expect(await msUntilRefused(gwB, token, 1000)).toBeLessThan(1000);
     expect(await data.exists(keys.session(sessionRef(token)))).toBe(0);

@@ -112,7 +112,7 @@ describe('open WebSockets and a lost invalidation', () => {
   let g: TestGateway;
 
   beforeAll(async () => {
-    // a Redis of this test's own: its pub/sub connections are dropped on purpose
+    // a Redis of this test's own: its key-tracking connections are dropped on purpose
     redis = await startRedisServer();
     g = await startTestGateway({
       redisUrl: redis.url,

@@ -129,11 +129,6 @@ export class KeyLayout {
     return `${this.prefix}u:{${userTag(sub)}}${encodeURIComponent(sub)}`;
   }
 
-  /** Pub/sub channel on which revocations reach every gateway's local cache. */
-  get invalidationChannel(): string {
-    return `${this.prefix}invalidate`;
-  }
-
   /** Login throttling counters. */
   throttle(kind: 'account' | 'ip', id: string): string {
     return `${this.prefix}t:${kind}:{${encodeURIComponent(id)}}`;

@@ -63,25 +63,6 @@ export interface SessionStoreOptions {
   maxSessionsPerUser?: number;
 }
 
-/** An invalidation message: the sids of the sessions every gateway must drop from its cache. */
-export interface Invalidation {
-  sids: string[];
-}
-
-export function encodeInvalidation(msg: Invalidation): string {
-  return JSON.stringify({ s: msg.sids });
-}
-
-export function decodeInvalidation(raw: string): Invalidation | null {
-  try {
-    const v = JSON.parse(raw) as { s?: unknown };
-    if (Array.isArray(v.s) && v.s.every((x) => typeof x === 'string')) return { sids: v.s as string[] };
-  } catch {
-    // a foreign message on our channel is ignored
-  }
-  return null;
-}
-
 /**
  * Every Redis operation on sessions. The request path (read, refresh) names one session key;
  * everything that touches a user's index (create, list, revoke, change roles) is one script
@@ -147,8 +128,8 @@ export class SessionStore {
 
   /**
    * Writes a new session under a freshly minted token, with its index entry, in one script;
-   * the caller sets the cookie. Past the cap the user's oldest sessions end, and their
-   * revocation is published like any other.
+   * the caller sets the cookie. Past the cap the user's oldest sessions end (their keys are
+   * deleted: Redis reports that to every gateway, as any change to a session key).
    */
   async create(input: NewSession, now = Date.now()): Promise<CreatedSession> {
     const token = mintToken(input.sub);
@@ -179,7 +160,6 @@ export class SessionStore {
         PRUNE_SAMPLE,
       ],
     )) as string[];
-    if (evicted.length) await this.publishInvalidation(evicted);
     return { token, ref, record, evicted };
   }
 
@@ -219,7 +199,7 @@ export class SessionStore {
 
   /**
    * Ends one session of a user by its sid; resolves false when the user has no such live
-   * session. Publishes the revocation.
+   * session. Every gateway hears of it from Redis (key tracking).
    */
   async destroyBySid(sub: string, sid: string): Promise<boolean> {
     const ref = { tag: userTag(sub), sid };
@@ -227,17 +207,15 @@ export class SessionStore {
       number,
       number,
     ];
-    if (listed || ended) await this.publishInvalidation([sid]);
     return ended > 0;
   }
 
-  /** Ends every session of a user; resolves how many were alive. Publishes the revocations. */
+  /** Ends every session of a user; resolves how many were alive. Every gateway hears of it from Redis. */
   async destroyAll(sub: string): Promise<number> {
     const [ended, sids] = (await DESTROY_ALL.run(this.redis, [this.keys.userIndex(sub)], [this.keys.sessionPrefix(userTag(sub))])) as [
       number,
       string[],
     ];
-    if (sids.length) await this.publishInvalidation(sids);
     return ended;
   }
 
@@ -263,16 +241,11 @@ export class SessionStore {
         args.push(sid, raw, next);
       }
       const [rewritten, again] = (await REWRITE.run(this.redis, [index], args)) as [string[], string[]];
-      if (rewritten.length) await this.publishInvalidation(rewritten);
       changed += rewritten.length;
       if (!again.length) return changed;
       now = Date.now();
     }
     throw new Error(`the sessions of this user kept changing: roles applied to ${changed} of them, run it again`);
-  }
-
-  async publishInvalidation(sids: string[]): Promise<void> {
-    await this.redis.publish(this.keys.invalidationChannel, encodeInvalidation({ sids }));
   }
 }
 

@@ -1,6 +1,6 @@
-import type { SessionStore } from '@sessiongate/session';
+import { trackingConnectionFor, trackingConnectionToNode, type SessionStore } from '@sessiongate/session';
 import type { Cluster, Redis } from 'ioredis';
-import { TrackedNode, isCluster, trackingConnectionFor, trackingConnectionToNode } from './tracking.js';
+import { TrackedNode, isCluster } from './tracking.js';
 
 export interface InvalidationChannelOptions {
   heartbeatIntervalMs: number;

@@ -69,7 +69,7 @@ export interface SessionResolverOptions {
     /** @default DEFAULT_HEARTBEAT_TIMEOUT_MS */
     timeoutMs?: number;
   };
-  /** How often open tunnels are re-checked while revocations cannot arrive by pub/sub. @default DEFAULT_REVOCATION_RECHECK_MS */
+  /** How often open tunnels are re-checked while changes to sessions may go unreported (key tracking down). @default DEFAULT_REVOCATION_RECHECK_MS */
   revocationRecheckMs?: number;
   /** Where the resolver reports what happened to its subscription and refreshes. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
@@ -80,7 +80,7 @@ const noopLog = { info() {}, warn() {} };
 
 /**
  * Turns a cookie token into a session: through a bounded in-memory cache while revocations
- * can reach it (the pub/sub channel is subscribed), straight from Redis otherwise. Concurrent
+ * can reach it (Redis reports every change to a session key: key tracking), straight from Redis otherwise. Concurrent
  * misses for one token share one Redis call. The sliding idle expiry is pushed forward at
  * most once per refresh interval per session, never by rewriting the record.
  */

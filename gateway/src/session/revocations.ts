@@ -12,7 +12,7 @@ export interface Watched {
 export interface RevocationWatchOptions {
   /** @default DEFAULT_REVOCATION_RECHECK_MS */
   recheckMs?: number;
-  /** True while every revocation reaches this gateway by pub/sub. */
+  /** True while every change to a session reaches this gateway (key tracking). */
   channelTrusted(): boolean;
   /** For each session, whether it still stands as it was when watched; rejects when Redis cannot say. */
   stillValid(watched: readonly Watched[]): Promise<boolean[]>;

@@ -1,5 +1,5 @@
-import { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from '@sessiongate/session';
+import { Cluster, type Redis } from 'ioredis';
 
 /** Where Redis sends the invalidations of a RESP2 connection that tracks keys for another. */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate';
@@ -12,37 +12,6 @@ export interface TrackedNodeEvents {
   /** The connection now tracks and is subscribed: from here on no change goes unseen. */
   onTracking(): void;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
-}
-
-/** Options of a connection that only carries invalidations: queue while reconnecting, never time out. */
-const TRACKING_CONNECTION = {
-  // invalidations arrive as pub/sub messages only under RESP2 (ioredis drops RESP3 invalidate pushes)
-  protocol: 2,
-  lazyConnect: true,
-  enableOfflineQueue: true,
-  enableAutoPipelining: false,
-  // tracking must be turned on before subscribing, on each new connection: done by hand
-  autoResubscribe: false,
-  commandTimeout: undefined,
-  maxRetriesPerRequest: null,
-} as const;
-
-/** A tracking connection to the one node (standalone, or Sentinel's current master) of a client. */
-export function trackingConnectionFor(client: Redis): Redis {
-  return client.duplicate({ ...TRACKING_CONNECTION, connectionName: 'sessiongate-tracking' });
-}
-
-/** A tracking connection to one master of a Cluster, with the Cluster's credentials and TLS. */
-export function trackingConnectionToNode(cluster: Cluster, host: string, port: number): Redis {
-  return new Redis({
-    ...(cluster.options.redisOptions ?? {}),
-    ...TRACKING_CONNECTION,
-    host,
-    port,
-    connectionName: 'sessiongate-tracking',
-    // a node that is gone for good is dropped by the next slot refresh; until then keep trying
-    retryStrategy: (times) => Math.min(50 * times, 1000),
-  });
 }
 
 export function isCluster(client: RedisClient): client is Cluster {
