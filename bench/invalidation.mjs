@@ -111,7 +111,7 @@ async function resolverLatency(port) {
 }
 
 /** Part 2: one mode of client-side caching under other gateways' refreshes. */
-async function mode(port, bcast) {
+export async function mode(port, bcast) {
   const admin = new Redis({ port });
   await admin.flushall();
   const prefix = 'sg:s:';

@@ -22,6 +22,14 @@ const ROOT = path.resolve(HERE, '..');
 const N = Number(process.env.SIZING_SESSIONS ?? 50_000);
 const LIVE = Number(process.env.SIZING_LIVE ?? 10_000_000);
 const RPS = Number(process.env.SIZING_RPS ?? 100_000);
+/**
+ * Requests of one session that arrive together (a page view and its API calls, within the
+ * cache TTL). With 10 million live sessions and 100 000 requests/s a session is asked for
+ * about once every 100 s on average: the cache serves the rest of a burst, not the next one.
+ */
+const BURST = Number(process.env.SIZING_BURST ?? 10);
+/** Gateway processes per core (the CLI's workers: one per core). */
+const PROCESSES_PER_CORE = 1;
 const SAMPLE = 2000;
 /** Share of one Redis core a shard should run at, leaving room for bursts, replication and persistence. */
 const REDIS_CPU_HEADROOM = 0.5;
@@ -40,9 +48,10 @@ const UAS = [
 const ROLE_SETS = [['user'], ['user', 'billing'], ['user', 'support', 'admin']];
 
 const { Redis } = await import('ioredis');
-const session = await import(pathToFileURL(path.join(ROOT, 'gateway/dist/session/index.js')).href).catch(() => null);
+const session = await import(pathToFileURL(path.join(ROOT, 'session/dist/index.js')).href).catch(() => null);
+const { mode } = await import('./invalidation.mjs');
 if (!session) {
-  process.stderr.write('sizing: gateway/dist is missing: run `npm run build` first\n');
+  process.stderr.write('sizing: session/dist is missing: run `npm run build` first\n');
   process.exit(2);
 }
 
@@ -132,40 +141,62 @@ async function main() {
     const bench = spawnSync('redis-benchmark', ['-p', String(port), '-t', 'get', '-n', '200000', '-c', '50', '-q', '-d', '150'], { encoding: 'utf8' });
     const getPerSec = Number(/GET: ([\d.]+) requests per second/.exec(bench.stdout ?? '')?.[1] ?? NaN);
 
+    // what one key reported to one broadcast tracking connection costs Redis: the same writes
+    // and re-reads in both modes, broadcast reporting many more keys (bench/invalidation.mjs)
+    const b = await mode(port, true);
+    const r = await mode(port, false);
+    const fanoutUsPerKey = Math.max(0, ((b.redisCpuMs - r.redisCpuMs) * 1000) / Math.max(1, b.keysSeen - r.keysSeen));
+
     const f = benchFigures();
     const say = (l = '') => process.stdout.write(`${l}\n`);
-    const gb = (b) => (b / 1e9).toFixed(1);
+    const gb = (x) => (x / 1e9).toFixed(1);
+    const int = (n) => Math.round(n).toLocaleString('en-US');
     say(`## sessiongate sizing — ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`);
     say();
-    say(`- Redis ${version}, ${os.cpus()[0]?.model ?? '?'}; ${N.toLocaleString('en-US')} sessions of ${users.toLocaleString('en-US')} users (1–3 each), each with an email claim, 1–3 roles and a browser user agent`);
+    say(`- Redis ${version}, ${os.cpus()[0]?.model ?? '?'} (${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}); ${int(N)} sessions of ${int(users)} users (1–3 each), each with an email claim, 1–3 roles and a browser user agent`);
     say(`- stored record: \`${example}\` (${example.length} bytes)`);
     say(
-      `- **Redis memory per live session: ${perSession.toFixed(0)} B** by MEMORY USAGE (record ${perRecord.toFixed(0)} B + its share of the user index ${perIndex.toFixed(0)} B, over ${sessions.toLocaleString('en-US')} sessions); ` +
-        `INFO used_memory grew ${usedPerSession.toFixed(0)} B per session (adds the keyspace and expiry tables)`,
+      `- **Redis memory per live session: ${perSession.toFixed(0)} B** by MEMORY USAGE (record ${perRecord.toFixed(0)} B + its share of the user index ${perIndex.toFixed(0)} B, over ${int(sessions)} sessions); ` +
+        `INFO used_memory grew ${usedPerSession.toFixed(0)} B per session (adds Redis' keyspace and expiry tables)`,
     );
-    say(`- one Redis core: ${Number.isFinite(getPerSec) ? Math.round(getPerSec).toLocaleString('en-US') : '?'} GET/s (redis-benchmark, 50 clients, no pipelining, on this machine)`);
+    say(`- one Redis core: ${Number.isFinite(getPerSec) ? int(getPerSec) : '?'} GET/s (redis-benchmark, 50 clients, no pipelining, on this machine)`);
+    say(`- broadcast key tracking: ${fanoutUsPerKey.toFixed(2)} µs of Redis CPU per changed key per tracking connection (broadcast ${int(b.keysSeen)} keys in ${b.redisCpuMs.toFixed(0)} ms of Redis CPU against redirect ${int(r.keysSeen)} keys in ${r.redisCpuMs.toFixed(0)} ms, for the same writes)`);
     if (!f) {
       say('- per-request figures: run `npm run bench` first (bench/results/latest.md is missing or incomplete)');
       return;
     }
-    say(`- per request, from \`npm run bench\` of ${f.date}: cache on ${f.on.cmds} Redis commands and ${f.on.cpuUs} µs of gateway CPU; cache off ${f.off.cmds} commands and ${f.off.cpuUs} µs`);
+    say(`- per request, from \`npm run bench\` of ${f.date} (1000 sessions in turn): cache on ${f.on.cmds} Redis commands and ${f.on.cpuUs} µs of gateway CPU; cache off ${f.off.cmds} commands and ${f.off.cpuUs} µs; plain proxy ${f.base.cpuUs} µs`);
     say();
+
+    // the model (docs/sizing.md): with the cache, each burst of one session's requests costs a
+    // GET (miss), a PEXPIRE (its refresh is due: the last one was minutes ago) and a GET again
+    // (the refresh is a change Redis reports, to this gateway too); without it, one command each
+    const cmdsOnPerReq = Math.max(f.on.cmds, 3 / BURST);
+    const cmdsOffPerReq = f.off.cmds;
+    const writesOn = RPS / BURST;
+    const cpuOnUs = f.on.cpuUs + cmdsOnPerReq * (f.off.cpuUs - f.on.cpuUs);
+    const cores = (us) => (RPS * us) / 1e6 / GATEWAY_CPU_HEADROOM;
+    const processesOn = Math.ceil(cores(cpuOnUs)) * PROCESSES_PER_CORE;
+    const redisUsPerCmd = 1e6 / getPerSec;
+    const redisCoresOff = (RPS * cmdsOffPerReq * redisUsPerCmd) / 1e6;
+    const fanoutKeys = writesOn * processesOn;
+    const redisCoresOn = (RPS * cmdsOnPerReq * redisUsPerCmd + fanoutKeys * fanoutUsPerKey) / 1e6;
     const memory = LIVE * usedPerSession;
     const shardsForMemory = Math.max(1, Math.ceil(memory / (SHARD_MEMORY_GB * 1e9)));
-    say(`### ${LIVE.toLocaleString('en-US')} live sessions, ${RPS.toLocaleString('en-US')} requests/s`);
+    const shards = (coresNeeded) => Math.max(shardsForMemory, Math.ceil(coresNeeded / REDIS_CPU_HEADROOM));
+    say(`### ${int(LIVE)} live sessions, ${int(RPS)} requests/s, bursts of ${BURST} requests per session`);
     say();
     say('| | cache on | cache off |');
     say('|---|---:|---:|');
-    const cmdsOn = RPS * f.on.cmds;
-    const cmdsOff = RPS * f.off.cmds;
-    const shardsCpu = (cmds) => Math.max(1, Math.ceil(cmds / (getPerSec * REDIS_CPU_HEADROOM)));
-    const cores = (us) => (RPS * us) / 1e6 / GATEWAY_CPU_HEADROOM;
     say(`| Redis memory (used_memory) | ${gb(memory)} GB | ${gb(memory)} GB |`);
-    say(`| Redis commands/s, all shards | ${Math.round(cmdsOn).toLocaleString('en-US')} | ${Math.round(cmdsOff).toLocaleString('en-US')} |`);
-    say(`| shards for the commands (at ${REDIS_CPU_HEADROOM * 100}% of one core each) | ${shardsCpu(cmdsOn)} | ${shardsCpu(cmdsOff)} |`);
-    say(`| shards for the memory (≤ ${SHARD_MEMORY_GB} GB each) | ${shardsForMemory} | ${shardsForMemory} |`);
-    say(`| Redis commands/s per shard, with ${Math.max(shardsForMemory, shardsCpu(cmdsOff))} shards | ${Math.round(cmdsOn / Math.max(shardsForMemory, shardsCpu(cmdsOff))).toLocaleString('en-US')} | ${Math.round(cmdsOff / Math.max(shardsForMemory, shardsCpu(cmdsOff))).toLocaleString('en-US')} |`);
-    say(`| gateway cores (at ${GATEWAY_CPU_HEADROOM * 100}% busy) | ${cores(f.on.cpuUs).toFixed(1)} | ${cores(f.off.cpuUs).toFixed(1)} |`);
+    say(`| Redis commands per request | ${cmdsOnPerReq.toFixed(3)} | ${cmdsOffPerReq.toFixed(3)} |`);
+    say(`| Redis commands/s, all shards | ${int(RPS * cmdsOnPerReq)} | ${int(RPS * cmdsOffPerReq)} |`);
+    say(`| keys reported by broadcast tracking/s (writes × ${processesOn} gateway processes) | ${int(fanoutKeys)} | – |`);
+    say(`| Redis CPU, cores (this machine's figures) | ${redisCoresOn.toFixed(2)} | ${redisCoresOff.toFixed(2)} |`);
+    say(`| Cluster shards (≤ ${REDIS_CPU_HEADROOM * 100}% of a core, ≤ ${SHARD_MEMORY_GB} GB each) | ${shards(redisCoresOn)} | ${shards(redisCoresOff)} |`);
+    say(`| Redis commands/s per shard | ${int((RPS * cmdsOnPerReq) / shards(redisCoresOn))} | ${int((RPS * cmdsOffPerReq) / shards(redisCoresOff))} |`);
+    say(`| gateway CPU per request | ${cpuOnUs.toFixed(0)} µs | ${f.off.cpuUs} µs |`);
+    say(`| gateway cores (at ${GATEWAY_CPU_HEADROOM * 100}% busy) | ${cores(cpuOnUs).toFixed(1)} | ${cores(f.off.cpuUs).toFixed(1)} |`);
     say(`| plain proxy cores, for comparison | ${cores(f.base.cpuUs).toFixed(1)} | ${cores(f.base.cpuUs).toFixed(1)} |`);
     say();
   } finally {
