@@ -41,7 +41,7 @@ Environment:
   BENCH_RSS_SESSIONS  distinct sessions of the memory check        (100000)
   BENCH_RSS_PASSES    passes over them                             (2)
   BENCH_LOADGEN       autocannon | wrk                             (wrk when on PATH)
-  BENCH_TARGETS       comma list of target ids to run              (all: baseline,on-pool,on-single,off-pool,off-single,
+  BENCH_TARGETS       comma list of target ids to run              (all: baseline,on-pool,on-bearer,on-single,off-pool,off-single,
                       on-pool-w2,on-pool-otel,none,quick,quick-lru)
                       on-pool-w2: GATEWAY_WORKERS=2, not pinned; on-pool-otel: tracing on,
                       exported to a local OTLP sink (on-pool is the same gateway, tracing off)
@@ -377,7 +377,7 @@ function loadgenVersion() {
 
 /** Cookie header values, one per request, rotated through. */
 function cookieFile(cookies) {
-  const file = path.join(workDir, `cookies-${cookies.length}-${cookies[0].slice(4, 12)}.txt`);
+  const file = path.join(workDir, `cookies-${cookies.length}-${cookies[0].slice(-12)}.txt`);
   if (!fs.existsSync(file)) fs.writeFileSync(file, `${cookies.join('\n')}\n`);
   return file;
 }
@@ -405,8 +405,8 @@ class Samples {
  * One load run against `port` for `seconds` (or `amount` requests), every request carrying
  * the next cookie of `cookies`. Resolves to counts and latency percentiles (ms).
  */
-async function drive(port, cookies, { path: reqPath = REQUEST_PATH, seconds, amount, engine = LOADGEN } = {}) {
-  if (engine === 'wrk') return driveWrk(port, cookies, reqPath, seconds ?? 10);
+async function drive(port, cookies, { path: reqPath = REQUEST_PATH, seconds, amount, engine = LOADGEN, header = 'cookie' } = {}) {
+  if (engine === 'wrk') return driveWrk(port, cookies, reqPath, seconds ?? 10, header);
   const url = `http://127.0.0.1:${port}`;
   const samples = new Samples();
   let ok = 0;
@@ -420,13 +420,13 @@ async function drive(port, cookies, { path: reqPath = REQUEST_PATH, seconds, amo
     // (A list per connection would walk all connections through the pool in lockstep.)
     let k = 0;
     const setupRequest = (req) => {
-      req.headers.cookie = cookies[k++ % cookies.length];
+      req.headers[header] = cookies[k++ % cookies.length];
       return req;
     };
     // many entries, so autocannon's per-wrap context reset is rare
     requests = Array.from({ length: 1000 }, () => ({ method: 'GET', path: reqPath, setupRequest }));
   } else {
-    requests = [{ method: 'GET', path: reqPath, headers: { cookie: cookies[0] } }];
+    requests = [{ method: 'GET', path: reqPath, headers: { [header]: cookies[0] } }];
   }
   const t0 = performance.now();
   const result = await new Promise((resolve, reject) => {
@@ -475,7 +475,7 @@ function wrkMs(text) {
   return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60_000;
 }
 
-async function driveWrk(port, cookies, reqPath, seconds) {
+async function driveWrk(port, cookies, reqPath, seconds, header = 'cookie') {
   const args = [
     '-t1',
     `-c${CONNECTIONS}`,
@@ -488,6 +488,7 @@ async function driveWrk(port, cookies, reqPath, seconds) {
     `http://127.0.0.1:${port}${reqPath}`,
     '--',
     cookieFile(cookies),
+    header === 'cookie' ? 'Cookie' : 'Authorization',
   ];
   const [file, argv] = pinned(DRIVER_CORE, wrkPath, args);
   const text = await new Promise((resolve, reject) => {
@@ -526,7 +527,7 @@ if (!fs.existsSync(path.join(ROOT, 'session/dist/index.js'))) {
   log('bench: session/dist is missing: run `npm run build` first (npm run bench does it for you)');
   process.exit(2);
 }
-const { SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION } = await import(sessionModule);
+const { ApiKeyStore, SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION } = await import(sessionModule);
 
 // Commands that are connection plumbing or the bench's own reads, not the gateway's work
 const NOT_COUNTED = new Set(['info', 'ping', 'subscribe', 'unsubscribe', 'psubscribe', 'client', 'hello', 'select', 'quit', 'auth', 'command']);
@@ -654,11 +655,13 @@ async function main() {
   fs.writeFileSync(keysFile, keysJson, { mode: 0o600 });
   const secret = Buffer.from(JSON.parse(keysJson).keys[0].k, 'base64url');
   const routesFile = path.join(workDir, 'routes.yaml');
-  fs.writeFileSync(
-    routesFile,
-    `version: 1\nroutes:\n  - name: orders\n    prefix: ${ROUTE_PREFIX}\n    upstream: ${upstreamUrl}\n    roles: [user]\n` +
-      `  - name: public\n    prefix: ${PUBLIC_PREFIX}\n    upstream: ${upstreamUrl}\n    auth: none\n`,
-  );
+  const routesText = (credentials) =>
+    `version: 1\nroutes:\n  - name: orders\n    prefix: ${ROUTE_PREFIX}\n    upstream: ${upstreamUrl}\n    roles: [user]\n${credentials}` +
+    `  - name: public\n    prefix: ${PUBLIC_PREFIX}\n    upstream: ${upstreamUrl}\n    auth: none\n`;
+  // the route takes API keys too; a build compared against (BENCH_COMPARE_BIN) may not know `credentials`
+  fs.writeFileSync(routesFile, routesText('    credentials: [cookie, api_key]\n'));
+  const plainRoutesFile = path.join(workDir, 'routes-cookie-only.yaml');
+  fs.writeFileSync(plainRoutesFile, routesText(''));
 
   async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE } = {}) {
     const port = await freePort();
@@ -670,7 +673,7 @@ async function main() {
         PORT: String(port),
         METRICS_HOST: '127.0.0.1',
         METRICS_PORT: String(metricsPort),
-        SESSIONGATE_ROUTES: routesFile,
+        SESSIONGATE_ROUTES: cli === cliEntry ? routesFile : plainRoutesFile,
         SESSIONGATE_WATCH_ROUTES: 'false',
         X_SESSION_KEYS: keysFile,
         SESSION_CACHE: cacheOn ? 'true' : 'false',
@@ -751,6 +754,18 @@ async function main() {
   }
   const poolCookies = pool.map((s) => s.cookie);
   const single = [pool[0].cookie];
+  // one API key per user of the pool, as \`sessiongate api-keys create\` stores them
+  const apiKeys = new ApiKeyStore(store);
+  const poolKeys = [];
+  for (let i = 0; i < pool.length; i += 100) {
+    const batch = pool.slice(i, i + 100).map((s) => apiKeys.create({ sub: s.sub, name: 'bench', scope: null, ownerRoles: ['user'], expiresAt: null }));
+    poolKeys.push(...(await Promise.all(batch)).map((k) => `Bearer ${k.key}`));
+  }
+  {
+    const r = await fetch(`http://127.0.0.1:${gwOn.port}${REQUEST_PATH}`, { headers: { authorization: poolKeys[0] } });
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`sessiongate (cache on): an API key answered ${r.status}, expected 200`);
+  }
 
   await checkGateway('sessiongate (cache on)', gwOn.port, secret, pool[1 % pool.length], guest.cookie);
   if (gwOff) await checkGateway('sessiongate (cache off)', gwOff.port, secret, pool[2 % pool.length], guest.cookie);
@@ -799,6 +814,7 @@ async function main() {
     const targets = [
       { id: 'baseline', label: 'plain proxy (baseline)', port: base.value, pid: base.child.pid, cookies: poolCookies },
       { id: 'on-pool', label: `sessiongate, cache on, ${POOL_SIZE} sessions`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, cache: true },
+      { id: 'on-bearer', label: `sessiongate, cache on, ${POOL_SIZE} API keys (Bearer)`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolKeys, header: 'authorization', cache: true },
       { id: 'on-single', label: 'sessiongate, cache on, 1 session', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: single, cache: true },
       { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
       { id: 'off-single', label: 'sessiongate, cache off, 1 session', port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: single, cache: false },
@@ -830,7 +846,7 @@ async function main() {
     if (WARMUP_S > 0) {
       for (const t of targets) {
         log(`warm-up  ${t.label} (${WARMUP_S} s)`);
-        const w = await drive(t.port, t.cookies, { path: t.path, seconds: WARMUP_S });
+        const w = await drive(t.port, t.cookies, { path: t.path, header: t.header, seconds: WARMUP_S });
         if (w.other || w.errors) throw new Error(`${t.label}: ${w.other} non-2xx (${JSON.stringify(w.statuses)}), ${w.errors} errors during warm-up`);
       }
     }
@@ -840,14 +856,14 @@ async function main() {
       const order = targets.map((_, i) => (i + r) % targets.length);
       for (const i of order) {
         const t = targets[i];
-        await drive(t.port, t.cookies, { path: t.path, seconds: SETTLE_S });
+        await drive(t.port, t.cookies, { path: t.path, header: t.header, seconds: SETTLE_S });
         // let requests still in flight finish, so the counters bracket exactly one interval
         await sleep(QUIESCE_MS);
         const lookups0 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
         const cmds0 = await redisCommandCount(redis);
         const cpu0 = treeCpuSeconds(t.pid);
         const core0 = coreTimes();
-        const res = await drive(t.port, t.cookies, { path: t.path, seconds: DURATION_S });
+        const res = await drive(t.port, t.cookies, { path: t.path, header: t.header, seconds: DURATION_S });
         const core1 = coreTimes();
         const cpu1 = treeCpuSeconds(t.pid);
         await sleep(QUIESCE_MS);

@@ -1,12 +1,14 @@
 -- wrk script for bench/run.mjs: every request carries the next session cookie from a file
--- (one "Cookie" header value per line), so a run rotates through a pool of sessions.
+-- (one header value per line; the header is "Cookie" unless a second argument names another,
+-- e.g. "Authorization" for API keys), so a run rotates through a pool of sessions.
 -- Requests are formatted once, in init, so the generator spends nothing per request.
 local requests, n, i = {}, 0, 0
 
 function init(args)
+  local name = args[2] or "Cookie"
   for line in io.lines(args[1]) do
     n = n + 1
-    requests[n] = wrk.format(nil, nil, { ["Cookie"] = line })
+    requests[n] = wrk.format(nil, nil, { [name] = line })
   end
   -- threads start at different places in the pool
   i = math.random(n) - 1

@@ -1,6 +1,6 @@
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
-import type { CookieAttributes, RedisClient } from '@sessiongate/session';
+import { ApiKeyStore, type CookieAttributes, type RedisClient } from '@sessiongate/session';
 import type { AuthConfig } from './config.js';
 import { BadRequest, NotFound, errorResponse } from './errors.js';
 import identityPlugin, { XSessionVerifier } from './identity.js';
@@ -16,6 +16,7 @@ import oidcRoutes from './oidc/routes.js';
 import logoutRoutes from './routes/logout.js';
 import meRoute from './routes/me.js';
 import type { AuthRouteOptions } from './routes/options.js';
+import keysRoutes from './routes/keys.js';
 import sessionsRoutes from './routes/sessions.js';
 import { LoginThrottle } from './throttle.js';
 import type { UserChange, UserDirectory } from './users/directory.js';
@@ -95,6 +96,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     await app.register(clientAddressPlugin, { verifier: new ClientAssertionVerifier(config.xSession.keys, config.xSession) });
 
     const store = app.sessionStore;
+    const apiKeys = new ApiKeyStore(store);
     const unsubscribe = directory.onChange?.((changes) => void applyUserChanges(changes));
     // an edited users file reaches live sessions here as well as through the CLI: a hand
     // edit (or a config-management push) counts as much as `sessiongate users`
@@ -104,11 +106,13 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
         try {
           if (c.kind === 'roles') {
             const n = await store.setRoles(c.name, c.roles);
-            log.info({ user: c.name, roles: c.roles, sessions: n }, 'roles changed: live sessions updated');
+            const k = await apiKeys.setOwnerRoles(c.name, c.roles);
+            log.info({ user: c.name, roles: c.roles, sessions: n, apiKeys: k }, 'roles changed: live sessions and API keys updated');
           } else {
             const n = await store.destroyAll(c.name);
+            const k = await apiKeys.revokeAll(c.name);
             metrics.sessionsRevoked.inc({ reason: 'disable' }, n);
-            log.info({ user: c.name, change: c.kind, sessions: n }, `user ${c.kind}: live sessions ended`);
+            log.info({ user: c.name, change: c.kind, sessions: n, apiKeys: k }, `user ${c.kind}: live sessions ended, API keys revoked`);
           }
         } catch (err) {
           log.error({ err, user: c.name }, 'could not apply a user change to live sessions');
@@ -164,6 +168,7 @@ export async function buildAuthService(config: AuthConfig, opts: BuildAuthServic
     await app.register(loginPageRoute, routeOpts);
     await app.register(logoutRoutes, routeOpts);
     await app.register(sessionsRoutes, routeOpts);
+    await app.register(keysRoutes, routeOpts);
     await app.register(meRoute, routeOpts);
 
     app.addHook('onClose', async () => {

@@ -10,6 +10,7 @@ import {
 import { startAuthServer } from './server.js';
 
 export { usersCommand, USERS_HELP } from './users/command.js';
+export { apiKeysCommand, API_KEYS_HELP } from './users/api-keys-command.js';
 export type { CliIo } from '@sessiongate/service-kit';
 
 export const AUTH_HELP = `Usage: sessiongate auth [options]

@@ -9,6 +9,8 @@ export const InvalidCredentials = createError('SA_ERR_INVALID_CREDENTIALS', 'The
 export const Unauthenticated = createError('SA_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
 /** A login or logout posted from another site (login CSRF): refused, whatever the body. */
 export const CrossSiteRequest = createError('SA_ERR_CROSS_SITE_REQUEST', '%s', 403);
+export const Forbidden = createError('SA_ERR_FORBIDDEN', '%s', 403);
+export const Conflict = createError('SA_ERR_CONFLICT', '%s', 409);
 export const NotFound = createError('SA_ERR_NOT_FOUND', '%s', 404);
 export const PasswordLoginDisabled = createError('SA_ERR_PASSWORD_LOGIN_DISABLED', 'Password sign-in is switched off here: sign in with a provider', 403);
 export const TooManyRequests = createError('SA_ERR_TOO_MANY_REQUESTS', 'Too many failed logins, retry later', 429);
@@ -26,6 +28,8 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SA_ERR_INVALID_CREDENTIALS: 'invalid_credentials',
   SA_ERR_UNAUTHENTICATED: 'unauthenticated',
   SA_ERR_CROSS_SITE_REQUEST: 'csrf_rejected',
+  SA_ERR_FORBIDDEN: 'forbidden',
+  SA_ERR_CONFLICT: 'conflict',
   SA_ERR_NOT_FOUND: 'not_found',
   SA_ERR_PASSWORD_LOGIN_DISABLED: 'password_login_disabled',
   SA_ERR_TOO_MANY_REQUESTS: 'too_many_requests',

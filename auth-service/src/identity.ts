@@ -29,8 +29,10 @@ export interface VerificationKeys {
 export interface Identity {
   readonly sub: string;
   readonly roles: readonly string[];
-  /** The current session's id (not its token). */
+  /** The current session's id (not its token); an API key's id for a key. */
   readonly sid: string;
+  /** How the caller authenticated, as the gateway says (`session`, `api_key`, `jwt`); empty when it does not say. */
+  readonly amr: readonly string[];
 }
 
 /**
@@ -90,10 +92,11 @@ export class XSessionVerifier {
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       requiredClaims: ['sub', 'sid', 'exp'],
     });
-    const { sub, sid, roles } = payload as { sub?: unknown; sid?: unknown; roles?: unknown };
+    const { sub, sid, roles, amr } = payload as { sub?: unknown; sid?: unknown; roles?: unknown; amr?: unknown };
     if (typeof sub !== 'string' || sub === '' || typeof sid !== 'string' || sid === '') throw new Error('sub and sid must be strings');
     if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) throw new Error('roles must be a list of strings');
-    return Object.freeze({ sub, sid, roles: Object.freeze([...roles]) });
+    const methods = Array.isArray(amr) ? amr.filter((m): m is string => typeof m === 'string') : [];
+    return Object.freeze({ sub, sid, roles: Object.freeze([...roles]), amr: Object.freeze(methods) });
   }
 }
 

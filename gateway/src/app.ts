@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyRequest, type FastifyBaseLogger, ty
 import type { GatewayConfig } from './settings.js';
 import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '@sessiongate/service-kit';
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
+import { JwtVerifier } from './session/bearer-jwt.js';
 import sessiongate from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
@@ -129,6 +130,10 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     done();
   });
 
+  const jwt = new JwtVerifier(config.jwtIssuers);
+  if (!jwt.configured && routes.routes.some((r) => r.credentials.includes('bearer_jwt'))) {
+    app.log.warn('routes accept bearer_jwt but SESSIONGATE_JWT_ISSUERS names no issuer: every JWT is refused');
+  }
   await app.register(sessiongate, {
     routes,
     resolver: app.sessions.resolver,
@@ -139,6 +144,8 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     allowedOrigins: config.allowedOrigins,
     trustedProxies: config.trustedProxies,
     maxCookieBytes: config.maxCookieBytes,
+    bearerThrottle: config.bearerThrottle,
+    ...(jwt.configured ? { jwt: (token: string) => jwt.resolve(token) } : {}),
     brand: config.brand,
     websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,

@@ -41,6 +41,8 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 /** What a route does with a `_method` parameter, absent `methodOverride`. @default 'refuse' */
 export const DEFAULT_METHOD_OVERRIDE = 'refuse' as const;
+/** Credentials a route without `credentials` accepts: the session cookie only. @default ['cookie'] */
+export const DEFAULT_CREDENTIALS = Object.freeze(['cookie'] as const);
 
 // --- the request path -----------------------------------------------------------------------
 
@@ -56,6 +58,11 @@ export const DEFAULT_UPSTREAM_CONNECTIONS = 128;
 export const DEFAULT_UPSTREAM_KEEP_ALIVE_MS = 4_000;
 /** How long a WebSocket (or other upgraded connection) may stay silent both ways (WEBSOCKET_IDLE_TIMEOUT). @default 600_000 (10 min) */
 export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 10 * 60_000;
+
+/** Failed bearer credentials (API keys, JWTs) one client address may send per window before it gets 429 (BEARER_MAX_FAILURES). @default 20 */
+export const DEFAULT_BEARER_MAX_FAILURES = 20;
+/** The window failed bearer credentials are counted in (BEARER_FAILURE_WINDOW). @default 300_000 (5 min) */
+export const DEFAULT_BEARER_FAILURE_WINDOW_MS = 5 * 60_000;
 
 // --- the session cache ------------------------------------------------------------------------
 

@@ -8,6 +8,12 @@ export type { ErrorBody };
 
 export const BadRequest = createError('SG_ERR_BAD_REQUEST', '%s', 400);
 export const Unauthenticated = createError('SG_ERR_UNAUTHENTICATED', 'A valid session is required', 401);
+export const InvalidCredentials = createError('SG_ERR_INVALID_CREDENTIALS', 'The bearer credential is not valid', 401);
+export const AmbiguousCredentials = createError(
+  'SG_ERR_AMBIGUOUS_CREDENTIALS',
+  'Send either the session cookie or an Authorization bearer credential, not both',
+  400,
+);
 export const Forbidden = createError('SG_ERR_FORBIDDEN', 'The session lacks a role this route requires', 403);
 export const CsrfRejected = createError('SG_ERR_CSRF_REJECTED', '%s', 403);
 export const NotFound = createError('SG_ERR_NOT_FOUND', 'No route matches this path', 404);
@@ -20,6 +26,8 @@ export const FormBodyUnreadable = createError('SG_ERR_FORM_BODY_UNREADABLE', '%s
 export const MethodNotAllowed = createError('SG_ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed here', 405);
 export const PayloadTooLarge = createError('SG_ERR_PAYLOAD_TOO_LARGE', 'The request body exceeds %s bytes', 413);
 export const HeadersTooLarge = createError('SG_ERR_HEADERS_TOO_LARGE', '%s', 431);
+/** Too many failed bearer credentials from one client address: it waits out the window. */
+export const TooManyRequests = createError('SG_ERR_TOO_MANY_REQUESTS', 'Too many failed credentials from this address, retry later', 429);
 /** The client did not send its request head in time (Node's parser gave up). */
 export const RequestTimeout = createError('SG_ERR_REQUEST_TIMEOUT', 'The request was not received in time', 408);
 export const UpstreamUnavailable = createError('SG_ERR_UPSTREAM_UNAVAILABLE', 'The upstream service is unavailable', 502);
@@ -39,6 +47,8 @@ export const InvalidConfig = createError('SG_ERR_INVALID_CONFIG', '%s', 500);
 const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_BAD_REQUEST: 'bad_request',
   SG_ERR_UNAUTHENTICATED: 'unauthenticated',
+  SG_ERR_INVALID_CREDENTIALS: 'invalid_credentials',
+  SG_ERR_AMBIGUOUS_CREDENTIALS: 'ambiguous_credentials',
   SG_ERR_FORBIDDEN: 'forbidden',
   SG_ERR_CSRF_REJECTED: 'csrf_rejected',
   SG_ERR_NOT_FOUND: 'not_found',
@@ -48,6 +58,7 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_PAYLOAD_TOO_LARGE: 'payload_too_large',
   SG_ERR_HEADERS_TOO_LARGE: 'request_header_fields_too_large',
   SG_ERR_REQUEST_TIMEOUT: 'request_timeout',
+  SG_ERR_TOO_MANY_REQUESTS: 'too_many_requests',
   SG_ERR_UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
   SG_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
   SG_ERR_UPSTREAM_TIMEOUT: 'upstream_timeout',

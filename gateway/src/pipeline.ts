@@ -21,7 +21,8 @@ import { XSessionSigner } from './identity/signer.js';
 import type { GatewayMetrics } from './ops/metrics.js';
 import { resolveTraced } from './ops/tracing.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
-import { createAdmission, type GateState } from './policy/admission.js';
+import { createAdmission, type GateState, type JwtResolver } from './policy/admission.js';
+import { BearerThrottle, type BearerThrottleSettings } from './policy/bearer-throttle.js';
 import { BODY_ERRORS, forwardedBody, hasBody } from './proxy/body.js';
 import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
 import { upstreamFailure } from './proxy/upstream-errors.js';
@@ -56,6 +57,10 @@ export interface SessionGateOptions {
   logoutPath?: string | null;
   /** The product's name and logo on the error pages browsers see. */
   brand?: Brand | null;
+  /** Failed bearer credentials per client address and window before 429. */
+  bearerThrottle?: BearerThrottleSettings;
+  /** Verifies IdP access tokens on `bearer_jwt` routes; without it they refuse every JWT. */
+  jwt?: JwtResolver;
   /** Largest Cookie header accepted; more is 431. @default DEFAULT_MAX_COOKIE_BYTES */
   maxCookieBytes?: number;
   /** Upstream connection pool settings (undici Agent options). */
@@ -122,6 +127,9 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     trustedProxies: opts.trustedProxies ?? [],
     maxCookieBytes: opts.maxCookieBytes ?? DEFAULT_MAX_COOKIE_BYTES,
     metrics,
+    resolveApiKey: (key) => resolver.resolveApiKey(key),
+    throttle: new BearerThrottle(resolver.store.redis, resolver.apiKeys.layout, opts.bearerThrottle),
+    ...(opts.jwt ? { jwt: opts.jwt } : {}),
   });
   const admit = admission.admit;
   const gate: SessionGate = {
@@ -165,6 +173,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
         forwardedFor: addr.forwardedFor,
         forwardedProto: addr.proto,
         forwardedHost: addr.host ?? undefined,
+        dropAuthorization: g.dropAuthorization,
       },
     };
   }

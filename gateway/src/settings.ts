@@ -9,6 +9,7 @@ import {
   type SessionSettings,
 } from '@sessiongate/session';
 import type { SessionCacheOptions } from './session/resolver.js';
+import { jwtIssuersFromEnv, type JwtIssuer } from './session/jwt-issuers.js';
 import {
   SettingError,
   booleanSetting,
@@ -25,6 +26,8 @@ import {
 import type { Brand } from '@sessiongate/service-kit';
 import { workerSettingsFromEnv, type WorkerSettings } from './cluster/settings.js';
 import {
+  DEFAULT_BEARER_FAILURE_WINDOW_MS,
+  DEFAULT_BEARER_MAX_FAILURES,
   DEFAULT_CACHE_MAX,
   DEFAULT_CACHE_TTL_MS,
   DEFAULT_GATEWAY_METRICS_PORT,
@@ -69,6 +72,10 @@ export interface GatewayConfig {
   readonly shutdownTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxCookieBytes: number;
+  /** Identity providers whose access tokens `bearer_jwt` routes accept (SESSIONGATE_JWT_ISSUERS). */
+  readonly jwtIssuers: readonly JwtIssuer[];
+  /** Failed bearer credentials per client address and window before 429. */
+  readonly bearerThrottle: { readonly maxFailures: number; readonly windowMs: number };
   readonly requestTimeoutMs: number;
   /** How long a WebSocket may carry nothing either way before the gateway closes it. */
   readonly websocketIdleTimeoutMs: number;
@@ -121,6 +128,11 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),
     maxCookieBytes: intSetting(env, 'SESSIONGATE_MAX_COOKIE_BYTES', DEFAULT_MAX_COOKIE_BYTES, 256),
+    jwtIssuers: jwtIssuersFromEnv(env),
+    bearerThrottle: {
+      maxFailures: intSetting(env, 'BEARER_MAX_FAILURES', DEFAULT_BEARER_MAX_FAILURES, 1),
+      windowMs: durationSetting(env, 'BEARER_FAILURE_WINDOW', DEFAULT_BEARER_FAILURE_WINDOW_MS),
+    },
     requestTimeoutMs: durationSetting(env, 'SESSIONGATE_REQUEST_TIMEOUT', DEFAULT_REQUEST_TIMEOUT_MS),
     websocketIdleTimeoutMs: durationSetting(env, 'WEBSOCKET_IDLE_TIMEOUT', DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS),
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', DEFAULT_WATCH_ROUTES),

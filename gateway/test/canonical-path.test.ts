@@ -420,5 +420,6 @@ function testRoute(name: string, prefix: string): Route {
     timeout: 30_000,
     csrf: true,
     methodOverride: 'refuse',
+    credentials: ['cookie'],
   };
 }

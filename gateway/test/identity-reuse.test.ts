@@ -30,7 +30,7 @@ function session(sub: string): ResolvedSession {
     idleTimeoutMs: 600_000,
     claims: {},
   };
-  return { record, sid: ref.sid, ref, slot: { derived: undefined } };
+  return { via: 'session', record, sid: ref.sid, ref, slot: { derived: undefined } };
 }
 
 describe('identity reuse', () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildGateway } from '../src/app.js';
 import { parseRoutes } from '../src/routes/load.js';
-import { cookieToken, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
+import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
 

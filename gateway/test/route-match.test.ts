@@ -17,6 +17,7 @@ function route(name: string, prefix: string, extra: Partial<Route> = {}): Route 
     timeout: 30_000,
     csrf: true,
     methodOverride: 'refuse',
+    credentials: ['cookie'],
     ...extra,
   };
 }

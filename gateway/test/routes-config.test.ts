@@ -86,6 +86,7 @@ describe('parseRoutes: the reference example', () => {
             timeout: 30_000,
             csrf: true,
             methodOverride: 'refuse',
+            credentials: ['cookie'],
           },
           {
             name: 'orders',
@@ -98,6 +99,7 @@ describe('parseRoutes: the reference example', () => {
             timeout: 30_000,
             csrf: true,
             methodOverride: 'refuse',
+            credentials: ['cookie'],
           },
           {
             name: 'reports',
@@ -110,6 +112,7 @@ describe('parseRoutes: the reference example', () => {
             timeout: 30_000,
             csrf: true,
             methodOverride: 'refuse',
+            credentials: ['cookie'],
           },
         ],
       },
@@ -608,9 +611,30 @@ describe('parseRoutes: bodyLimit, timeout, csrf', () => {
 
   it('unknown route options point at the key and suggest the likely one', () => {
     expect(problem(oneRoute('    rewrite_prefix: /x'))).toBe(
-      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride',
+      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride, credentials',
     );
     expect(problem(oneRoute('    <<: { csrf: false }'))).toMatch(/^6:5 \/routes\/0\/<< routes\[0\]\["<<"\]: is not a known option;/);
+  });
+});
+
+describe('parseRoutes: credentials', () => {
+  it('defaults to the session cookie only', () => {
+    expect(firstRoute(oneRoute()).credentials).toEqual(['cookie']);
+  });
+
+  it('takes a list of cookie, api_key, bearer_jwt', () => {
+    expect(firstRoute(oneRoute('    credentials: [api_key, cookie]')).credentials).toEqual(['api_key', 'cookie']);
+    expect(firstRoute(oneRoute('    credentials: [bearer_jwt]')).credentials).toEqual(['bearer_jwt']);
+  });
+
+  it('an unknown kind points at the item', () => {
+    expect(problem(oneRoute('    credentials: [cookie, password]'))).toMatch(/^6:27 \/routes\/0\/credentials\/1 .*one of cookie, api_key, bearer_jwt/);
+  });
+
+  it('an empty list, a repeated kind or a string are refused with their position', () => {
+    expect(problem(oneRoute('    credentials: []'))).toMatch(/^6:18 \/routes\/0\/credentials /);
+    expect(problem(oneRoute('    credentials: [cookie, cookie]'))).toMatch(/^6:18 \/routes\/0\/credentials /);
+    expect(problem(oneRoute('    credentials: cookie'))).toMatch(/^6:18 \/routes\/0\/credentials .*list of credential kinds/);
   });
 });
 

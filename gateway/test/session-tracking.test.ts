@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KeyLayout, SessionStore, createRedisClient, serializeRecord, waitUntilReady } from '@sessiongate/session';
+import { KeyLayout, SessionStore, createRedisClient, serializeRecord, userTag, waitUntilReady } from '@sessiongate/session';
 import { SessionResolver, type Lookup } from '../src/session/resolver.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 
@@ -151,6 +151,38 @@ describe('server-assisted invalidation (CLIENT TRACKING)', () => {
       open = [];
       await small.stop();
     }
+  });
+
+  it('a change to an API key record by another connection reaches the cached key: roles rewritten, then DEL', async () => {
+    const h = await trackedResolver();
+    const { key, record } = await h.resolver.apiKeys.create({ sub: 'svc', name: 'ci', scope: null, ownerRoles: ['user', 'admin'], expiresAt: null });
+    const name = h.resolver.apiKeys.layout.key({ tag: userTag('svc'), sid: record.id });
+    const untilCached = async () => {
+      for (let i = 0; i < 20; i++) {
+        if ((await h.resolver.resolveApiKey(key)).source === 'cache') return;
+        await sleep(5);
+      }
+      throw new Error('the key was never answered from memory');
+    };
+    const msUntilRead = async () => {
+      const t0 = performance.now();
+      for (;;) {
+        const last = await h.resolver.resolveApiKey(key);
+        const ms = performance.now() - t0;
+        if (last.source !== 'cache' || ms > LIMIT_MS) return { ms, last };
+        await sleep(1);
+      }
+    };
+    await untilCached();
+    await other.set(name, JSON.stringify({ ...record, roles: ['user'] }), 'KEEPTTL');
+    const rewritten = await msUntilRead();
+    expect(rewritten.ms).toBeLessThan(LIMIT_MS);
+    expect(rewritten.last).toMatchObject({ outcome: 'valid', source: 'redis', session: { via: 'api_key', record: { roles: ['user'] } } });
+    await untilCached();
+    await other.del(name);
+    const deleted = await msUntilRead();
+    expect(deleted.ms).toBeLessThan(LIMIT_MS);
+    expect(deleted.last.outcome).toBe('missing');
   });
 
   it('bypasses the cache while the tracking connection is gone, and flushes it on return', async () => {

@@ -100,3 +100,23 @@ export {
   type SigningAlg,
   type SigningKey,
 } from './keys.js';
+
+/** API keys: the key format, the record (only a hash of the key), its store in the owner's slot. */
+export {
+  API_KEY_PATTERN,
+  API_KEY_PREFIX,
+  ApiKeyLayout,
+  MAX_API_KEYS_PER_USER,
+  MAX_API_KEY_NAME_LENGTH,
+  apiKeyDigest,
+  apiKeyMatches,
+  apiKeyNameProblem,
+  apiKeyRef,
+  isApiKeyId,
+  parseApiKeyRecord,
+  type ApiKeyRecord,
+} from './api-keys.js';
+export { ApiKeyLimitReached, ApiKeyStore, type ApiKeySummary, type NewApiKey } from './api-key-store.js';
+
+/** Roles from an identity provider's claims: OIDC sign-in and bearer JWTs use the same rules. */
+export { allHold, rolesFromClaims, type Condition as ClaimCondition, type RoleRule as ClaimRoleRule } from './claim-rules.js';

@@ -13,7 +13,7 @@ export const DEFAULT_AUTH_ROUTE = 'auth';
  * upstreams reject the token; `jti` would claim a replay identity nobody tracks): never a
  * profile field.
  */
-export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'sub', 'roles', 'sid', 'iat', 'exp', 'nbf', 'jti']);
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set(['iss', 'aud', 'sub', 'roles', 'sid', 'amr', 'key_id', 'iat', 'exp', 'nbf', 'jti']);
 
 /** Longest sub / role / claim string a session may carry. */
 export const MAX_VALUE_LENGTH = 256;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
-import { KeyLayout, SessionStore, createRedisClient, waitUntilReady, type RedisClient } from '@sessiongate/session';
+import { KeyLayout, SessionStore, createRedisClient, waitUntilReady } from '@sessiongate/session';
 
 export interface TestGatewayOptions {
   redisUrl: string;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from '@sessiongate/session';
-import type { Condition, OidcProviderConfig } from './config.js';
+import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS, rolesFromClaims } from '@sessiongate/session';
+import type { OidcProviderConfig } from './config.js';
 
 // From a provider's verified ID token claims to a sessiongate user: a user id namespaced by
 // the provider, the roles of every rule that matches, and the profile claims the session
@@ -31,37 +31,15 @@ export function providerOfUserId(userId: string): string | null {
   return m ? m[1]! : null;
 }
 
-/** Whether every condition holds for these claims. */
-export function allHold(conditions: readonly Condition[], claims: Readonly<Record<string, unknown>>): boolean {
-  return conditions.every((c) => holds(c, claims));
-}
-
-function holds(c: Condition, claims: Readonly<Record<string, unknown>>): boolean {
-  if ('email_domain' in c) {
-    // an address the provider did not verify proves nothing about its domain
-    if (claims.email_verified !== true || typeof claims.email !== 'string') return false;
-    const at = claims.email.lastIndexOf('@');
-    if (at < 1) return false;
-    const domain = claims.email.slice(at + 1).toLowerCase();
-    return c.email_domain.some((d) => d.toLowerCase() === domain);
-  }
-  const value = claims[c.claim];
-  if ('equals' in c) return value === c.equals;
-  if ('includes' in c) return Array.isArray(value) ? value.includes(c.includes) : value === c.includes;
-  const values = Array.isArray(value) ? value : [value];
-  return values.some((v) => c.one_of.includes(v as string | number | boolean));
-}
-
 /**
  * Decides whether a provider's user may sign in and with which roles: every `require`
  * condition must hold, then the roles of every matching rule are joined; no matching rule
  * means no sign-in. Profile claims that could not travel in a session are dropped (and named).
  */
 export function admit(provider: OidcProviderConfig, claims: Readonly<Record<string, unknown>>): Admission {
-  if (!allHold(provider.require, claims)) return { admitted: false, reason: 'required_condition' };
-  const matching = provider.rules.filter((r) => allHold(r.when, claims));
-  if (matching.length === 0) return { admitted: false, reason: 'no_rule' };
-  const roles = [...new Set(matching.flatMap((r) => r.roles))].slice(0, MAX_ROLES);
+  const granted = rolesFromClaims(provider.require, provider.rules, claims, MAX_ROLES);
+  if ('refused' in granted) return { admitted: false, reason: granted.refused };
+  const roles = granted.roles;
   const profile: ProfileClaims = { idp: provider.id };
   const dropped: string[] = [];
   for (const name of provider.profileClaims) {

@@ -18,6 +18,10 @@ Commands:
   users set-password NAME       change a user's password
   users list                    list users and their roles
   users remove NAME             remove a user and end their sessions
+  api-keys create NAME [--user OWNER] [--roles a,b] [--expires 90d]
+                                mint an API key (printed once)
+  api-keys list [--user OWNER]  list API keys (never the secrets)
+  api-keys revoke ID            revoke an API key on every gateway
   keys generate [--alg EdDSA|HS256]
                                 print a new X-Session signing key (a JWK set)
   help [COMMAND]                show help for a command
@@ -31,7 +35,7 @@ Options:
 `;
 
 /** Commands that live in the auth service package, loaded only when asked for. */
-async function authServiceCommand(name: 'authCommand' | 'usersCommand'): Promise<Command> {
+async function authServiceCommand(name: 'authCommand' | 'usersCommand' | 'apiKeysCommand'): Promise<Command> {
   const specifier = '@sessiongate/auth-service/cli';
   try {
     const mod = (await import(specifier)) as Record<string, Command>;
@@ -53,6 +57,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   keys: async () => (await import('./keys.js')).keysCommand,
   auth: () => authServiceCommand('authCommand'),
   users: () => authServiceCommand('usersCommand'),
+  'api-keys': () => authServiceCommand('apiKeysCommand'),
 };
 
 /**

@@ -10,6 +10,8 @@ import {
   REDIS_ENVIRONMENT_HELP,
 } from '@sessiongate/session';
 import {
+  DEFAULT_BEARER_FAILURE_WINDOW_MS,
+  DEFAULT_BEARER_MAX_FAILURES,
   DEFAULT_CACHE_MAX,
   DEFAULT_CACHE_TTL_MS,
   DEFAULT_GATEWAY_METRICS_PORT,
@@ -98,6 +100,11 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_MAX_HEADER_BYTES ${col(DEFAULT_MAX_HEADER_BYTES, 9)}largest request head accepted (431 beyond)
   SESSIONGATE_MAX_COOKIE_BYTES ${col(DEFAULT_MAX_COOKIE_BYTES, 9)}largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT ${dur(DEFAULT_REQUEST_TIMEOUT_MS)}time a client has to send its whole request
+  SESSIONGATE_JWT_ISSUERS     (unset)   YAML file of the identity providers whose access
+                                        tokens bearer_jwt routes accept
+  BEARER_MAX_FAILURES         ${col(DEFAULT_BEARER_MAX_FAILURES)}failed API keys/JWTs per client address and
+                                        window before 429
+  BEARER_FAILURE_WINDOW       ${dur(DEFAULT_BEARER_FAILURE_WINDOW_MS)}the window of that limit
   WEBSOCKET_IDLE_TIMEOUT      ${dur(DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS)}close a WebSocket silent this long both ways
   SESSIONGATE_WATCH_ROUTES    ${col(DEFAULT_WATCH_ROUTES)}reload routes when the file changes (SIGHUP always)
   SESSIONGATE_BRAND_NAME      (unset)   product name shown on the error pages browsers see

@@ -1,5 +1,5 @@
-import type { ResolvedSession, SessionSlot } from '../session/resolver.js';
-import type { XSessionSigner } from './signer.js';
+import type { CredentialVia, ResolvedSession, SessionSlot } from '../session/resolver.js';
+import type { IdentityClaims, XSessionSigner } from './signer.js';
 
 /** Where each X-Session is counted as reused or signed (the gateway's metrics). */
 export interface ReuseObserver {
@@ -57,6 +57,13 @@ class SignedRing {
   }
 }
 
+/** The X-Session `amr` claim for each way of authenticating. */
+const AMR: Readonly<Record<CredentialVia, readonly string[]>> = Object.freeze({
+  session: Object.freeze(['session']),
+  api_key: Object.freeze(['api_key']),
+  jwt: Object.freeze(['jwt']),
+});
+
 /**
  * The X-Session a request forwards: signed for the session and the route, and reused for
  * half its lifetime. The headers live in the session's slot, so they go when the session's
@@ -84,7 +91,9 @@ export class IdentityReuse {
       return cached.token;
     }
     const r = session.record;
-    const { token, expiresAtMs } = this.signer.sign(aud, { sub: r.sub, roles: r.roles, sid: r.sid, extra: r.claims }, now);
+    const claims: IdentityClaims = { sub: r.sub, roles: r.roles, sid: r.sid, amr: AMR[session.via], extra: r.claims };
+    if (session.via === 'api_key') claims.keyId = r.sid;
+    const { token, expiresAtMs } = this.signer.sign(aud, claims, now);
     const identity = { token, reuseUntil: now + (expiresAtMs - now) / 2 };
     if (held) {
       held.set(aud, identity);

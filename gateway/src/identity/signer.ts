@@ -20,6 +20,10 @@ export interface IdentityClaims {
   roles: readonly string[];
   /** Opaque session id (not the token). */
   sid: string;
+  /** How the caller authenticated: `session`, `api_key` or `jwt` (RFC 8176 style, our own values). */
+  amr?: readonly string[];
+  /** The API key's id, for a caller that sent one (never the key). */
+  keyId?: string;
   /** Extra claims (profile fields); they never override a registered claim. */
   extra?: Readonly<Record<string, string | number | boolean>>;
 }
@@ -92,6 +96,8 @@ export class XSessionSigner {
     payload.sub = claims.sub;
     payload.roles = claims.roles;
     payload.sid = claims.sid;
+    if (claims.amr) payload.amr = claims.amr;
+    if (claims.keyId !== undefined) payload.key_id = claims.keyId;
     payload.iat = iat;
     payload.exp = exp;
 

@@ -1,22 +1,28 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import {
+  AmbiguousCredentials,
   BadRequest,
   CsrfRejected,
   Forbidden,
   HeadersTooLarge,
+  InvalidCredentials,
   MethodNotAllowed,
   MethodOverrideRefused,
   NotFound,
   PayloadTooLarge,
   SessionStoreUnavailable,
+  TooManyRequests,
   Unauthenticated,
 } from '../errors.js';
 import { readSessionCookie } from '@sessiongate/session';
 import { canonicalize } from '../routes/canonical-path.js';
 import { RouteTable, ruleFor } from '../routes/match.js';
 import type { MethodRule, Route, RouteSet } from '../routes/types.js';
+import { apiKeyRef } from '@sessiongate/session';
+import { carriesApiKey, readBearer, type BearerCredential } from '../session/authorization.js';
 import type { Lookup, LookupOutcome, LookupSource, ResolvedSession } from '../session/resolver.js';
+import type { BearerThrottle } from './bearer-throttle.js';
 import { ClientAddressResolver, type ClientAddress } from './client-address.js';
 import { allowedOriginsFor, authWriteVerdict, csrfVerdict } from './csrf.js';
 import { decide, type Decision } from './decide.js';
@@ -35,7 +41,12 @@ export interface GateState {
   readonly cookie: string | null;
   /** Client address, scheme and (valid, canonical) host. */
   readonly client: ClientAddress;
+  /** The Authorization header held a credential for the gateway: it is not forwarded. */
+  readonly dropAuthorization: boolean;
 }
+
+/** Checks an IdP access token (routes with `bearer_jwt`); never throws. */
+export type JwtResolver = (token: string) => Promise<Lookup>;
 
 /** What admission reports as it decides (the gateway's metrics). */
 export interface AdmissionObserver {
@@ -56,6 +67,12 @@ export interface AdmissionOptions {
   trustedProxies: readonly string[];
   maxCookieBytes: number;
   metrics?: AdmissionObserver;
+  /** Resolves an API key (routes with `api_key`); without it they refuse every key. */
+  resolveApiKey?: (key: string) => Promise<Lookup>;
+  /** Verifies IdP access tokens; without it, `bearer_jwt` routes refuse every JWT. */
+  jwt?: JwtResolver;
+  /** Counts failed bearer credentials per client address; without it nothing is throttled. */
+  throttle?: BearerThrottle;
 }
 
 /** Routing, session and policy for one request; the routes can be swapped while it runs. */
@@ -89,6 +106,30 @@ function lookupRoles(l: Lookup): readonly string[] | null {
 export function createAdmission(opts: AdmissionOptions): Admission {
   const { resolve, metrics, cookieName, authRoute, maxCookieBytes } = opts;
   const clientAddress = new ClientAddressResolver(opts.trustedProxies);
+  const { throttle, jwt, resolveApiKey } = opts;
+
+  /** The lookup of a bearer credential; refusals are counted against the client address. */
+  async function resolveBearer(bearer: BearerCredential, route: Route, client: ClientAddress, log: FastifyBaseLogger): Promise<Lookup> {
+    const accepts = route.credentials;
+    const retryAfter = client.ip && throttle ? throttle.retryAfter(client.ip) : 0;
+    if (retryAfter > 0) {
+      log.info({ route: route.name, ip: client.ip, retryAfter }, 'bearer credentials throttled: 429');
+      throw new TooManyRequests();
+    }
+    let lookup: Lookup;
+    if (bearer.kind === 'api_key' && accepts.includes('api_key') && resolveApiKey) lookup = await resolveApiKey(bearer.token);
+    else if (bearer.kind === 'jwt' && accepts.includes('bearer_jwt') && jwt) lookup = await jwt(bearer.token);
+    else if (bearer.kind === 'malformed') lookup = { outcome: 'malformed', source: 'none', reason: bearer.reason };
+    else lookup = { outcome: 'malformed', source: 'none', reason: `this route does not accept ${bearer.kind === 'jwt' ? 'bearer JWTs' : 'API keys'}` };
+    metrics?.lookup(lookup.outcome, lookup.source);
+    if (lookup.outcome === 'valid' || lookup.outcome === 'store_error') return lookup;
+    // the credential itself is never logged: an API key's id is its public part
+    const keyId = bearer.kind === 'api_key' ? apiKeyRef(bearer.token)?.sid : undefined;
+    log.info({ route: route.name, credential: bearer.kind, keyId, outcome: lookup.outcome, reason: lookup.reason }, 'bearer credential refused: 401');
+    if (client.ip && throttle) await throttle.fail(client.ip).catch((err: unknown) => log.warn({ err }, 'could not count a failed bearer credential'));
+    throw new InvalidCredentials();
+  }
+
   const configuredOrigins = opts.allowedOrigins;
   let routes = opts.routes;
   let table = new RouteTable(routes.routes);
@@ -120,12 +161,25 @@ export function createAdmission(opts: AdmissionOptions): Admission {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
     }
     const cookie = readSessionCookie(cookieHeader, cookieName);
+    const accepts = route.credentials;
+    const bearerRoute = accepts.includes('api_key') || accepts.includes('bearer_jwt');
+    const authorization = raw.headers.authorization;
     let session: ResolvedSession | null = null;
     if (rule.auth !== 'none') {
-      const lookup: Lookup = cookie.duplicate
-        ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
-        : await resolve(cookie.token);
-      metrics?.lookup(lookup.outcome, lookup.source);
+      const bearer = bearerRoute ? readBearer(authorization) : null;
+      let lookup: Lookup;
+      if (bearer && bearer.kind !== 'none') {
+        // one caller, one identity: a browser's cookie riding along with a key is refused
+        if (cookie.token !== null || cookie.duplicate) throw new AmbiguousCredentials();
+        lookup = await resolveBearer(bearer, route, client, log);
+      } else {
+        lookup = !accepts.includes('cookie')
+          ? { outcome: 'no_cookie', source: 'none' }
+          : cookie.duplicate
+            ? { outcome: 'malformed', source: 'none', reason: 'duplicate session cookie' }
+            : await resolve(cookie.token);
+        metrics?.lookup(lookup.outcome, lookup.source);
+      }
       if (lookup.outcome === 'valid') identified?.(lookup.session);
       if (lookup.outcome === 'store_error') {
         // the outage itself is logged once by the session plugin: here only at debug
@@ -155,7 +209,8 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     }
     const declared = raw.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
-    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client };
+    const dropAuthorization = authorization !== undefined && ((bearerRoute && rule.auth !== 'none') || carriesApiKey(authorization));
+    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client, dropAuthorization };
   }
 
   return {

@@ -82,6 +82,8 @@ export interface ForwardContext {
   forwardedFor: string;
   forwardedProto: string;
   forwardedHost: string | undefined;
+  /** The Authorization header carried a credential for the gateway: never forwarded. */
+  dropAuthorization?: boolean;
 }
 
 /**
@@ -93,6 +95,7 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: Forwar
   for (const name of Object.keys(headers)) {
     if (isOwnedHeader(name)) delete headers[name];
   }
+  if (ctx.dropAuthorization) delete headers.authorization;
   if (ctx.cookie === null) delete headers.cookie;
   else headers.cookie = ctx.cookie;
   headers['x-forwarded-for'] = ctx.forwardedFor;

@@ -52,11 +52,11 @@ for (let c = 0; c < 6; c++) {
   HEX[0x61 + c] = 10 + c;
 }
 
-// What a decoded %XX byte turns into: decoded (unreserved), kept encoded, or refused.
-const KEEP = 0;
+// What a decoded %XX byte turns into: decoded (unreserved), kept encoded (0, the default,
+// bytes >= 0x80 included), or refused.
 const DECODE = 1;
 const REFUSE = 2;
-const BYTE_ACTION = new Uint8Array(256); // KEEP by default, bytes >= 0x80 included
+const BYTE_ACTION = new Uint8Array(256);
 const BYTE_REASON: (string | undefined)[] = new Array<string | undefined>(256);
 for (let b = 0x30; b <= 0x39; b++) BYTE_ACTION[b] = DECODE;
 for (let b = 0x41; b <= 0x5a; b++) BYTE_ACTION[b] = DECODE;

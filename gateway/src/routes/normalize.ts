@@ -1,7 +1,7 @@
 // The last step of the routes loader, reached only when there are no problems at all: the
 // input with its defaults filled in, as the frozen Route the gateway runs on.
 
-import { DEFAULT_BODY_LIMIT, DEFAULT_METHOD_OVERRIDE, DEFAULT_UPSTREAM_TIMEOUT_MS } from '../defaults.js';
+import { DEFAULT_BODY_LIMIT, DEFAULT_CREDENTIALS, DEFAULT_METHOD_OVERRIDE, DEFAULT_UPSTREAM_TIMEOUT_MS } from '../defaults.js';
 import type { RouteDraft } from './checks.js';
 import type { RolesInput, RouteInput } from './schema.js';
 import type { MethodRule, RoleRule, Route } from './types.js';
@@ -23,6 +23,7 @@ export function buildRoute(input: RouteInput, draft: RouteDraft): Route {
     timeout: draft.timeout ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     csrf: input.csrf ?? true,
     methodOverride: input.methodOverride ?? DEFAULT_METHOD_OVERRIDE,
+    credentials: Object.freeze([...(input.credentials ?? DEFAULT_CREDENTIALS)]),
   });
 }
 

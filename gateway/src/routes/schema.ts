@@ -27,6 +27,14 @@ export const RolesSchema = Type.Union(
 export const AuthSchema = Type.Union([Type.Literal('required'), Type.Literal('optional'), Type.Literal('none')], {
   expected: 'one of required, optional, none',
 });
+export const CredentialSchema = Type.Union([Type.Literal('cookie'), Type.Literal('api_key'), Type.Literal('bearer_jwt')], {
+  expected: 'one of cookie, api_key, bearer_jwt',
+});
+export const CredentialsSchema = Type.Array(CredentialSchema, {
+  minItems: 1,
+  uniqueItems: true,
+  expected: 'a non-empty list of credential kinds: cookie, api_key, bearer_jwt',
+});
 export const MethodOverrideSchema = Type.Object(
   { auth: Type.Optional(AuthSchema), roles: Type.Optional(RolesSchema) },
   {
@@ -68,6 +76,7 @@ export const RouteSchema = Type.Object(
     methodOverride: Type.Optional(
       Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { expected: 'one of refuse, allow' }),
     ),
+    credentials: Type.Optional(CredentialsSchema),
   },
   { additionalProperties: false, expected: 'a mapping with name, prefix and upstream' },
 );

@@ -36,7 +36,12 @@ export interface Route {
    * the one decided on. `allow`: passed through untouched.
    */
   readonly methodOverride: MethodOverrideMode;
+  /** Credentials the route accepts: the session cookie, API keys, IdP access tokens (`Authorization: Bearer`). */
+  readonly credentials: readonly CredentialKind[];
 }
+
+/** routes.yaml `credentials`: how a caller may authenticate on a route. */
+export type CredentialKind = 'cookie' | 'api_key' | 'bearer_jwt';
 
 /** routes.yaml `methodOverride`. */
 export type MethodOverrideMode = 'refuse' | 'allow';

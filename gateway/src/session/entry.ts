@@ -1,4 +1,4 @@
-import { InvalidRecordError, parseRecord, type SessionRecord, type SessionRef } from '@sessiongate/session';
+import { InvalidRecordError, RECORD_VERSION, apiKeyDigest, parseApiKeyRecord, parseRecord, type ApiKeyRecord, type SessionRecord, type SessionRef } from '@sessiongate/session';
 
 /**
  * Room on a resolved session for what a later stage derives from its record (the identity
@@ -27,6 +27,8 @@ export class Entry implements SessionSlot {
   /** The stored value the record was parsed from (kept for entries of the uncached path only). */
   raw: string | null = null;
   derived: unknown = undefined;
+  /** For an API key: the SHA-256 every request's key is checked against. */
+  apiKeyDigest: Buffer | null = null;
 
   constructor(
     readonly record: SessionRecord | null,
@@ -47,6 +49,8 @@ export function cacheDeadline(entry: Entry): number {
   const r = entry.record!;
   return Math.min(r.absoluteExpiresAt, entry.touchedAt + r.idleTimeoutMs);
 }
+
+const NO_CLAIMS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Sets of roles are few: sessions with the same roles share one frozen array. */
 class RoleSets {
@@ -82,6 +86,37 @@ export class EntryParser {
     } catch (err) {
       return new Entry(null, 'invalid', err instanceof InvalidRecordError ? err.message : 'unreadable record');
     }
+  }
+
+  /**
+   * Parses a stored API key record into an entry, as a session that never idles and ends
+   * when the key expires; never throws.
+   */
+  parseApiKey(ref: SessionRef, raw: string | null): Entry {
+    if (raw === null) return new Entry(null, 'missing');
+    try {
+      const key = parseApiKeyRecord(raw);
+      if (key.id !== ref.sid) return new Entry(null, 'invalid', 'record stored under another key id');
+      const entry = new Entry(this.keyView(key), null);
+      entry.apiKeyDigest = apiKeyDigest(key);
+      return entry;
+    } catch (err) {
+      return new Entry(null, 'invalid', err instanceof InvalidRecordError ? err.message : 'unreadable record');
+    }
+  }
+
+  private keyView(k: ApiKeyRecord): SessionRecord {
+    return {
+      v: RECORD_VERSION,
+      sid: k.id,
+      sub: k.sub,
+      roles: this.roleSets.intern(k.roles),
+      createdAt: k.createdAt,
+      absoluteExpiresAt: k.expiresAt ?? Number.MAX_SAFE_INTEGER,
+      // a key has no idle timeout: its expiry is never pushed forward
+      idleTimeoutMs: Number.MAX_SAFE_INTEGER,
+      claims: NO_CLAIMS,
+    };
   }
 
   /** What the gateway keeps of a record: the user agent (for "my sessions" only) stays in Redis. */

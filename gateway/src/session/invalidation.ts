@@ -1,4 +1,4 @@
-import { trackingConnectionFor, trackingConnectionToNode, type SessionStore } from '@sessiongate/session';
+import { ApiKeyLayout, trackingConnectionFor, trackingConnectionToNode, type SessionStore } from '@sessiongate/session';
 import type { Cluster, Redis } from 'ioredis';
 import { TrackedNode, isCluster } from './tracking.js';
 
@@ -6,7 +6,7 @@ export interface InvalidationChannelOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
-  /** These sessions changed in Redis (by anyone, in any way). */
+  /** These sessions (by sid) or API keys (by key id) changed in Redis (by anyone, in any way). */
   onInvalidate(sids: readonly string[]): void;
   /** Changes may have gone unseen, or everything changed: nothing read before may be trusted. */
   onForget(): void;
@@ -16,7 +16,8 @@ export interface InvalidationChannelOptions {
 
 /**
  * Server-assisted invalidation: Redis itself tells this gateway of every change to a session
- * key (client-side caching, `CLIENT TRACKING` in broadcast mode over the session key prefix),
+ * or API-key record (client-side caching, `CLIENT TRACKING` in broadcast mode over both key
+ * prefixes),
  * whoever made it: the auth service, `redis-cli DEL`, an expiry, a maxmemory eviction, a
  * FLUSHDB, a restore. One connection per node carries it (on Cluster, per master: tracking
  * is per node). The cache is trusted only while every node's connection tracks and answers.
@@ -34,7 +35,8 @@ export class InvalidationChannel {
   private stopped = false;
   private started = false;
   private slotMap = '';
-  private readonly keyPrefix: string;
+  /** Session keys, then API-key records: `<prefix>{<tag>}<id>` both. */
+  private readonly keyPrefixes: readonly string[];
   private readonly onClientReady = () => this.opts.onForget();
   private readonly onRefresh = () => this.syncCluster();
 
@@ -42,10 +44,10 @@ export class InvalidationChannel {
     private readonly store: SessionStore,
     private readonly opts: InvalidationChannelOptions,
   ) {
-    this.keyPrefix = `${store.keys.prefix}s:`;
+    this.keyPrefixes = [`${store.keys.prefix}s:`, new ApiKeyLayout(store.keys).recordPrefix];
   }
 
-  /** True while every change to a session key reaches this gateway. */
+  /** True while every change to a session or API-key record reaches this gateway. */
   get trusted(): boolean {
     if (this.stopped || !this.started || this.nodes.size === 0) return false;
     for (const n of this.nodes.values()) if (!n.trusted) return false;
@@ -74,7 +76,7 @@ export class InvalidationChannel {
   }
 
   private addNode(name: string, conn: Redis): TrackedNode {
-    const node = new TrackedNode(name, conn, this.keyPrefix, this.opts.heartbeatTimeoutMs, {
+    const node = new TrackedNode(name, conn, this.keyPrefixes, this.opts.heartbeatTimeoutMs, {
       log: this.opts.log,
       onKeys: (keys) => this.opts.onInvalidate(this.sidsOf(keys)),
       onFlush: () => this.opts.onForget(),
@@ -86,12 +88,16 @@ export class InvalidationChannel {
     return node;
   }
 
-  /** The sid is what follows the hash tag of a session key: `<prefix>s:{<tag>}<sid>`. */
+  /**
+   * What the cache names an entry by follows the hash tag: the sid of a session key
+   * (`<prefix>s:{<tag>}<sid>`), the key id of an API-key record (`<prefix>k:{<tag>}<id>`).
+   */
   private sidsOf(keys: readonly string[]): string[] {
     const sids: string[] = [];
     for (const key of keys) {
-      if (!key.startsWith(this.keyPrefix)) continue;
-      const close = key.indexOf('}', this.keyPrefix.length);
+      const prefix = this.keyPrefixes.find((p) => key.startsWith(p));
+      if (prefix === undefined) continue;
+      const close = key.indexOf('}', prefix.length);
       if (close > 0) sids.push(key.slice(close + 1));
     }
     return sids;

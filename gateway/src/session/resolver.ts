@@ -6,7 +6,8 @@ import {
   DEFAULT_NEGATIVE_TTL_MS,
   DEFAULT_REFRESH_FRACTION,
 } from '../defaults.js';
-import { isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
+import { LRUCache } from 'lru-cache';
+import { ApiKeyStore, apiKeyMatches, apiKeyRef, isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
 import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
 import { SessionCache, type InFlight } from './cache.js';
 import { EntryParser, cacheDeadline, type Entry, type SessionSlot } from './entry.js';
@@ -15,6 +16,9 @@ import { RefreshPacer, type StoreHealth } from './refresh.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
 
 export type { SessionSlot } from './entry.js';
+
+/** A key's last use is written to Redis at most this often (per key, per gateway). */
+export const API_KEY_USE_INTERVAL_MS = 60_000;
 
 /** Tokens of the format before slot tags are reported at most this often. */
 const LEGACY_WARNING_INTERVAL_MS = 60_000;
@@ -25,26 +29,35 @@ const LEGACY_WARNING_INTERVAL_MS = 60_000;
  * `expired` is a record still stored past its absolute expiry, the one end the gateway can see.
  */
 export type LookupOutcome = 'valid' | 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid' | 'store_error';
-export type LookupSource = 'cache' | 'redis' | 'none';
+/** Where a lookup was answered from; `idp`: a bearer JWT checked against its issuer's keys. */
+export type LookupSource = 'cache' | 'redis' | 'idp' | 'none';
+
+/**
+ * How the caller authenticated: a session cookie, an API key, an IdP access token. Session
+ * ids (22 characters) and key ids (16) share the cache and the changes Redis reports: their
+ * lengths keep them apart.
+ */
+export type CredentialVia = 'session' | 'api_key' | 'jwt';
 
 /** A session that resolved. */
 export interface ResolvedSession {
+  readonly via: CredentialVia;
   readonly record: SessionRecord;
-  /** The session id (record.sid): what the cache and revocation messages name it by. */
+  /** The session id (record.sid): what the cache and revocations name it by. */
   readonly sid: string;
-  /** Where the session is stored (its slot tag and sid). */
-  readonly ref: SessionRef;
+  /** Where the session is stored (its slot tag and sid, the key id for an API key). */
+  readonly ref: CredentialRef;
   /** For later stages to keep what they derive from this record, while the record is held. */
   readonly slot: SessionSlot;
 }
 
 export type Lookup =
-  | { outcome: 'valid'; source: 'cache' | 'redis'; session: ResolvedSession }
+  | { outcome: 'valid'; source: 'cache' | 'redis' | 'idp'; session: ResolvedSession }
   | { outcome: 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
-  | { outcome: 'store_error'; source: 'redis'; error: Error };
+  | { outcome: 'store_error'; source: 'redis' | 'idp'; error: Error };
 
 export interface SessionCacheOptions {
-  /** Resolve from memory while the invalidation channel is subscribed. @default DEFAULT_SESSION_CACHE */
+  /** Resolve from memory while Redis key tracking is on. @default DEFAULT_SESSION_CACHE */
   enabled?: boolean;
   /** @default DEFAULT_CACHE_MAX */
   max?: number;
@@ -78,6 +91,21 @@ export interface SessionResolverOptions {
 
 const noopLog = { info() {}, warn() {} };
 
+/** A stored credential: a session (by default) or an API key. */
+export interface CredentialRef extends SessionRef {
+  readonly via?: 'api_key' | 'jwt';
+}
+
+/** How one kind of stored credential is read and parsed. */
+interface Kind {
+  readonly via: 'session' | 'api_key';
+  /** One command of the request path; a refresh rides along when `refreshTtl` is set. */
+  read(ref: SessionRef, refreshTtl: number | null): Promise<string | null>;
+  parse(ref: SessionRef, raw: string | null, touchedAt?: number): Entry;
+  /** Past its absolute expiry: delete it (a key's record expires in Redis by itself). */
+  removeExpired(ref: SessionRef): void;
+}
+
 /**
  * Turns a cookie token into a session: through a bounded in-memory cache while revocations
  * can reach it (Redis reports every change to a session key: key tracking), straight from Redis otherwise. Concurrent
@@ -86,6 +114,11 @@ const noopLog = { info() {}, warn() {} };
  */
 export class SessionResolver {
   readonly store: SessionStore;
+  readonly apiKeys: ApiKeyStore;
+  private readonly sessionKind: Kind;
+  private readonly apiKeyKind: Kind;
+  /** Keys whose last use was written in the last minute. */
+  private readonly keyUses: LRUCache<string, true>;
   private readonly cacheEnabled: boolean;
   private readonly cache: SessionCache;
   private readonly entries = new EntryParser();
@@ -103,11 +136,25 @@ export class SessionResolver {
 
   constructor(store: SessionStore, opts: SessionResolverOptions = {}) {
     this.store = store;
+    this.apiKeys = new ApiKeyStore(store);
+    this.sessionKind = {
+      via: 'session',
+      read: (ref, ttl) => (ttl === null ? this.store.readRaw(ref) : this.store.readRawAndRefresh(ref, ttl)),
+      parse: (ref, raw, touchedAt) => this.entries.parse(ref, raw, touchedAt),
+      removeExpired: (ref) => void this.store.redis.del(this.store.keys.session(ref)).catch(() => undefined),
+    };
+    this.apiKeyKind = {
+      via: 'api_key',
+      read: (ref) => this.apiKeys.readRaw(ref),
+      parse: (ref, raw) => this.entries.parseApiKey(ref, raw),
+      removeExpired: () => undefined,
+    };
     const c = opts.cache ?? {};
     this.cacheEnabled = c.enabled ?? true;
     this.log = opts.log ?? noopLog;
     this.now = opts.now ?? Date.now;
     const max = c.max ?? DEFAULT_CACHE_MAX;
+    this.keyUses = new LRUCache<string, true>({ max: Math.min(max, 100_000), ttl: API_KEY_USE_INTERVAL_MS });
     this.refresh = new RefreshPacer(store, opts.refreshFraction ?? DEFAULT_REFRESH_FRACTION, max, this.health, this.log);
     this.cache = new SessionCache({
       max,
@@ -130,8 +177,11 @@ export class SessionResolver {
       channelTrusted: () => this.channel.trusted,
       stillValid: (watched) =>
         Promise.all(
-          watched.map(async ({ ref, roles }) => {
-            const record = this.entries.parse(ref, await this.store.readRaw(ref)).record;
+          watched.map(async ({ ref, roles }: { ref: CredentialRef; roles: readonly string[] | null }) => {
+            // an IdP's token stands until it expires: nothing here can revoke it
+            if (ref.via === 'jwt') return true;
+            const kind = this.kindOf(ref);
+            const record = kind.parse(ref, await kind.read(ref, null)).record;
             if (record === null || record.absoluteExpiresAt <= this.now()) return false;
             return roles === null || sameRoles(roles, record.roles);
           }),
@@ -141,18 +191,18 @@ export class SessionResolver {
   }
 
   /**
-   * Calls `cb` once when the session `ref` is revoked or changed (an invalidation
-   * message, or a re-check against Redis while such messages may be lost): for holders of
-   * long-lived connections. Returns the unsubscribe.
+   * Calls `cb` once when the session or API key `ref` ends or its roles change (Redis
+   * reports a change to its key and a read confirms it, or a re-check while such reports
+   * may be lost): for holders of long-lived connections. Returns the unsubscribe.
    */
-  onRevoked(ref: SessionRef, cb: RevokedListener): () => void {
+  onRevoked(ref: CredentialRef, cb: RevokedListener): () => void {
     const known = this.cache.stale(ref.sid) ?? this.cache.recent(ref.sid);
     return this.revocations.add(ref, cb, known?.record?.roles ?? null);
   }
 
   /**
-   * True while resolved sessions are served from memory: the invalidation channel is
-   * subscribed and answering, and Redis answered the last command of the request path.
+   * True while resolved sessions are served from memory: every node's key tracking
+   * connection is subscribed and answering, and Redis answered the last command of the request path.
    * Otherwise every lookup asks Redis, so a Redis that is gone or silent fails closed.
    */
   get cacheActive(): boolean {
@@ -175,8 +225,8 @@ export class SessionResolver {
   }
 
   /**
-   * Subscribes to the invalidation channel on a connection of its own. Until that
-   * subscription stands (and whenever it drops), every lookup goes to Redis.
+   * Turns key tracking on, one connection per node. Until every node tracks (and whenever
+   * one stops), every lookup goes to Redis.
    */
   async start(): Promise<void> {
     if (this.cacheEnabled) await this.channel.start();
@@ -191,8 +241,8 @@ export class SessionResolver {
   }
 
   /**
-   * Drops sessions that changed in Redis from this gateway's memory; the open tunnels of
-   * those that ended or lost roles are closed (a refresh of the expiry changes the key too).
+   * Drops sessions and API keys that changed in Redis from this gateway's memory; the open
+   * tunnels of those that ended or changed roles are closed (a refresh of the expiry changes the key too).
    */
   invalidate(sids: Iterable<string>): void {
     const list = [...sids];
@@ -210,16 +260,50 @@ export class SessionResolver {
       if (isLegacyToken(token)) this.noteLegacyToken();
       return { outcome: 'malformed', source: 'none', reason: 'malformed token' };
     }
-    const ref = sessionRef(token);
+    return this.lookup(this.sessionKind, sessionRef(token));
+  }
+
+  /**
+   * Resolves an API key (from `Authorization: Bearer`) through the same cache as cookies:
+   * the entry is the key's record, and the key itself is checked against its hash on
+   * every request. Never throws.
+   */
+  async resolveApiKey(key: string): Promise<Lookup> {
+    const at = apiKeyRef(key);
+    if (!at) return { outcome: 'malformed', source: 'none', reason: 'malformed API key' };
+    const lookup = await this.lookup(this.apiKeyKind, { ...at, via: 'api_key' });
+    if (lookup.outcome !== 'valid') return lookup;
+    const digest = (lookup.session.slot as Entry).apiKeyDigest;
+    // a known id with the wrong secret is no key at all
+    if (digest === null || !apiKeyMatches(digest, key)) return { outcome: 'missing', source: lookup.source, reason: 'wrong secret' };
+    this.noteKeyUse(lookup.session.record);
+    return lookup;
+  }
+
+  /** Writes when a key was last used, at most once a minute per key (in the background). */
+  private noteKeyUse(record: SessionRecord): void {
+    if (this.keyUses.has(record.sid)) return;
+    this.keyUses.set(record.sid, true);
+    this.apiKeys.noteUse({ sub: record.sub, id: record.sid }, this.now()).catch((err: unknown) => {
+      this.keyUses.delete(record.sid);
+      this.log.warn({ err }, 'could not note an API key use');
+    });
+  }
+
+  private kindOf(ref: CredentialRef): Kind {
+    return ref.via === 'api_key' ? this.apiKeyKind : this.sessionKind;
+  }
+
+  private async lookup(kind: Kind, ref: CredentialRef): Promise<Lookup> {
     const now = this.now();
-    if (!this.cacheActive) return this.resolveUncached(ref, now);
+    if (!this.cacheActive) return this.resolveUncached(kind, ref, now);
     const cached = this.cache.get(ref.sid);
     if (cached) {
-      // never past the deadlines Redis itself holds the session to, whatever the cache TTL
-      if (!cached.record || now < cacheDeadline(cached)) return this.lookupOf(ref, cached, 'cache', now);
+      // never past the deadlines Redis itself holds the credential to, whatever the cache TTL
+      if (!cached.record || now < cacheDeadline(cached)) return this.lookupOf(kind, ref, cached, 'cache', now);
       this.cache.invalidate(ref.sid);
     }
-    const read = this.cache.pending(ref.sid) ?? this.startRead(ref);
+    const read = this.cache.pending(ref.sid) ?? this.startRead(kind, ref);
     let entry: Entry;
     try {
       entry = await read.entry;
@@ -227,8 +311,8 @@ export class SessionResolver {
       return { outcome: 'store_error', source: 'redis', error: err as Error };
     }
     // invalidated while in flight: the value may predate the change, so ask Redis again
-    if (read.cancelled) return this.resolveUncached(ref, now);
-    return this.lookupOf(ref, entry, 'redis', now);
+    if (read.cancelled) return this.resolveUncached(kind, ref, now);
+    return this.lookupOf(kind, ref, entry, 'redis', now);
   }
 
   /**
@@ -245,21 +329,21 @@ export class SessionResolver {
   }
 
   /** One read of a session into the cache, shared by every request that misses meanwhile. */
-  private startRead(ref: SessionRef): InFlight {
+  private startRead(kind: Kind, ref: CredentialRef): InFlight {
     // an expired entry of this session, or what was remembered of it, knows when it was last refreshed
     const touchedAt = this.refresh.lastRefreshOf(ref.sid, this.cache.stale(ref.sid));
-    return this.cache.read(ref.sid, () => this.load(ref, touchedAt));
+    return this.cache.read(ref.sid, () => this.load(kind, ref, touchedAt));
   }
 
   /** One read of Redis, whatever the cache holds: the path while the cache is bypassed. */
-  private async resolveUncached(ref: SessionRef, now: number): Promise<Lookup> {
+  private async resolveUncached(kind: Kind, ref: CredentialRef, now: number): Promise<Lookup> {
     const prev = this.cache.recent(ref.sid);
     // a refresh that is due rides on the read (GETEX PX): still one command
     const previousTouch = prev?.touchedAt;
     const refreshTtl = prev?.record ? this.refresh.claim(prev, now) : null;
     let raw: string | null;
     try {
-      raw = await this.read(ref, refreshTtl);
+      raw = await this.read(kind, ref, refreshTtl);
     } catch (err) {
       if (prev && previousTouch !== undefined) prev.touchedAt = previousTouch;
       return { outcome: 'store_error', source: 'redis', error: err as Error };
@@ -268,7 +352,7 @@ export class SessionResolver {
     if (prev && raw !== null && prev.raw === raw) {
       entry = prev;
     } else {
-      entry = this.entries.parse(ref, raw, prev?.record ? prev.touchedAt : undefined);
+      entry = kind.parse(ref, raw, prev?.record ? prev.touchedAt : undefined);
       if (entry.record) {
         entry.raw = raw!;
         this.cache.keepRecent(ref.sid, entry);
@@ -276,18 +360,18 @@ export class SessionResolver {
         this.cache.dropRecent(ref.sid);
       }
     }
-    return this.lookupOf(ref, entry, 'redis', now);
+    return this.lookupOf(kind, ref, entry, 'redis', now);
   }
 
   /** Reads one session from Redis into an entry. */
-  private async load(ref: SessionRef, touchedAt: number | undefined): Promise<Entry> {
-    return this.entries.parse(ref, await this.read(ref, null), touchedAt);
+  private async load(kind: Kind, ref: CredentialRef, touchedAt: number | undefined): Promise<Entry> {
+    return kind.parse(ref, await this.read(kind, ref, null), touchedAt);
   }
 
   /** One command of the request path (GETEX when a refresh rides along); notes whether Redis answered. */
-  private async read(ref: SessionRef, refreshTtl: number | null): Promise<string | null> {
+  private async read(kind: Kind, ref: SessionRef, refreshTtl: number | null): Promise<string | null> {
     try {
-      const raw = refreshTtl === null ? await this.store.readRaw(ref) : await this.store.readRawAndRefresh(ref, refreshTtl);
+      const raw = await kind.read(ref, refreshTtl);
       this.health.failing = false;
       return raw;
     } catch (err) {
@@ -300,25 +384,21 @@ export class SessionResolver {
    * The answer for an entry just found. On the way, a session past its absolute expiry is
    * removed, and a valid one has its idle expiry pushed forward when due and is counted as seen.
    */
-  private lookupOf(ref: SessionRef, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
+  private lookupOf(kind: Kind, ref: CredentialRef, entry: Entry, source: 'cache' | 'redis', now: number): Lookup {
     const record = entry.record;
     if (!record) {
       const outcome = entry.negative ?? 'missing';
       return entry.reason ? { outcome, source, reason: entry.reason } : { outcome, source };
     }
     if (record.absoluteExpiresAt <= now) {
-      this.removeExpired(ref);
+      // forgotten here, deleted from Redis in the background
+      this.cache.delete(ref.sid);
+      kind.removeExpired(ref);
       return { outcome: 'expired', source };
     }
     this.refresh.touchIfDue(ref, entry, now);
     this.seen.noteEntry(entry, ref.sid, now);
-    return { outcome: 'valid', source, session: { record, sid: ref.sid, ref, slot: entry } };
-  }
-
-  /** Forgets a session past its absolute expiry and deletes it from Redis (in the background). */
-  private removeExpired(ref: SessionRef): void {
-    this.cache.delete(ref.sid);
-    this.store.redis.del(this.store.keys.session(ref)).catch(() => undefined);
+    return { outcome: 'valid', source, session: { via: kind.via, record, sid: ref.sid, ref, slot: entry } };
   }
 }
 

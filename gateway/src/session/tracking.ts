@@ -19,8 +19,9 @@ export function isCluster(client: RedisClient): client is Cluster {
 }
 
 /**
- * One connection that has Redis tell this gateway of every change to a session key on one
- * node: `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <session prefix>`, then
+ * One connection that has Redis tell this gateway of every change to a session or API-key
+ * key on one node: `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <sessions> PREFIX
+ * <API keys>`, then
  * SUBSCRIBE to the invalidation channel. It is trusted only while subscribed and while a
  * ping on it is answered: a paused Redis or a path that drops packets never closes it.
  */
@@ -34,7 +35,7 @@ export class TrackedNode {
   constructor(
     readonly name: string,
     private readonly conn: Redis,
-    private readonly prefix: string,
+    private readonly prefixes: readonly string[],
     private readonly heartbeatTimeoutMs: number,
     private readonly events: TrackedNodeEvents,
   ) {
@@ -69,7 +70,8 @@ export class TrackedNode {
   private async track(): Promise<void> {
     try {
       const id = await this.conn.client('ID');
-      await this.conn.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', 'PREFIX', this.prefix);
+      const prefixes = this.prefixes.flatMap((p) => ['PREFIX', p]);
+      await this.conn.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', ...prefixes);
       await this.conn.subscribe(INVALIDATE_CHANNEL);
       if (this.stopped) return;
       this.events.onFlush();

@@ -7,6 +7,7 @@ import { edit, userNameProblem } from '../users-file.js';
 import { parseProfile, parseRoles } from './args.js';
 import { load, save } from './file.js';
 import { SUBCOMMAND_HELP, type SubcommandName } from './help.js';
+import { ApiKeyStore, type SessionStore } from '@sessiongate/session';
 import { liveSessions } from './live-sessions.js';
 
 // What each `sessiongate users` command does: edit the file, then apply the change to the
@@ -60,7 +61,12 @@ async function setRoles(ctx: Context): Promise<number> {
   edit.setRoles(doc, name, roles);
   await save(ctx.file, doc);
   ctx.io.stdout.write(`set roles of ${name} to ${roles.join(', ') || 'none'} in ${ctx.file}\n`);
-  const n = await liveSessions(ctx.io, ctx.env, { user: name, stale: 'still carry their old roles' }, (store) => store.setRoles(name, roles));
+  const n = await liveSessions(ctx.io, ctx.env, { user: name, stale: 'still carry their old roles' }, async (store) => {
+    const updated = await store.setRoles(name, roles);
+    // a key never carries more than its owner holds
+    await new ApiKeyStore(store).setOwnerRoles(name, roles);
+    return updated;
+  });
   if (n === null) return 1;
   ctx.io.stdout.write(`updated roles of ${count(n)}\n`);
   return 0;
@@ -76,8 +82,8 @@ async function setDisabled(ctx: Context, disabled: boolean): Promise<number> {
   }
   ctx.io.stdout.write(`${disabled ? 'disabled' : 'enabled'} user ${name}${was === disabled ? ' (it already was)' : ''}\n`);
   if (!disabled) return 0;
-  // ended even when the file already said so: a disabled user must have no sessions
-  const n = await liveSessions(ctx.io, ctx.env, { user: name, stale: 'are still valid' }, (store) => store.destroyAll(name));
+  // ended even when the file already said so: a disabled user must have no sessions, nor keys
+  const n = await liveSessions(ctx.io, ctx.env, { user: name, stale: 'are still valid' }, (store) => endAll(store, name));
   if (n === null) return 1;
   ctx.io.stdout.write(`ended ${count(n)}\n`);
   return 0;
@@ -116,13 +122,20 @@ async function list(ctx: Context): Promise<number> {
   return 0;
 }
 
+/** Ends a user's sessions and revokes their API keys; resolves how many sessions ended. */
+async function endAll(store: SessionStore, name: string): Promise<number> {
+  const n = await store.destroyAll(name);
+  await new ApiKeyStore(store).revokeAll(name);
+  return n;
+}
+
 async function remove(ctx: Context): Promise<number> {
   const name = ctx.args[0]!;
   const { doc } = await load(ctx.file, { user: name });
   edit.removeUser(doc, name);
   await save(ctx.file, doc);
   ctx.io.stdout.write(`removed user ${name}\n`);
-  const n = await liveSessions(ctx.io, ctx.env, { user: name, stale: 'are still valid' }, (store) => store.destroyAll(name));
+  const n = await liveSessions(ctx.io, ctx.env, { user: name, stale: 'are still valid' }, (store) => endAll(store, name));
   if (n === null) return 1;
   ctx.io.stdout.write(`ended ${count(n)}\n`);
   return 0;

@@ -20,6 +20,8 @@ export interface LiveSessionChange {
   user: string;
   /** What is true of those sessions when the change does not reach them, e.g. `are still valid`. */
   stale: string;
+  /** What failed, said instead of the users file warning (for commands that change no file). */
+  failed?: (why: string) => string;
 }
 
 /**
@@ -42,6 +44,10 @@ export async function liveSessions(
     lastError = err.message;
   });
   const warn = (why: string): null => {
+    if (change.failed) {
+      io.stderr.write(`${change.failed(why)}\n`);
+      return null;
+    }
     io.stderr.write(
       `warning: the users file is changed, but ${why}: live sessions of ${change.user} ${change.stale}.\n` +
         `Run the command again once Redis is reachable (running auth services also apply it when they reload the file).\n`,
