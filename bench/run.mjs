@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { nginxBinary, startForwardAuthNginx } from './forward-auth.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -42,9 +43,13 @@ Environment:
   BENCH_RSS_PASSES    passes over them                             (2)
   BENCH_LOADGEN       autocannon | wrk                             (wrk when on PATH)
   BENCH_TARGETS       comma list of target ids to run              (all: baseline,on-pool,on-bearer,on-single,off-pool,off-single,
-                      on-pool-w2,on-pool-otel,none,quick,quick-lru)
+                      on-pool-w2,on-pool-otel,none,quick,quick-lru,fa-plain,fa-sessiongate,
+                      fa-reference)
                       on-pool-w2: GATEWAY_WORKERS=2, not pinned; on-pool-otel: tracing on,
                       exported to a local OTLP sink (on-pool is the same gateway, tracing off)
+                      fa-*: forward auth, nginx in front of the upstream (needs nginx with
+                      auth_request): plain proxy_pass, auth_request → sessiongate (cache on),
+                      auth_request → the hand-rolled bench/reference-authz.mjs
   BENCH_GATEWAY_BIN   the sessiongate CLI to run                   (gateway/bin/sessiongate.js)
   BENCH_GATEWAY_NODE_OPTIONS  NODE_OPTIONS of the gateway processes only (e.g. --max-old-space-size=96)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
@@ -106,7 +111,7 @@ const RSS_LIMIT_MB = 200;
 
 // the project's performance targets, as ratios to the plain proxy measured in the same run
 // (cache off is also held to the hand-rolled reference without a cache, measured in the same rounds)
-const TARGETS = { cacheOnRatio: 0.95, cacheOffRatio: 0.8, cacheOnP99: 1.2, cacheOnCmds: 0.02, cacheOffCmds: 1.0 };
+const TARGETS = { cacheOnRatio: 0.95, cacheOffRatio: 0.8, cacheOnP99: 1.2, cacheOnCmds: 0.02, cacheOffCmds: 1.0, forwardAuthVsReference: 1.3, forwardAuthP99: 1.3 };
 // published figures of other session setups (same machine class, same ratio to a plain proxy)
 const REFERENCES = [
   ['express + express-session + connect-redis', 0.23],
@@ -592,6 +597,28 @@ async function checkGateway(name, port, secret, session, guestCookie) {
 const fmt = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : '–');
 const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–');
 
+// nginx asking sessiongate: a session passes with a verified X-Session and without its
+// cookie, none is a 401, a role the session lacks a 403; the reference endpoint passes too
+async function checkForwardAuth(fa, secret, session, guestCookie) {
+  const echo = await fetch(`http://127.0.0.1:${fa.viaSg.port}${ROUTE_PREFIX}/_echo`, { headers: { cookie: `${session.cookie}; theme=dark`, 'x-session': 'forged' } });
+  const seen = await echo.json();
+  const xs = String(seen.headers?.['x-session'] ?? '');
+  const [h, p, sig] = xs.split('.');
+  const good = sig && createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url') === sig;
+  const claims = good ? b64urlJson(p) : {};
+  if (echo.status !== 200 || !good || claims.sub !== session.sub || claims.aud !== 'orders' || String(seen.headers.cookie ?? '').includes('sid=') || seen.headers.cookie !== 'theme=dark') {
+    throw new Error(`forward auth via nginx: the upstream saw ${JSON.stringify(seen.headers)} (status ${echo.status})`);
+  }
+  const statuses = [];
+  for (const [port, headers] of [[fa.viaSg.port, { accept: 'application/json' }], [fa.viaSg.port, { cookie: guestCookie }], [fa.viaRef.port, { cookie: session.cookie }], [fa.plain.port, {}]]) {
+    const r = await fetch(`http://127.0.0.1:${port}${REQUEST_PATH}`, { headers });
+    await r.arrayBuffer();
+    statuses.push(r.status);
+  }
+  if (statuses.join() !== '401,403,200,200') throw new Error(`forward auth via nginx: none/guest/reference/plain answered ${statuses.join('/')}, expected 401/403/200/200`);
+  log('forward auth: X-Session verifies (aud orders), session cookie never at the upstream, no cookie → 401, wrong role → 403');
+}
+
 async function main() {
   const started = new Date();
   if (PIN) execFileSync('taskset', ['-a', '-p', '-c', String(DRIVER_CORE), String(process.pid)], { stdio: 'ignore' });
@@ -679,6 +706,8 @@ async function main() {
         SESSION_CACHE: cacheOn ? 'true' : 'false',
         LOG_LEVEL,
         COOKIE_SECURE: 'false',
+        // nginx asks the forward-auth endpoint from here
+        SESSIONGATE_FORWARD_AUTH_PROXIES: '127.0.0.1/32',
         ...(process.env.BENCH_GATEWAY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_GATEWAY_NODE_OPTIONS } : {}),
         ...extraEnv,
       },
@@ -719,6 +748,33 @@ async function main() {
   const gwB = RUN_THROUGHPUT && compareEntry
     ? { on: await startGateway('B-cache-on', true, compareEntry), off: await startGateway('B-cache-off', false, compareEntry) }
     : null;
+
+  // --- forward auth: nginx in front of the same upstream ---------------------------------
+  // nginx (one worker) and the endpoints are servers under test: on the server core
+  const faIds = ['fa-plain', 'fa-sessiongate', 'fa-reference'];
+  const faWanted = RUN_THROUGHPUT && faIds.some((id) => !process.env.BENCH_TARGETS || process.env.BENCH_TARGETS.split(',').map((x) => x.trim()).includes(id));
+  let fa = null;
+  if (faWanted && !nginxBinary()) log('forward-auth targets skipped: nginx is not installed (apt-get install nginx-light)');
+  else if (faWanted) {
+    const ref = await startChild('reference-authz', SERVER_CORE, process.execPath, [path.join(HERE, 'reference-authz.mjs')], { env: { REDIS_URL: redisUrl }, ready: jsonPort });
+    const spawnAs = (name) => (file, args) => {
+      const [f, a] = pinned(SERVER_CORE, file, args);
+      const c = spawn(f, a, { stdio: ['ignore', 'ignore', 'pipe'] });
+      c.name = name;
+      children.add(c);
+      c.on('exit', () => children.delete(c));
+      return c;
+    };
+    const upstreamAddr = `127.0.0.1:${up.value}`;
+    const nginx = async (name, endpoint) => startForwardAuthNginx({ port: await freePort(), upstream: upstreamAddr, endpoint, workDir, name, spawnAs: spawnAs(name) });
+    fa = {
+      ref,
+      plain: await nginx('nginx-plain', null),
+      viaSg: await nginx('nginx-sessiongate', `127.0.0.1:${gwOn.port}`),
+      viaRef: await nginx('nginx-reference', `127.0.0.1:${ref.value}`),
+    };
+    log(`forward auth: nginx plain on ${fa.plain.port}, auth_request → sessiongate on ${fa.viaSg.port}, → reference endpoint on ${fa.viaRef.port}`);
+  }
 
   // --- sessions --------------------------------------------------------------------------
   // written the way the auth service writes them; their ages are spread over one refresh
@@ -787,6 +843,7 @@ async function main() {
     if (statuses.join() !== '200,401,403') throw new Error(`${name}: valid/none/guest cookie answered ${statuses.join('/')}, expected 200/401/403`);
   }
   log('correctness: session cookie stripped, other cookies kept, forged X-Session dropped, X-Session HS256 verifies (aud, sub, roles), no cookie → 401, wrong role → 403');
+  if (fa) await checkForwardAuth(fa, secret, pool[8 % pool.length], guest.cookie);
 
   // --- header ----------------------------------------------------------------------------
   const placement = PIN
@@ -819,6 +876,13 @@ async function main() {
       { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
       { id: 'off-single', label: 'sessiongate, cache off, 1 session', port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: single, cache: false },
       // not a target: the gateway's cost without any session work, for diagnosis
+      ...(fa
+        ? [
+            { id: 'fa-plain', label: 'forward auth: nginx, plain proxy_pass (no auth)', port: fa.plain.port, pid: fa.plain.child.pid, cookies: poolCookies, info: true },
+            { id: 'fa-sessiongate', label: `forward auth: nginx auth_request → sessiongate, cache on, ${POOL_SIZE} sessions`, port: fa.viaSg.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, info: true },
+            { id: 'fa-reference', label: `forward auth: nginx auth_request → hand-rolled endpoint (Redis GET + HMAC), ${POOL_SIZE} sessions`, port: fa.viaRef.port, pid: fa.ref.child.pid, cookies: poolCookies, info: true },
+          ]
+        : []),
       ...(gwW2
         ? [{ id: 'on-pool-w2', label: `sessiongate, cache on, ${POOL_SIZE} sessions, 2 workers (not pinned)`, port: gwW2.port, metricsPort: gwW2.metricsPort, pid: gwW2.child.pid, cookies: poolCookies, info: true }]
         : []),
@@ -993,6 +1057,24 @@ async function main() {
       const ok = checks.every(([c]) => c);
       failed ||= !ok;
       say(`- ${verdict(ok)} ${s.target.label}: ${checks.map(([c, text]) => `${c ? '✓' : '✗'} ${text}`).join(', ')}`);
+    }
+    const faS = summary.find((x) => x.target.id === 'fa-sessiongate');
+    const faR = summary.find((x) => x.target.id === 'fa-reference');
+    const faP = summary.find((x) => x.target.id === 'fa-plain');
+    if (faS && faR && faP) {
+      // same-round ratios, as for the gateway's own targets
+      const si = targets.indexOf(faS.target);
+      const ri = targets.indexOf(faR.target);
+      const pi = targets.indexOf(faP.target);
+      const vsRef = median(rounds[si].map((m, k) => m.rps / rounds[ri][k].rps));
+      const p99VsPlain = median(rounds[si].map((m, k) => m.p99 / rounds[pi][k].p99));
+      const okRef = vsRef >= TARGETS.forwardAuthVsReference;
+      const okP99 = p99VsPlain <= TARGETS.forwardAuthP99;
+      say(
+        `- ${verdict(okRef && okP99)} forward auth (goals, not counted in the exit status): nginx → sessiongate ${fmtInt(faS.rps)} req/s, p99 ${fmt(faS.p99)} ms; ` +
+          `${okRef ? '✓' : '✗'} ${fmt(vsRef)}× the hand-rolled endpoint's req/s (${fmtInt(faR.rps)}) ≥ ${TARGETS.forwardAuthVsReference}; ` +
+          `${okP99 ? '✓' : '✗'} p99 ${fmt(p99VsPlain)}× plain nginx's (${fmt(faP.p99)} ms) ≤ ${TARGETS.forwardAuthP99}×; plain nginx ${fmtInt(faP.rps)} req/s`,
+      );
     }
     const best = REFERENCES[REFERENCES.length - 1];
     say(`- reference figures measured elsewhere on this machine class (ratio to a plain proxy): ${REFERENCES.map(([n, r]) => `${n} ${r.toFixed(2)}`).join('; ')}; best is ${best[1].toFixed(2)}`);

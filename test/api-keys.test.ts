@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -61,7 +62,7 @@ describe('API keys', () => {
     const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as AddressInfo).port}`;
     const routes = routesYaml({ public: up.url, auth: authUrl }, EXTRA_ROUTES(up.url));
     // both gateways keep what they resolved for a minute: only a revocation message ends it early
-    const env = { SESSION_CACHE_TTL: '60s', BEARER_MAX_FAILURES: '5' };
+    const env = { SESSION_CACHE_TTL: '60s', BEARER_MAX_FAILURES: '5', SESSIONGATE_FORWARD_AUTH_PROXIES: '127.0.0.1/32' };
     gws = [];
     for (let i = 0; i < 2; i++) {
       gws.push(await startTestGateway({ redisUrl, routes, env, keyPrefix: auth.keyPrefix, keysJson: auth.keysJson, ...(i === 0 ? { logStream } : {}) }));
@@ -208,6 +209,36 @@ describe('API keys', () => {
     expect((await gw(1).inject({ method: 'GET', url: '/machine/x', headers: bearer(bad), remoteAddress: attacker })).statusCode).toBe(401);
     expect((await gw(1).inject({ method: 'GET', url: '/machine/x', headers: bearer(key), remoteAddress: attacker })).statusCode).toBe(429);
     expect((await gw(0).inject({ method: 'GET', url: '/machine/x', headers: bearer(key), remoteAddress: freshIp() })).statusCode).toBe(200);
+  });
+
+  it('forward auth judges a bearer credential as the proxy path does', async () => {
+    const port = await gws[0]!.listen();
+    const cookie = await login('alice');
+    const { key, id } = await mint(cookie, { name: 'behind nginx', roles: ['user'] });
+    /** nginx's auth_request question, for a client at an address of its own. */
+    const ask = (uri: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const all = { 'x-original-uri': uri, 'x-original-method': 'GET', 'x-forwarded-for': freshIp(), ...headers };
+        const req = http.request({ host: '127.0.0.1', port, path: '/_sessiongate/authz', headers: all, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const ok = await ask('/machine/jobs', bearer(key));
+    expect(ok.status, ok.body).toBe(200);
+    expect(payloadOf(ok.headers['x-session'] as string)).toMatchObject({ sub: 'alice', amr: ['api_key'], key_id: id, aud: 'machine' });
+    // the same refusals as the proxy path: past the key's roles, a cookie-only route, a bad key
+    expect((await ask('/machine-admin/x', bearer(key))).status).toBe(403);
+    const cookieRoute = await ask('/api/orders/1', bearer(key));
+    expect([cookieRoute.status, JSON.parse(cookieRoute.body).error]).toEqual([401, 'unauthenticated']);
+    const wrong = await ask('/machine/jobs', bearer(`${key.slice(0, 21)}${'A'.repeat(43)}`));
+    expect([wrong.status, JSON.parse(wrong.body).error]).toEqual([401, 'invalid_credentials']);
+    // cookie and key at once: refused (nginx takes only 2xx, 401 and 403)
+    const both = await ask('/machine/jobs', { ...bearer(key), cookie: `sid=${cookie}` });
+    expect([both.status, JSON.parse(both.body).error]).toEqual([403, 'ambiguous_credentials']);
   });
 
   it('DELETE /auth/keys/:id ends the key on every gateway within 1 s; another user cannot revoke it', async () => {

@@ -8,8 +8,12 @@ import { ROOT } from './support/process.js';
 // regular expression and checked against the rules below; a failure lists each forbidden
 // edge.
 
-/** The stages of the gateway's request path, in order: a stage imports only earlier ones. */
-const STAGES = ['routes', 'session', 'policy', 'identity', 'proxy'] as const;
+/**
+ * The stages of the gateway's request path, in order: a stage imports only earlier ones.
+ * `forward-auth` answers a proxy's question with the same routes, policy and identity,
+ * instead of proxying.
+ */
+const STAGES = ['routes', 'session', 'policy', 'identity', 'proxy', 'forward-auth'] as const;
 /** Folders of gateway/src around the request path: they may import the stages, no stage imports them. */
 const AROUND = new Set(['ops', 'cli', 'pages', 'cluster']);
 /**

@@ -226,9 +226,9 @@ describe('docker-compose.yml', () => {
     const portOf = (name: string) => services[name]!.environment!.PORT;
     expect(
       inCompose.map((r) => {
-        const u = new URL(r.upstream);
+        const u = new URL(r.upstream ?? 'http://(none)');
         // the upstream is a compose service, on the port that service listens on
-        expect(portOf(u.hostname), r.upstream).toBe(u.port);
+        expect(portOf(u.hostname), r.upstream ?? '(none)').toBe(u.port);
         return { ...r, upstream: `http://127.0.0.1:${u.port}` };
       }),
     ).toEqual(local.map((r) => ({ ...r })));

@@ -240,7 +240,7 @@ describe.each([['deploy/k8s/base'], ['deploy/k8s/overlays/sentinel']])('%s', (di
     const parsed = parseRoutes(cm.data!['routes.yaml']!, 'routes.yaml');
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
     const auth = parsed.routes.routes.find((r) => r.name === 'auth');
-    const url = new URL(auth!.upstream);
+    const url = new URL(auth!.upstream!);
     const svc = one('Service', url.hostname);
     expect((svc.spec.ports as { port: number }[]).map((p) => p.port)).toContain(Number(url.port));
     expect(matches(svc.spec.selector, one('Deployment', 'sessiongate-auth').spec.template.metadata.labels)).toBe(true);

@@ -1,8 +1,10 @@
+import { createServer, type Server } from 'node:http';
 import Fastify, { LogController, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './settings.js';
 import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '@sessiongate/service-kit';
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
 import { JwtVerifier } from './session/bearer-jwt.js';
+import type { ForwardAuth } from './forward-auth/endpoint.js';
 import sessiongate from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
@@ -25,6 +27,8 @@ export interface Gateway {
   readonly app: FastifyInstance;
   readonly ops: FastifyInstance;
   readonly metrics: GatewayMetrics;
+  /** The forward-auth endpoint's own listener (FORWARD_AUTH_PORT), not listening yet; null: none. */
+  readonly forwardAuthServer: Server | null;
   /** Re-reads the routes file; an invalid file keeps the routes in force. */
   reload(): Promise<ReloadResult>;
   /** Marks the gateway as draining: /readyz answers 503 from now on. */
@@ -55,7 +59,22 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
   const routes = opts.routes ?? (await loadRoutesOrThrow(config.routesFile));
   const loggerOpt = opts.logger ?? false;
   const isInstance = typeof loggerOpt === 'object' && loggerOpt !== null && typeof (loggerOpt as FastifyBaseLogger).child === 'function';
+  // the forward-auth endpoint is matched on the raw target before Fastify routes anything;
+  // set once the request path is registered
+  let forwardAuth: ForwardAuth | null = null;
   const app = Fastify({
+    // Fastify's own HTTP/1 server, with the endpoint's requests taken out first
+    serverFactory: (handler, options) => {
+      const server = createServer({ maxHeaderSize: config.maxHeaderBytes }, (req, res) => {
+        if (forwardAuth !== null && forwardAuth.claims(req)) forwardAuth.handleMain(req, res);
+        else handler(req, res);
+      });
+      const o = options as { keepAliveTimeout?: number; connectionTimeout?: number };
+      if (typeof o.keepAliveTimeout === 'number') server.keepAliveTimeout = o.keepAliveTimeout;
+      server.requestTimeout = config.requestTimeoutMs;
+      server.setTimeout(o.connectionTimeout ?? 0);
+      return server;
+    },
     ...(isInstance ? { loggerInstance: loggerOpt as FastifyBaseLogger } : { logger: loggerOpt as FastifyServerOptions['logger'] }),
     // one line per request is ours (onResponse below): route, status, duration, user
     logController: new LogController({ disableRequestLogging: true }),
@@ -149,7 +168,12 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     brand: config.brand,
     websocketIdleTimeoutMs: config.websocketIdleTimeoutMs,
     metrics,
+    forwardAuth: { proxies: config.forwardAuth.proxies, ownListener: config.forwardAuth.port !== null },
   });
+  forwardAuth = app.sessiongate.forwardAuth;
+  const fa = forwardAuth;
+  const forwardAuthServer =
+    config.forwardAuth.port === null ? null : createServer({ maxHeaderSize: config.maxHeaderBytes, requestTimeout: config.requestTimeoutMs }, (req, res) => fa.handleOwn(req, res));
 
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
   const ops = await buildOpsApp(app.log, {
@@ -167,6 +191,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     app,
     ops,
     metrics,
+    forwardAuthServer,
     async reload() {
       const r = await loadRoutesFile(config.routesFile);
       if (!r.ok) {
@@ -187,6 +212,12 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
       draining.start();
     },
     async close() {
+      if (forwardAuthServer?.listening) {
+        await new Promise<void>((resolve) => {
+          forwardAuthServer.close(() => resolve());
+          forwardAuthServer.closeIdleConnections();
+        });
+      }
       await draining.close(app, ops);
     },
   };

@@ -19,6 +19,7 @@ import jwks from './identity/jwks.js';
 import { IdentityReuse } from './identity/reuse.js';
 import { XSessionSigner } from './identity/signer.js';
 import type { GatewayMetrics } from './ops/metrics.js';
+import { ForwardAuth } from './forward-auth/endpoint.js';
 import { resolveTraced } from './ops/tracing.js';
 import { errorPage, errorPageContext } from './pages/error-page.js';
 import { createAdmission, type GateState, type JwtResolver } from './policy/admission.js';
@@ -72,6 +73,13 @@ export interface SessionGateOptions {
   };
   /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
   websocketIdleTimeoutMs?: number;
+  /** The forward-auth endpoint (docs/forward-auth.md); off when neither field is set. */
+  forwardAuth?: {
+    /** CIDRs of the proxies that may ask on the main listener. */
+    proxies?: readonly string[];
+    /** The endpoint is served on a listener of its own (`SessionGate.forwardAuth.handleOwn`), never on the main one. */
+    ownListener?: boolean;
+  };
 }
 
 export interface SessionGate {
@@ -80,6 +88,8 @@ export interface SessionGate {
   /** Swaps the routes atomically; requests already past routing finish on the old ones. */
   setRoutes(routes: RouteSet): void;
   readonly resolver: SessionResolver;
+  /** The forward-auth endpoint; the server hands it requests before Fastify routes them. */
+  readonly forwardAuth: ForwardAuth;
 }
 
 declare module 'fastify' {
@@ -138,6 +148,16 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     },
     setRoutes: (next: RouteSet) => admission.setRoutes(next),
     resolver,
+    forwardAuth: new ForwardAuth({
+      admission,
+      identities,
+      proxies: opts.forwardAuth?.proxies ?? [],
+      ownListener: opts.forwardAuth?.ownListener ?? false,
+      trustedProxies: opts.trustedProxies ?? [],
+      loginPath,
+      metrics,
+      log: fastify.log,
+    }),
   };
   fastify.decorate('sessiongate', gate);
   fastify.decorateRequest('gate', null);

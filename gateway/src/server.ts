@@ -30,14 +30,31 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
   await gw.app.listen({ host: config.host, port: config.port });
   // a cluster worker: the primary serves the metrics port for all workers
   if (opts.listenOps !== false) await gw.ops.listen({ host: config.metricsHost, port: config.metricsPort });
+  const faServer = gw.forwardAuthServer;
+  if (faServer !== null && config.forwardAuth.port !== null) {
+    const { host, port } = config.forwardAuth;
+    await new Promise<void>((resolve, reject) => {
+      faServer.once('error', reject);
+      faServer.listen(port, host, () => {
+        faServer.off('error', reject);
+        resolve();
+      });
+    });
+  }
   log.info(
     {
-      routes: gw.app.sessiongate.routes.routes.map((r) => `${r.name} ${r.prefix} → ${r.upstream}`),
+      routes: gw.app.sessiongate.routes.routes.map((r) => `${r.name} ${r.host ?? ''}${r.prefix} → ${r.upstream ?? '(forward auth only)'}`),
       routesFile: path.resolve(config.routesFile),
       redis: describeConnection(config.redis.connection),
       metrics: `http://${config.metricsHost}:${config.metricsPort}/metrics`,
       signingKey: `${config.keys.signing.alg} kid=${config.keys.signing.kid}`,
       cache: config.cache.enabled ? `on (max ${config.cache.max}, ttl ${config.cache.ttlMs} ms)` : 'off',
+      forwardAuth:
+        config.forwardAuth.port !== null
+          ? `http://${config.forwardAuth.host}:${config.forwardAuth.port}/_sessiongate/authz`
+          : config.forwardAuth.proxies.length
+            ? `/_sessiongate/authz for ${config.forwardAuth.proxies.join(', ')}`
+            : 'off',
     },
     'sessiongate gateway ready',
   );

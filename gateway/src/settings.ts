@@ -84,6 +84,15 @@ export interface GatewayConfig {
   readonly brand: Brand;
   /** Worker processes (GATEWAY_WORKERS) and their restart limits. */
   readonly workers: WorkerSettings;
+  /** The forward-auth endpoint (docs/forward-auth.md): off unless proxies or a port are set. */
+  readonly forwardAuth: {
+    /** SESSIONGATE_FORWARD_AUTH_PROXIES: CIDRs of the proxies that may ask. */
+    readonly proxies: readonly string[];
+    /** FORWARD_AUTH_PORT: the endpoint's own listener; null: it is on the main listener. */
+    readonly port: number | null;
+    /** FORWARD_AUTH_HOST. @default the gateway's listen address */
+    readonly host: string;
+  };
 }
 
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
@@ -98,6 +107,9 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
   });
   const trustedProxies = listSetting(env, 'SESSIONGATE_TRUSTED_PROXIES');
   setting('SESSIONGATE_TRUSTED_PROXIES', () => parseCidrs(trustedProxies));
+  const forwardAuthProxies = listSetting(env, 'SESSIONGATE_FORWARD_AUTH_PROXIES');
+  setting('SESSIONGATE_FORWARD_AUTH_PROXIES', () => parseCidrs(forwardAuthProxies));
+  const forwardAuthPort = env.FORWARD_AUTH_PORT?.trim() ? intSetting(env, 'FORWARD_AUTH_PORT', 0, 1, 65_535) : null;
   const refreshRaw = env.SESSION_REFRESH_FRACTION?.trim();
   const refreshFraction = refreshRaw ? Number(refreshRaw) : DEFAULT_REFRESH_FRACTION;
   if (!(refreshFraction > 0 && refreshFraction < 1)) {
@@ -138,6 +150,12 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     watchRoutes: booleanSetting(env, 'SESSIONGATE_WATCH_ROUTES', DEFAULT_WATCH_ROUTES),
     brand: brandSetting(env),
     workers: workerSettingsFromEnv(env),
+    forwardAuth: Object.freeze({ proxies: forwardAuthProxies, port: forwardAuthPort, host: '' }),
   };
-  return Object.freeze(config);
+  // the endpoint's listener follows the gateway's address unless told otherwise
+  const forwardAuth = Object.freeze({ ...config.forwardAuth, host: env.FORWARD_AUTH_HOST?.trim() || config.host });
+  if (forwardAuthPort !== null && forwardAuthPort === config.port) {
+    throw new SettingError('FORWARD_AUTH_PORT', `must differ from the gateway's port (${config.port})`);
+  }
+  return Object.freeze({ ...config, forwardAuth });
 }

@@ -411,6 +411,7 @@ describe('canonicalize: properties', () => {
 function testRoute(name: string, prefix: string): Route {
   return {
     name,
+    host: null,
     prefix,
     upstream: 'http://127.0.0.1:4000',
     rewritePrefix: undefined,

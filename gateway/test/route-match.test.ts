@@ -1,13 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RouteTable, ruleFor, upstreamPath, upstreamUrl } from '../src/routes/match.js';
-import type { MethodRule, Route } from '../src/routes/types.js';
+import { RouteTable, hostName, ruleFor, upstreamPath, upstreamUrl } from '../src/routes/match.js';
+import type { MethodRule, ProxiedRoute, Route } from '../src/routes/types.js';
 
 const REQUIRED: MethodRule = { auth: 'required', roles: null };
 
-function route(name: string, prefix: string, extra: Partial<Route> = {}): Route {
+function route(name: string, prefix: string, extra: Partial<ProxiedRoute> = {}): ProxiedRoute {
   return {
     name,
+    host: null,
     prefix,
     upstream: 'http://127.0.0.1:4000',
     rewritePrefix: undefined,
@@ -98,6 +99,56 @@ describe('RouteTable.match', () => {
     for (const prefix of ['', 'auth', '/auth/', '//auth', '/a//b']) {
       expect(() => new RouteTable([route('bad', prefix)])).toThrow(TypeError);
     }
+  });
+});
+
+describe('RouteTable.match with hosts', () => {
+  const table = new RouteTable([
+    route('auth', '/auth'),
+    route('site', '/'),
+    route('wiki', '/', { host: 'wiki.example.com' }),
+    route('wiki-admin', '/admin', { host: 'wiki.example.com' }),
+    route('tenants', '/', { host: '*.example.com' }),
+    route('deep-tenants', '/', { host: '*.eu.example.com' }),
+    route('shop-api', '/api', { host: 'shop.example.com' }),
+  ]);
+  const at = (host: string | null, paths: string[]) => paths.map((p) => table.match(p, host)?.name ?? null);
+
+  it('an exact host wins over a wildcard, which wins over a route without host, on the same prefix', () => {
+    expect(at('wiki.example.com', ['/', '/page'])).toEqual(['wiki', 'wiki']);
+    expect(at('blog.example.com', ['/', '/page'])).toEqual(['tenants', 'tenants']);
+    expect(at('a.b.example.com', ['/'])).toEqual(['tenants']);
+    expect(at('x.eu.example.com', ['/'])).toEqual(['deep-tenants']);
+    expect(at('other.org', ['/', '/page'])).toEqual(['site', 'site']);
+  });
+
+  it('the longest prefix still comes first: a host route does not shadow a longer hostless one', () => {
+    expect(at('wiki.example.com', ['/auth/login', '/admin/x', '/adminx'])).toEqual(['auth', 'wiki-admin', 'wiki']);
+  });
+
+  it('a prefix whose routes are all for other hosts does not match: a shorter one is tried', () => {
+    expect(at('shop.example.com', ['/api/x'])).toEqual(['shop-api']);
+    expect(at('wiki.example.com', ['/api/x'])).toEqual(['wiki']);
+    expect(at('other.org', ['/api/x', '/admin'])).toEqual(['site', 'site']);
+  });
+
+  it('a wildcard never covers the bare domain; without a host only routes without one match', () => {
+    expect(at('example.com', ['/'])).toEqual(['site']);
+    expect(at(null, ['/', '/admin', '/api/x'])).toEqual(['site', 'site', 'site']);
+    const hostOnly = new RouteTable([route('wiki', '/', { host: 'wiki.example.com' })]);
+    expect(hostOnly.match('/x', null)).toBeNull();
+    expect(hostOnly.match('/x', 'evil.com')).toBeNull();
+    expect(hostOnly.match('/x', 'wiki.example.com')?.name).toBe('wiki');
+  });
+
+  it('hostName: the canonical host without its port or a trailing dot', () => {
+    expect([hostName('wiki.example.com:8080'), hostName('wiki.example.com.'), hostName('[::1]:80'), hostName(undefined), hostName('')]).toEqual([
+      'wiki.example.com',
+      'wiki.example.com',
+      '[::1]',
+      null,
+      null,
+    ]);
   });
 });
 

@@ -77,6 +77,7 @@ describe('parseRoutes: the reference example', () => {
         routes: [
           {
             name: 'auth',
+            host: null,
             prefix: '/auth',
             upstream: 'http://127.0.0.1:4000',
             rewritePrefix: undefined,
@@ -90,6 +91,7 @@ describe('parseRoutes: the reference example', () => {
           },
           {
             name: 'orders',
+            host: null,
             prefix: '/api/orders',
             upstream: 'http://127.0.0.1:4001',
             rewritePrefix: '/orders',
@@ -103,6 +105,7 @@ describe('parseRoutes: the reference example', () => {
           },
           {
             name: 'reports',
+            host: null,
             prefix: '/api/reports',
             upstream: 'http://127.0.0.1:4002',
             rewritePrefix: undefined,
@@ -394,9 +397,56 @@ describe('parseRoutes: upstream', () => {
     expect(found).not.toContain('s3cret');
   });
 
-  it('is required', () => {
+  it('may be left out: a forward-auth-only route', () => {
     const text = lines('version: 1', 'routes:', '  - name: a', '    prefix: /a');
-    expect(problem(text)).toBe('3:5 /routes/0/upstream routes[0].upstream: is required (an absolute http: or https: URL)');
+    expect(firstRoute(text).upstream).toBeNull();
+    expect(firstRoute(oneRoute()).upstream).toBe('http://127.0.0.1:4001');
+  });
+
+  it('is needed by rewritePrefix', () => {
+    const text = lines('version: 1', 'routes:', '  - name: a', '    prefix: /a', '    rewritePrefix: /b');
+    expect(problem(text)).toBe(
+      '5:20 /routes/0/rewritePrefix routes[0].rewritePrefix: needs an upstream: a route without one is never forwarded by the gateway (forward auth only)',
+    );
+  });
+});
+
+describe('parseRoutes: host', () => {
+  const withHost = (host: string): string => oneRoute(`    host: ${host}`);
+
+  it('is optional: null matches every host', () => {
+    expect(firstRoute(oneRoute()).host).toBeNull();
+    expect(firstRoute(withHost('app.example.com')).host).toBe('app.example.com');
+    expect(firstRoute(withHost('"*.example.com"')).host).toBe('*.example.com');
+    expect(firstRoute(withHost('127.0.0.1')).host).toBe('127.0.0.1');
+  });
+
+  it.each([
+    ['app.example.com:8080', 'must not have a port (hosts are compared without it), got "app.example.com:8080"'],
+    ['App.Example.com', 'must be lower case, got "App.Example.com" (write "app.example.com")'],
+    ['""', 'must be a host name like app.example.com or *.example.com, got ""'],
+    ['"a.*.example.com"', 'may use "*" only as its whole first label ("*.example.com"), got "a.*.example.com"'],
+    ['"*.com"', 'a wildcard must cover a name of at least two labels ("*.example.com"), got "*.com"'],
+    ['"*"', 'may use "*" only as its whole first label ("*.example.com"), got "*"'],
+    ['app_x.example.com', 'must be a host name of letters, digits, "-" and "." like app.example.com or *.example.com, got "app_x.example.com"'],
+    ['example.com.', 'must be a host name of letters, digits, "-" and "." like app.example.com or *.example.com, got "example.com."'],
+    ['-a.example.com', 'must be a host name of letters, digits, "-" and "." like app.example.com or *.example.com, got "-a.example.com"'],
+  ])('refuses %s with its line and column', (host, message) => {
+    expect(problem(withHost(host))).toBe(`6:11 /routes/0/host routes[0].host: ${message}`);
+  });
+
+  it('refuses a non-string host as the schema says', () => {
+    expect(problem(withHost('42'))).toMatch(/^6:11 \/routes\/0\/host routes\[0\]\.host: must be a lower-case host name without a port/);
+  });
+
+  it('prefixes are unique per host: the same prefix on two hosts is fine, twice on one host is not', () => {
+    const route = (name: string, host: string | null, prefix: string) => [`  - name: ${name}`, ...(host ? [`    host: "${host}"`] : []), `    prefix: ${prefix}`];
+    const ok = lines('version: 1', 'routes:', ...route('a', null, '/'), ...route('b', 'a.example.com', '/'), ...route('c', '*.example.com', '/'), ...route('d', 'b.example.com', '/'));
+    expect(parsed(ok).routes.map((r) => `${r.host ?? '*'} ${r.prefix}`)).toEqual(['* /', 'a.example.com /', '*.example.com /', 'b.example.com /']);
+    const twice = lines('version: 1', 'routes:', ...route('a', 'a.example.com', '/x'), ...route('b', 'a.example.com', '/x/'));
+    expect(problem(twice)).toBe(
+      '8:13 /routes/1/prefix routes[1].prefix: "/x" is already the prefix of routes[0] (line 5) ("/x/" normalizes to "/x"); prefixes must be unique for one host ("a.example.com")',
+    );
   });
 });
 
@@ -611,7 +661,7 @@ describe('parseRoutes: bodyLimit, timeout, csrf', () => {
 
   it('unknown route options point at the key and suggest the likely one', () => {
     expect(problem(oneRoute('    rewrite_prefix: /x'))).toBe(
-      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride, credentials',
+      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, host, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride, credentials',
     );
     expect(problem(oneRoute('    <<: { csrf: false }'))).toMatch(/^6:5 \/routes\/0\/<< routes\[0\]\["<<"\]: is not a known option;/);
   });

@@ -97,6 +97,10 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSIONGATE_ALLOWED_ORIGINS (own origin)  origins allowed to send cookie writes, logins
                                         and logouts (CSRF)
   SESSIONGATE_TRUSTED_PROXIES (none)    CIDRs whose X-Forwarded-*/Forwarded are believed
+  SESSIONGATE_FORWARD_AUTH_PROXIES (none)  CIDRs of the proxies that may ask the
+                                        forward-auth endpoint /_sessiongate/authz
+  FORWARD_AUTH_PORT           (none)    the forward-auth endpoint on a listener of its own
+  FORWARD_AUTH_HOST           (GATEWAY_HOST)  that listener's address
   SESSIONGATE_MAX_HEADER_BYTES ${col(DEFAULT_MAX_HEADER_BYTES, 9)}largest request head accepted (431 beyond)
   SESSIONGATE_MAX_COOKIE_BYTES ${col(DEFAULT_MAX_COOKIE_BYTES, 9)}largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT ${dur(DEFAULT_REQUEST_TIMEOUT_MS)}time a client has to send its whole request

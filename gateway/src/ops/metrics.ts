@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LookupOutcome, LookupSource } from '../session/resolver.js';
+import type { ForwardAuthDecision } from '../forward-auth/endpoint.js';
 import type { Decision } from '../policy/decide.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -59,6 +60,8 @@ export class GatewayMetrics {
   readonly requestDuration: Histogram<'route'>;
   readonly sessionLookups: Counter<'outcome' | 'source'>;
   readonly decisions: Counter<'route' | 'decision'>;
+  /** Forward-auth answers, kept apart from the proxied requests of sessiongate_requests_total. */
+  readonly forwardAuthDecisions: Counter<'route' | 'decision'>;
   readonly redisCommandDuration: Histogram<'command' | 'result'>;
   readonly upstreamErrors: Counter<'route' | 'kind'>;
   readonly configReloads: Counter<'result'>;
@@ -68,6 +71,7 @@ export class GatewayMetrics {
   private readonly requestTally = new Tally<'route' | 'method' | 'status_class' | 'code'>();
   private readonly lookupTally = new Tally<'outcome' | 'source'>();
   private readonly decisionTally = new Tally<'route' | 'decision'>();
+  private readonly forwardAuthTally = new Tally<'route' | 'decision'>();
   private readonly signedTally = new Tally<'reused'>();
 
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean; sessionGauges?: () => { active: number; cached: number; cacheEnabled: boolean; cacheActive: boolean } } = {}) {
@@ -199,7 +203,22 @@ export class GatewayMetrics {
       });
     }
     this.configReloads.inc({ result: 'success' }, 0);
+    this.forwardAuthDecisions = new Counter({
+      name: 'sessiongate_forward_auth_decisions_total',
+      help:
+        'Forward-auth answers by matched route ("(none)" before one matched) and decision: allow (200); ' +
+        'unauthenticated (401 or the sign-in redirect); forbidden (403: roles, CSRF); refused (403: a ' +
+        'non-canonical or malformed description, no route, a method the route refuses); unavailable (503: Redis)',
+      labelNames: ['route', 'decision'],
+      registers,
+      collect: () => this.forwardAuthTally.flush(this.forwardAuthDecisions),
+    });
     this.configReloads.inc({ result: 'failure' }, 0);
+  }
+
+  /** One forward-auth answer (counted on the request path, reported at scrape). */
+  forwardAuth(route: string, decision: ForwardAuthDecision): void {
+    this.forwardAuthTally.add(`${route} ${decision}`, { route, decision });
   }
 
   /** One request answered (counted on the request path, reported at scrape). */

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   AmbiguousCredentials,
@@ -17,8 +17,8 @@ import {
 } from '../errors.js';
 import { readSessionCookie } from '@sessiongate/session';
 import { canonicalize } from '../routes/canonical-path.js';
-import { RouteTable, ruleFor } from '../routes/match.js';
-import type { MethodRule, Route, RouteSet } from '../routes/types.js';
+import { RouteTable, hostName, ruleFor } from '../routes/match.js';
+import type { MethodRule, ProxiedRoute, Route, RouteSet } from '../routes/types.js';
 import { apiKeyRef } from '@sessiongate/session';
 import { carriesApiKey, readBearer, type BearerCredential } from '../session/authorization.js';
 import type { Lookup, LookupOutcome, LookupSource, ResolvedSession } from '../session/resolver.js';
@@ -29,8 +29,8 @@ import { decide, type Decision } from './decide.js';
 import { assertCheckableBody, hasMethodOverrideParam } from './method-override.js';
 
 /** What the gate decided for one request, for the proxy step. */
-export interface GateState {
-  readonly route: Route;
+export interface GateState<R extends Route = ProxiedRoute> {
+  readonly route: R;
   readonly rule: MethodRule;
   /** Canonical path: what the policy decided on and what is forwarded. */
   readonly path: string;
@@ -94,6 +94,24 @@ export interface Admission {
     upgrade?: boolean,
     identified?: (session: ResolvedSession) => void,
   ): Promise<GateState>;
+  /**
+   * The same decision for a request another proxy describes (forward auth): no body travels,
+   * and a route without an upstream matches too. The caller has canonicalized the path and
+   * resolved `client` (host included) from the proxy's report.
+   */
+  check(described: DescribedRequest, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState<Route>>;
+}
+
+/** A request as a proxy in front of the gateway reports it. */
+export interface DescribedRequest {
+  readonly method: string;
+  /** Canonical path. */
+  readonly path: string;
+  /** `?…` as reported, or ''. */
+  readonly query: string;
+  /** The request's headers (cookie, origin, sec-fetch-site…). */
+  readonly headers: IncomingHttpHeaders;
+  readonly client: ClientAddress;
 }
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -134,36 +152,54 @@ export function createAdmission(opts: AdmissionOptions): Admission {
   let routes = opts.routes;
   let table = new RouteTable(routes.routes);
 
-  async function admit(
+  function admit(
     raw: IncomingMessage,
     log: FastifyBaseLogger,
     matched?: (route: Route) => void,
     upgrade = false,
     identified?: (session: ResolvedSession) => void,
   ): Promise<GateState> {
-    const method = raw.method ?? 'GET';
     const c = canonicalize(raw.url ?? '');
-    if (!c.ok) throw new BadRequest(c.reason);
+    if (!c.ok) return Promise.reject(new BadRequest(c.reason));
     const client = clientAddress.resolve(raw);
+    const request = { method: raw.method ?? 'GET', path: c.path, query: c.query, headers: raw.headers, client };
+    return decideOn(request, log, matched, upgrade, identified, false) as Promise<GateState>;
+  }
+
+  function check(described: DescribedRequest, log: FastifyBaseLogger, matched?: (route: Route) => void): Promise<GateState<Route>> {
+    return decideOn(described, log, matched, false, undefined, true);
+  }
+
+  async function decideOn(
+    request: DescribedRequest,
+    log: FastifyBaseLogger,
+    matched: ((route: Route) => void) | undefined,
+    upgrade: boolean,
+    identified: ((session: ResolvedSession) => void) | undefined,
+    forwardAuth: boolean,
+  ): Promise<GateState<Route>> {
+    const { method, path, query, headers, client } = request;
     // RFC 9112 §3.2: an invalid Host is a 400; it would travel on as X-Forwarded-Host
     if (client.host === null) throw new BadRequest(INVALID_HOST);
-    const route = table.match(c.path);
-    if (!route) throw new NotFound();
+    const route = table.match(path, hostName(client.host));
+    // a forward-auth-only route: the gateway itself has nowhere to send the request
+    if (!route || (!forwardAuth && route.upstream === null)) throw new NotFound();
     matched?.(route);
     const rule = ruleFor(route, method);
     if (!rule) throw new MethodNotAllowed(method);
     if (route.methodOverride === 'refuse') {
-      if (hasMethodOverrideParam(c.query.slice(1))) throw new MethodOverrideRefused('query');
-      assertCheckableBody(method, raw.headers);
+      if (hasMethodOverrideParam(query.slice(1))) throw new MethodOverrideRefused('query');
+      // forward auth: the body goes from the proxy to the app and is never seen here
+      if (!forwardAuth) assertCheckableBody(method, headers);
     }
-    const cookieHeader = raw.headers.cookie;
+    const cookieHeader = headers.cookie;
     if (cookieHeader !== undefined && cookieHeader.length > maxCookieBytes) {
       throw new HeadersTooLarge(`The Cookie header exceeds ${maxCookieBytes} bytes`);
     }
     const cookie = readSessionCookie(cookieHeader, cookieName);
     const accepts = route.credentials;
     const bearerRoute = accepts.includes('api_key') || accepts.includes('bearer_jwt');
-    const authorization = raw.headers.authorization;
+    const authorization = headers.authorization;
     let session: ResolvedSession | null = null;
     if (rule.auth !== 'none') {
       const bearer = bearerRoute ? readBearer(authorization) : null;
@@ -196,7 +232,7 @@ export function createAdmission(opts: AdmissionOptions): Admission {
       if (lookup.outcome === 'valid') session = lookup.session;
       if (route.csrf && (upgrade || UNSAFE_METHODS.has(method)) && (cookie.token !== null || cookie.duplicate)) {
         const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
-        const why = csrfVerdict(raw.headers, origins);
+        const why = csrfVerdict(headers, origins);
         if (why) throw new CsrfRejected(why);
       }
     }
@@ -204,13 +240,14 @@ export function createAdmission(opts: AdmissionOptions): Admission {
     // to an account of its choosing (or out)
     if (route.csrf && route.name === authRoute && UNSAFE_METHODS.has(method)) {
       const origins = configuredOrigins.length ? configuredOrigins : allowedOriginsFor(client);
-      const why = authWriteVerdict(raw.headers, origins);
+      const why = authWriteVerdict(headers, origins);
       if (why) throw new CsrfRejected(why);
     }
-    const declared = raw.headers['content-length'];
+    // forward auth: the proxy's question carries no body; the proxy applies its own limits
+    const declared = forwardAuth ? undefined : headers['content-length'];
     if (declared !== undefined && Number(declared) > route.bodyLimit) throw new PayloadTooLarge(String(route.bodyLimit));
     const dropAuthorization = authorization !== undefined && ((bearerRoute && rule.auth !== 'none') || carriesApiKey(authorization));
-    return { route, rule, path: c.path, query: c.query, session, cookie: cookie.rest, client, dropAuthorization };
+    return { route, rule, path, query, session, cookie: cookie.rest, client, dropAuthorization };
   }
 
   return {
@@ -224,5 +261,6 @@ export function createAdmission(opts: AdmissionOptions): Admission {
       table = nextTable;
     },
     admit,
+    check,
   };
 }

@@ -72,23 +72,56 @@ function forwardedForValue(v: string): string {
   return normalizeIp(s);
 }
 
+// addresses remembered per set: a few proxies and clients recur on every request, and
+// BlockList.check builds a SocketAddress each time
+const MEMO_MAX = 1024;
+
+/** A set of CIDRs that answers membership of an address, remembering recent answers. */
+export class AddressSet {
+  readonly #list: BlockList;
+  readonly #empty: boolean;
+  readonly #memo = new Map<string, boolean>();
+
+  constructor(cidrs: readonly string[]) {
+    const listed = cidrs.filter((s) => s.trim() !== '');
+    this.#list = parseCidrs(listed).blockList;
+    this.#empty = listed.length === 0;
+  }
+
+  get empty(): boolean {
+    return this.#empty;
+  }
+
+  has(ip: string): boolean {
+    if (this.#empty) return false;
+    const known = this.#memo.get(ip);
+    if (known !== undefined) return known;
+    const type = isIP(ip);
+    const found = type !== 0 && this.#list.check(ip, type === 4 ? 'ipv4' : 'ipv6');
+    if (this.#memo.size >= MEMO_MAX) this.#memo.clear();
+    this.#memo.set(ip, found);
+    return found;
+  }
+}
+
+/** The peer's address, an IPv4-mapped IPv6 address as IPv4. */
+export function peerAddress(req: IncomingMessage): string {
+  return normalizeIp(req.socket.remoteAddress);
+}
+
 /**
  * Resolves the client behind a request. `X-Forwarded-*` and `Forwarded` are believed only
  * when the peer is a trusted proxy; from anyone else they are ignored and replaced.
  */
 export class ClientAddressResolver {
-  private readonly trusted: BlockList;
-  private readonly any: boolean;
+  private readonly trusted: AddressSet;
 
   constructor(trustedProxies: readonly string[]) {
-    this.trusted = parseCidrs(trustedProxies.filter((s) => s.trim() !== '')).blockList;
-    this.any = trustedProxies.some((s) => s.trim() !== '');
+    this.trusted = new AddressSet(trustedProxies);
   }
 
   isTrusted(ip: string): boolean {
-    if (!this.any) return false;
-    const type = isIP(ip);
-    return type !== 0 && this.trusted.check(ip, type === 4 ? 'ipv4' : 'ipv6');
+    return this.trusted.has(ip);
   }
 
   resolve(req: IncomingMessage): ClientAddress {

@@ -23,6 +23,7 @@ const LISTABLE_METHODS: ReadonlySet<string> = new Set(
 
 /** Normalized values of one route, computed while checking it. */
 export interface RouteDraft {
+  host?: string;
   prefix?: string;
   upstream?: string;
   rewritePrefix?: string;
@@ -51,17 +52,31 @@ export function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
       }
     }
 
+    // null: the host is invalid (already reported), so uniqueness can't be judged
+    let host: string | null = '';
+    if (typeof route.host === 'string') {
+      const checked = checkHost(route.host);
+      if (checked.ok) host = draft.host = checked.value;
+      else {
+        host = null;
+        fail(at('host'), checked.message);
+      }
+    }
+
     if (typeof route.prefix === 'string') {
       const checked = checkPath(route.prefix, false, PREFIX_WHY);
       if (!checked.ok) fail(at('prefix'), checked.message);
       else {
         draft.prefix = checked.value;
-        const first = prefixes.get(checked.value);
-        if (first === undefined) prefixes.set(checked.value, i);
-        else {
+        // one route per prefix and host: which of two would answer is never a matter of order
+        const key = `${host ?? ''} ${checked.value}`;
+        const first = host === null ? undefined : prefixes.get(key);
+        if (host !== null && first === undefined) prefixes.set(key, i);
+        else if (first !== undefined) {
           const as = checked.value === route.prefix ? '' : ` (${show(route.prefix)} normalizes to ${show(checked.value)})`;
           const where = `routes[${first}]${lineOf(ctx, first, 'prefix')}`;
-          fail(at('prefix'), `${show(checked.value)} is already the prefix of ${where}${as}; prefixes must be unique`);
+          const scope = host === '' ? 'prefixes must be unique' : `prefixes must be unique for one host (${show(host)})`;
+          fail(at('prefix'), `${show(checked.value)} is already the prefix of ${where}${as}; ${scope}`);
         }
       }
     }
@@ -72,7 +87,9 @@ export function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {
       else fail(at('upstream'), checked.message);
     }
 
-    if (typeof route.rewritePrefix === 'string') {
+    if (typeof route.rewritePrefix === 'string' && route.upstream === undefined) {
+      fail(at('rewritePrefix'), 'needs an upstream: a route without one is never forwarded by the gateway (forward auth only)');
+    } else if (typeof route.rewritePrefix === 'string') {
       const checked = checkPath(route.rewritePrefix, true, REWRITE_WHY);
       if (checked.ok) draft.rewritePrefix = checked.value;
       else fail(at('rewritePrefix'), checked.message);
@@ -156,6 +173,33 @@ function checkPositive(raw: unknown, parsed: number | null, expected: string): C
   if (parsed === null) return { ok: false, message: `must be ${expected}, got ${show(raw)}` };
   if (parsed === 0) return { ok: false, message: `must be positive, got ${show(raw)}` };
   return { ok: true, value: parsed };
+}
+
+// DNS names as browsers send them in Host: lower-case letters, digits, "-" and "." (IPv4
+// addresses too). A route host is compared with the request's host, port removed.
+const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const MAX_HOST_NAME = 253;
+
+// An exact host or `*.` followed by a name of at least two labels; never a port, never
+// upper case (hosts are compared as the gateway canonicalizes them: lower case).
+function checkHost(raw: string): Checked<string> {
+  const example = 'like app.example.com or *.example.com';
+  if (raw === '') return { ok: false, message: `must be a host name ${example}, got ""` };
+  if (raw.includes(':')) return { ok: false, message: `must not have a port (hosts are compared without it), got ${show(raw)}` };
+  if (raw !== raw.toLowerCase()) return { ok: false, message: `must be lower case, got ${show(raw)} (write ${show(raw.toLowerCase())})` };
+  const wildcard = raw.startsWith('*.');
+  const name = wildcard ? raw.slice(2) : raw;
+  if (name.includes('*')) {
+    return { ok: false, message: `may use "*" only as its whole first label ("*.example.com"), got ${show(raw)}` };
+  }
+  const labels = name.split('.');
+  if (name.length > MAX_HOST_NAME || !labels.every((l) => HOST_LABEL.test(l))) {
+    return { ok: false, message: `must be a host name of letters, digits, "-" and "." ${example}, got ${show(raw)}` };
+  }
+  if (wildcard && labels.length < 2) {
+    return { ok: false, message: `a wildcard must cover a name of at least two labels ("*.example.com"), got ${show(raw)}` };
+  }
+  return { ok: true, value: raw };
 }
 
 const PREFIX_WHY = 'canonical request paths never contain it, so the route could never match';

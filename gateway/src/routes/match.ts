@@ -4,19 +4,22 @@ import type { MethodRule, Route } from './types.js';
  * The routes of one routes file, indexed for longest-prefix matching on canonical paths.
  * Prefixes must be in the form `Route.prefix` documents (no trailing slash except the
  * root route `/`, no empty segment); the constructor throws a `TypeError` otherwise.
- * When two routes share a prefix the one listed first wins.
+ * Among the routes of the longest matching prefix, one for the exact host wins over a
+ * wildcard (the longer wildcard first), which wins over one without `host`; a prefix whose
+ * routes all name other hosts does not match, and a shorter one is tried. When two routes
+ * share a prefix and host the one listed first wins.
  */
 export class RouteTable {
   readonly routes: readonly Route[];
-  readonly #byPrefix = new Map<string, Route>();
-  readonly #root: Route | null;
+  readonly #byPrefix = new Map<string, Candidates>();
+  readonly #root: Candidates | null;
   // prefix lengths in use, so match() only slices candidates that can hit
   readonly #lengths: Uint8Array;
   readonly #maxLength: number;
 
   constructor(routes: readonly Route[]) {
     this.routes = routes;
-    let root: Route | null = null;
+    let root: Candidates | null = null;
     let maxLength = 0;
     for (const route of routes) {
       const { prefix } = route;
@@ -24,10 +27,10 @@ export class RouteTable {
         throw new TypeError(`route "${route.name}": prefix ${JSON.stringify(prefix)} is not normalized`);
       }
       if (prefix === '/') {
-        root ??= route;
+        root = addCandidate(root, route);
         continue;
       }
-      if (!this.#byPrefix.has(prefix)) this.#byPrefix.set(prefix, route);
+      this.#byPrefix.set(prefix, addCandidate(this.#byPrefix.get(prefix) ?? null, route));
       if (prefix.length > maxLength) maxLength = prefix.length;
     }
     this.#root = root;
@@ -36,22 +39,83 @@ export class RouteTable {
     for (const prefix of this.#byPrefix.keys()) this.#lengths[prefix.length] = 1;
   }
 
-  /** Longest prefix on a segment boundary, case-sensitive; null when none matches. */
-  match(canonicalPath: string): Route | null {
+  /**
+   * Longest prefix on a segment boundary, case-sensitive, among the routes for `host` (a
+   * lower-case name without port, see {@link hostName}; null or undefined: only routes
+   * without `host` can match); null when none matches.
+   */
+  match(canonicalPath: string, host?: string | null): Route | null {
     const path = canonicalPath;
+    const name = host ?? null;
     // candidate ends: the whole path, then every '/' from the right (the prefix then
     // ends just before it), never longer than the longest prefix
     let end = path.length;
     if (end > this.#maxLength) end = path.lastIndexOf('/', this.#maxLength);
     while (end > 0) {
       if (this.#lengths[end] === 1) {
-        const route = this.#byPrefix.get(end === path.length ? path : path.slice(0, end));
-        if (route !== undefined) return route;
+        const candidates = this.#byPrefix.get(end === path.length ? path : path.slice(0, end));
+        if (candidates !== undefined) {
+          const route = pick(candidates, name);
+          if (route !== null) return route;
+        }
       }
       end = path.lastIndexOf('/', end - 1);
     }
-    return this.#root;
+    return this.#root === null ? null : pick(this.#root, name);
   }
+}
+
+/** The routes sharing one prefix, by the host they are limited to. */
+interface Candidates {
+  any: Route | null;
+  exact: Map<string, Route> | null;
+  /** `.example.com` for `*.example.com`, the longest first. */
+  wildcards: { suffix: string; route: Route }[];
+}
+
+function addCandidate(c: Candidates | null, route: Route): Candidates {
+  const out = c ?? { any: null, exact: null, wildcards: [] };
+  const host = route.host;
+  if (host === null) out.any ??= route;
+  else if (host.startsWith('*.')) {
+    const suffix = host.slice(1);
+    if (!out.wildcards.some((w) => w.suffix === suffix)) {
+      out.wildcards.push({ suffix, route });
+      out.wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
+    }
+  } else {
+    out.exact ??= new Map();
+    if (!out.exact.has(host)) out.exact.set(host, route);
+  }
+  return out;
+}
+
+function pick(c: Candidates, host: string | null): Route | null {
+  if (host === null || (c.exact === null && c.wildcards.length === 0)) return c.any;
+  const exact = c.exact?.get(host);
+  if (exact !== undefined) return exact;
+  for (const w of c.wildcards) {
+    // "*.example.com" covers a.example.com and a.b.example.com, never example.com itself
+    if (host.length > w.suffix.length && host.endsWith(w.suffix)) return w.route;
+  }
+  return c.any;
+}
+
+/**
+ * The name part of a canonical host (see `canonicalHost`): lower case, port removed; a
+ * trailing dot (`example.com.`, the same DNS name) removed too.
+ */
+export function hostName(canonical: string | null | undefined): string | null {
+  if (!canonical) return null;
+  let end = canonical.length;
+  if (!canonical.startsWith('[')) {
+    const colon = canonical.indexOf(':');
+    if (colon >= 0) end = colon;
+  } else {
+    end = canonical.indexOf(']') + 1;
+  }
+  if (end > 1 && canonical.charCodeAt(end - 1) === 0x2e) end--;
+  return end === canonical.length ? canonical : canonical.slice(0, end);
 }
 
 function isNormalizedPrefix(prefix: string): boolean {
@@ -73,7 +137,7 @@ export function upstreamPath(route: Route, canonicalPath: string): string {
     path = (to === '' || to.startsWith('/') ? to : '/' + to) + rest;
     if (path === '') path = '/';
   }
-  const base = basePath(route.upstream);
+  const base = route.upstream === null ? '' : basePath(route.upstream);
   return base === '' ? path : base + path;
 }
 
@@ -81,7 +145,7 @@ export function upstreamPath(route: Route, canonicalPath: string): string {
  * The URL to forward a request matched to `route` to, without its query: the origin of
  * `route.upstream` followed by `upstreamPath()` (which already holds the base path).
  */
-export function upstreamUrl(route: Route, canonicalPath: string): string {
+export function upstreamUrl(route: Route & { upstream: string }, canonicalPath: string): string {
   return upstreamOrigin(route.upstream) + upstreamPath(route, canonicalPath);
 }
 

@@ -14,8 +14,9 @@ export function buildRoute(input: RouteInput, draft: RouteDraft): Route {
   }
   return Object.freeze({
     name: input.name,
+    host: draft.host ?? input.host ?? null,
     prefix: draft.prefix ?? input.prefix,
-    upstream: draft.upstream ?? input.upstream,
+    upstream: draft.upstream ?? input.upstream ?? null,
     rewritePrefix: input.rewritePrefix === undefined ? undefined : (draft.rewritePrefix ?? input.rewritePrefix),
     rule: Object.freeze({ auth, roles: roleRule(input.roles) }),
     methods: Object.freeze(methods),

@@ -52,8 +52,11 @@ export const RouteSchema = Type.Object(
       expected: 'a route name of lower-case letters, digits and "-"',
       hint: 'lower-case letters, digits, "-"',
     }),
+    host: Type.Optional(
+      Type.String({ expected: 'a lower-case host name without a port, like app.example.com or *.example.com' }),
+    ),
     prefix: Type.String({ expected: 'a path starting with "/"' }),
-    upstream: Type.String({ expected: 'an absolute http: or https: URL' }),
+    upstream: Type.Optional(Type.String({ expected: 'an absolute http: or https: URL' })),
     rewritePrefix: Type.Optional(Type.String({ expected: 'a path starting with "/", or "" for the root' })),
     auth: Type.Optional(AuthSchema),
     roles: Type.Optional(RolesSchema),
@@ -78,7 +81,7 @@ export const RouteSchema = Type.Object(
     ),
     credentials: Type.Optional(CredentialsSchema),
   },
-  { additionalProperties: false, expected: 'a mapping with name, prefix and upstream' },
+  { additionalProperties: false, expected: 'a mapping with name, prefix and (except for forward-auth-only routes) upstream' },
 );
 
 /** The schema of routes.yaml version 1, as written (before defaults and normalization). */

@@ -14,10 +14,19 @@ export interface MethodRule {
 /** One validated, normalized route of routes.yaml. Frozen once loaded. */
 export interface Route {
   readonly name: string;
+  /**
+   * The host the route is limited to: an exact lower-case name, or `*.example.com` for any
+   * name under example.com. null: every host.
+   */
+  readonly host: string | null;
   /** Canonical prefix without a trailing slash, `/` only for the root route. */
   readonly prefix: string;
-  /** Upstream origin plus optional base path, e.g. `http://127.0.0.1:4001` or `http://svc/base`. */
-  readonly upstream: string;
+  /**
+   * Upstream origin plus optional base path, e.g. `http://127.0.0.1:4001` or `http://svc/base`.
+   * null: a forward-auth-only route (the proxy in front reaches the app; the gateway's own
+   * listener answers 404 for it).
+   */
+  readonly upstream: string | null;
   /** Replaces `prefix` in the forwarded path; undefined keeps the path as is. */
   readonly rewritePrefix: string | undefined;
   /** The rule for methods without an override. */
@@ -42,6 +51,9 @@ export interface Route {
 
 /** routes.yaml `credentials`: how a caller may authenticate on a route. */
 export type CredentialKind = 'cookie' | 'api_key' | 'bearer_jwt';
+
+/** A route the gateway forwards to: one with an upstream. */
+export type ProxiedRoute = Route & { readonly upstream: string };
 
 /** routes.yaml `methodOverride`. */
 export type MethodOverrideMode = 'refuse' | 'allow';
