@@ -2,8 +2,8 @@
 // fastify + @fastify/http-proxy; the `sid` cookie's SHA-256 looked up with one GETEX per
 // request (sliding the idle TTL on every read), role `user` required, an HMAC-signed
 // identity header for the upstream. With CACHE_MS > 0, an lru-cache of that many ms sits in
-// front of Redis (and revocation waits for it to expire). It reads the sessions the
-// benchmark writes for sessiongate (same keys), so both do the same lookups.
+// front of Redis (and revocation waits for it to expire). It reads a copy of the sessions
+// the benchmark writes for sessiongate (under KEY_PREFIX), so both do the same lookups.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import Fastify from 'fastify';
 import httpProxy from '@fastify/http-proxy';
@@ -35,8 +35,10 @@ async function sessionOf(token) {
   if (hit) return hit;
   const raw = await redis.getex(`${keyPrefix}s:{${token.slice(TOKEN_RANDOM_LENGTH + 1)}}${hash}`, 'PX', idleMs);
   if (raw === null) return null;
-  const record = JSON.parse(raw);
-  if (record.absoluteExpiresAt <= Date.now()) return null;
+  // the record format, version 2: `2:[sub, "role role", createdAt ms, absolute timeout s, …]`
+  const [sub, roles, createdAt, absoluteS] = JSON.parse(raw.slice(2));
+  const record = { sub, roles: typeof roles === 'string' ? roles.split(' ') : roles };
+  if (createdAt + absoluteS * 1000 <= Date.now()) return null;
   cache?.set(hash, record);
   return record;
 }

@@ -105,10 +105,13 @@ const ABSOLUTE_TIMEOUT_MS = 12 * 60 * 60_000;
 const REFRESH_FRACTION = 0.1; // the gateway's default SESSION_REFRESH_FRACTION
 const REFRESH_INTERVAL_MS = IDLE_TIMEOUT_MS * REFRESH_FRACTION;
 const LOG_LEVEL = 'warn';
+/** Key prefix of the references' copy of the sessions. */
+const REFERENCE_KEY_PREFIX = 'ref:';
 const RSS_LIMIT_MB = 200;
 
 // the project's performance targets, as ratios to the plain proxy measured in the same run
-const TARGETS = { cacheOnRatio: 0.9, cacheOffRatio: 0.8, cacheOnP99: 1.3, cacheOnCmds: 0.02, cacheOffCmds: 1.0, forwardAuthVsReference: 1.3, forwardAuthP99: 1.3 };
+// (cache off is also held to the hand-rolled reference without a cache, measured in the same rounds)
+const TARGETS = { cacheOnRatio: 0.95, cacheOffRatio: 0.8, cacheOnP99: 1.2, cacheOnCmds: 0.02, cacheOffCmds: 1.0, forwardAuthVsReference: 1.3, forwardAuthP99: 1.3 };
 // published figures of other session setups (same machine class, same ratio to a plain proxy)
 const REFERENCES = [
   ['express + express-session + connect-redis', 0.23],
@@ -659,7 +662,15 @@ async function main() {
   // --- the hand-rolled reference, without and with a 1 s cache --------------------------
   const quick = async (name, cacheMs) =>
     startChild(name, SERVER_CORE, process.execPath, [...nodeFlags, path.join(HERE, 'quick-gateway.mjs')], {
-      env: { UPSTREAM: upstreamUrl, PREFIX: ROUTE_PREFIX, PORT: '0', REDIS_URL: redisUrl, CACHE_MS: String(cacheMs), IDLE_MS: String(IDLE_TIMEOUT_MS) },
+      env: {
+        UPSTREAM: upstreamUrl,
+        PREFIX: ROUTE_PREFIX,
+        PORT: '0',
+        REDIS_URL: redisUrl,
+        KEY_PREFIX: REFERENCE_KEY_PREFIX,
+        CACHE_MS: String(cacheMs),
+        IDLE_MS: String(IDLE_TIMEOUT_MS),
+      },
       ready: jsonPort,
     });
   const quickNoCache = RUN_THROUGHPUT ? await quick('quick-gateway', 0) : null;
@@ -784,6 +795,19 @@ async function main() {
     pool.push(...(await Promise.all(batch)));
   }
   const guest = await newSession('guest-0', ['guest']);
+  // the references read a copy of the same sessions under a prefix of their own: their
+  // GETEX on every request would otherwise be announced to the cache-on gateway (Redis key
+  // tracking) and cost it CPU on the core they are measured on
+  {
+    const sgKeys = new KeyLayout();
+    const refKeys = new KeyLayout(REFERENCE_KEY_PREFIX);
+    const p = redis.pipeline();
+    for (const s of [...pool, guest]) {
+      const ref = sessionRef(s.cookie.slice('sid='.length));
+      p.copy(sgKeys.session(ref), refKeys.session(ref));
+    }
+    await p.exec();
+  }
   const poolCookies = pool.map((s) => s.cookie);
   const single = [pool[0].cookie];
   // one API key per user of the pool, as \`sessiongate api-keys create\` stores them
@@ -1025,6 +1049,8 @@ async function main() {
         checks.push([s.cmds <= TARGETS.cacheOnCmds, `Redis ${fmt(s.cmds, 4)} cmds/req ≤ ${TARGETS.cacheOnCmds}`]);
       } else {
         checks.push([s.ratio >= TARGETS.cacheOffRatio, `ratio ${fmt(s.ratio)} ≥ ${TARGETS.cacheOffRatio}`]);
+        const ref = summary.find((x) => x.target.id === 'quick');
+        if (ref && s.target.cookies === poolCookies) checks.push([s.ratio >= ref.ratio, `ratio ${fmt(s.ratio)} ≥ hand-rolled reference ${fmt(ref.ratio)}`]);
         checks.push([s.cmds <= TARGETS.cacheOffCmds, `Redis ${fmt(s.cmds, 4)} cmds/req ≤ ${TARGETS.cacheOffCmds}`]);
       }
       if (s.bad) checks.push([false, `${s.bad} non-2xx responses or errors`]);
@@ -1054,6 +1080,14 @@ async function main() {
     say(`- reference figures measured elsewhere on this machine class (ratio to a plain proxy): ${REFERENCES.map(([n, r]) => `${n} ${r.toFixed(2)}`).join('; ')}; best is ${best[1].toFixed(2)}`);
   } else {
     say();
+  }
+
+  // --- invalidation latency and the tracking modes ------------------------------------------
+  if (RUN_THROUGHPUT) {
+    log('invalidation: latency of a change in Redis until the cache drops it, and the two tracking modes');
+    const { runInvalidationBench } = await import('./invalidation.mjs');
+    say();
+    await runInvalidationBench(say);
   }
 
   // --- memory with 100 000 live sessions ---------------------------------------------------

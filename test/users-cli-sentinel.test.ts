@@ -55,7 +55,7 @@ describe('sessiongate users through a password-protected Sentinel', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/updated roles of 1 live session\n/);
     expect(r.code).toBe(0);
-    expect(parseRecord((await master.get(keys.session(ref)))!).roles).toEqual(['user', 'admin']);
+    expect(parseRecord((await master.get(keys.session(ref)))!, ref.sid).roles).toEqual(['user', 'admin']);
   });
 
   it('disable ends the live sessions', async () => {

@@ -72,7 +72,7 @@ describe('POST /auth/login', () => {
     expect(raw).not.toContain(token);
     expect(await t.redis.exists(`${t.keyPrefix}s:${token}`)).toBe(0);
 
-    const record = parseRecord(raw!);
+    const record = parseRecord(raw!, sid);
     expect(record.sub).toBe('alice');
     expect(record.roles).toEqual(['user', 'admin']);
     expect(record.claims).toEqual({ name: 'Alice Example', email: 'alice@example.com', level: 3 });

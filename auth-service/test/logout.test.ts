@@ -1,25 +1,22 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { decodeInvalidation, sessionRef, waitUntilReady } from '@sessiongate/session';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { sessionRef, waitUntilReady } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
+import { watchSessionKeys, type SessionKeyWatch } from '../../test/support/session-tracking.js';
 
 const USERS = { dana: { password: 'dana-password', roles: ['user'] }, erin: { password: 'erin-password', roles: ['user'] } };
 
 describe('logout', () => {
   let t: TestAuth;
-  let sub: Redis;
-  const messages: string[][] = [];
+  let watch: SessionKeyWatch;
 
   beforeAll(async () => {
     t = await startTestAuth({ redisUrl: inject('redisUrl'), users: USERS });
-    // a gateway's view: the invalidation channel
-    sub = new Redis(inject('redisUrl'));
-    await sub.subscribe(t.keys.invalidationChannel);
-    sub.on('message', (_channel: string, raw: string) => messages.push(decodeInvalidation(raw)?.sids ?? []));
+    // a gateway's view: Redis reports every change to a session key
+    watch = await watchSessionKeys(inject('redisUrl'), t.keys);
   });
   afterAll(async () => {
-    await sub.quit();
+    await watch.close();
     await t.close();
   });
 
@@ -32,17 +29,12 @@ describe('logout', () => {
     const { token, header } = await session('dana');
     const key = t.keys.session(sessionRef(token));
     expect(await t.redis.exists(key)).toBe(1);
-    const published = new Promise<string[]>((resolve) => {
-      sub.on('message', (_c: string, raw: string) => {
-        const h = decodeInvalidation(raw)?.sids ?? [];
-        if (h.includes(sessionRef(token).sid)) resolve(h);
-      });
-    });
+    const seen = watch.sids.length;
     const res = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'x-session': header } });
     expect(res.statusCode).toBe(204);
     // gone before the response: no waiting for a TTL
     expect(await t.redis.exists(key)).toBe(0);
-    expect(await published).toContain(sessionRef(token).sid);
+    await vi.waitFor(() => expect(watch.sids.slice(seen)).toContain(sessionRef(token).sid));
     expect(res.headers['set-cookie']).toMatch(/^sid=; Path=\/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax; Secure$/);
     // and the index no longer lists it
     const list = await t.store.list('dana');
@@ -66,15 +58,18 @@ describe('logout', () => {
     const b = await session('dana');
     const c = await session('dana');
     const other = await session('erin');
+    const seen = watch.sids.length;
     const res = await t.svc.app.inject({ method: 'POST', url: '/auth/logout-all', headers: { 'x-session': b.header } });
     expect(res.statusCode).toBe(204);
     expect(res.headers['set-cookie']).toMatch(/Max-Age=0/);
     for (const s of [a, b, c]) expect(await t.redis.exists(t.keys.session(sessionRef(s.token)))).toBe(0);
     expect(await t.redis.exists(t.keys.userIndex('dana'))).toBe(0);
     expect(await t.redis.exists(t.keys.session(sessionRef(other.token)))).toBe(1);
-    // every gateway heard about all three
-    const heard = messages.flat();
-    for (const s of [a, b, c]) expect(heard).toContain(sessionRef(s.token).sid);
+    // every gateway hears about all three (Redis reports the deletes), and nothing of erin's
+    await vi.waitFor(() => {
+      for (const s of [a, b, c]) expect(watch.sids.slice(seen)).toContain(sessionRef(s.token).sid);
+    });
+    expect(watch.sids.slice(seen)).not.toContain(sessionRef(other.token).sid);
   });
 
   it('logout-all without a session is 401 unauthenticated', async () => {

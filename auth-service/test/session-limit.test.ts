@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { decodeInvalidation, sessionRef } from '@sessiongate/session';
+import { sessionRef } from '@sessiongate/session';
 import { cookieToken, startTestAuth, type TestAuth } from '../../test/support/auth-service.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
+import { watchSessionKeys, type SessionKeyWatch } from '../../test/support/session-tracking.js';
 
 // SESSION_MAX_PER_USER: a login past the cap ends the user's oldest session, tells every
 // gateway, and says so in the log (never with a token); other users are not touched.
@@ -15,8 +15,7 @@ const USERS = {
 
 describe('sessions per user', () => {
   let t: TestAuth;
-  let sub: Redis;
-  const heard: string[] = [];
+  let watch: SessionKeyWatch;
   let logs = '';
 
   beforeAll(async () => {
@@ -27,12 +26,11 @@ describe('sessions per user', () => {
       },
     });
     t = await startTestAuth({ redisUrl: inject('redisUrl'), users: USERS, env: { SESSION_MAX_PER_USER: '3' }, logStream });
-    sub = new Redis(inject('redisUrl'));
-    await sub.subscribe(t.keys.invalidationChannel);
-    sub.on('message', (_c: string, raw: string) => heard.push(...(decodeInvalidation(raw)?.sids ?? [])));
+    // a gateway's view: Redis reports every change to a session key
+    watch = await watchSessionKeys(inject('redisUrl'), t.keys);
   });
   afterAll(async () => {
-    await sub?.quit();
+    await watch?.close();
     await t?.close();
   });
 
@@ -44,14 +42,17 @@ describe('sessions per user', () => {
     const tokens: string[] = [];
     for (let i = 0; i < 3; i++) tokens.push(await login('vera'));
     for (const tk of tokens) expect(await alive(tk)).toBe(true);
-    expect(heard).toEqual([]);
+    // the logins so far have been reported (their writes)
+    await vi.waitFor(() => expect(watch.sids).toContain(sessionRef(tokens[2]!).sid));
+    const seen = watch.sids.length;
 
     const fourth = await login('vera');
     const oldest = sessionRef(tokens[0]!).sid;
     expect(await alive(tokens[0]!)).toBe(false);
     for (const tk of [...tokens.slice(1), fourth, other]) expect(await alive(tk)).toBe(true);
     expect((await t.redis.zrange(t.keys.userIndex('vera'), 0, '-1')).sort()).toEqual([...tokens.slice(1), fourth].map((tk) => sessionRef(tk).sid).sort());
-    await vi.waitFor(() => expect(heard).toEqual([oldest]));
+    // reported: the new session's write and the oldest one's end, nothing else
+    await vi.waitFor(() => expect(watch.sids.slice(seen).sort()).toEqual([oldest, sessionRef(fourth).sid].sort()));
 
     const line = logs.split('\n').find((l) => l.includes('"event":"session-limit"'));
     expect(line).toBeDefined();

@@ -70,7 +70,7 @@ export const DEFAULT_BEARER_FAILURE_WINDOW_MS = 5 * 60_000;
 export const DEFAULT_SESSION_CACHE = true;
 /** Most sessions one gateway keeps resolved in memory (SESSION_CACHE_MAX). @default 100_000 */
 export const DEFAULT_CACHE_MAX = 100_000;
-/** How long a resolved session is reused without asking Redis; revocations arrive by pub/sub sooner (SESSION_CACHE_TTL). @default 5_000 (5 s) */
+/** How long a resolved session stays in memory unused; every change to it in Redis evicts it sooner (SESSION_CACHE_TTL). @default 5_000 (5 s) */
 export const DEFAULT_CACHE_TTL_MS = 5_000;
 /** How long an unknown or malformed token is remembered as such (SESSION_CACHE_NEGATIVE_TTL). @default 1_000 (1 s) */
 export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
@@ -78,12 +78,12 @@ export const DEFAULT_NEGATIVE_TTL_MS = 1_000;
 export const DEFAULT_REFRESH_FRACTION = 0.1;
 /** How often the invalidation connection is pinged to prove revocations can still arrive. @default 250 */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 250;
-/** A ping on the invalidation connection unanswered this long bypasses the cache until it answers. @default 500 */
+/** A ping on a key-tracking connection unanswered this long bypasses the cache until it answers. @default 500 */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 500;
 /**
  * How often long-lived users of a session (WebSocket tunnels) are checked against Redis while
- * revocations cannot reach this gateway by pub/sub (channel down or silent, or the cache
- * and with it the subscription turned off). @default 500
+ * changes to sessions may go unreported (a key-tracking connection down or silent, or the
+ * cache and with it key tracking turned off). @default 500
  */
 export const DEFAULT_REVOCATION_RECHECK_MS = 500;
 

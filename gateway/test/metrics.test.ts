@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
-import { mintToken, sessionRef } from '@sessiongate/session';
+import { mintToken, parseRecord, serializeRecord, sessionRef } from '@sessiongate/session';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -127,8 +127,8 @@ describe('metrics', () => {
     // a record still stored past its absolute expiry: the one end the gateway can see
     const over = await t.login('carol', ['user']);
     const key = t.store.keys.session(sessionRef(over));
-    const record = JSON.parse((await t.redis.get(key))!) as { absoluteExpiresAt: number };
-    await t.redis.set(key, JSON.stringify({ ...record, absoluteExpiresAt: Date.now() - 1000 }), 'KEEPTTL');
+    const record = parseRecord((await t.redis.get(key))!, sessionRef(over).sid);
+    await t.redis.set(key, serializeRecord({ ...record, absoluteExpiresAt: Date.now() - 1000 }), 'KEEPTTL');
     const before = await scrape();
     expect((await get('/api/orders/m')).statusCode).toBe(401);
     expect((await get('/api/orders/m', 'not-a-token')).statusCode).toBe(401);

@@ -171,7 +171,7 @@ describe('Redis Sentinel failover', () => {
     expect((await getOrder(gw, fresh)).statusCode).toBe(200);
     const out = await gw.gw.app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `sid=${fresh}`, 'sec-fetch-site': 'same-origin' } });
     expect(out.statusCode).toBe(204);
-    // the gateway had the session cached: the revocation reaches its cache by pub/sub
+    // the gateway had the session cached: Redis reports the deletion to its cache
     const t1 = performance.now();
     let after = await getOrder(gw, fresh);
     while (after.statusCode === 200 && performance.now() - t1 < 1000) {

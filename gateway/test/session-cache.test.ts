@@ -59,7 +59,12 @@ async function cachedResolver(opts: SessionResolverOptions = {}) {
     clock,
     store,
     resolver,
-    login: (sub = 'alice') => store.create({ sub, roles: ['user'], idleTimeoutMs: IDLE, absoluteTimeoutMs: 60 * MIN }, clock.now),
+    async login(sub = 'alice') {
+      const s = await store.create({ sub, roles: ['user'], idleTimeoutMs: IDLE, absoluteTimeoutMs: 60 * MIN }, clock.now);
+      // Redis announces the login's own write too: let that land before the first read
+      await sleep(20);
+      return s;
+    },
     async close() {
       await resolver.stop();
       await client.quit();

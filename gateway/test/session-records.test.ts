@@ -49,6 +49,11 @@ const cases: [string, string][] = [
   ['roles not a list', JSON.stringify({ ...valid, roles: 'user' })],
   // a revocation names the sid: a record under another session's key would not be reached
   ['a record of another sid', JSON.stringify(valid)],
+  // the compact format (version 2)
+  ['a compact record of a future version', `3:${JSON.stringify(['alice', ['user'], now, 3_600_000, 600_000])}`],
+  ['a compact record cut short', '2:["alice",["user"],'],
+  ['a compact record with CR/LF in sub', `2:${JSON.stringify(['alice\r\nX-Injected: 1', ['user'], now, 3_600_000, 600_000])}`],
+  ['a compact record missing its timeouts', `2:${JSON.stringify(['alice', ['user'], now])}`],
 ];
 
 describe('unusable session records', () => {

@@ -110,7 +110,7 @@ describe('open WebSockets and a lost invalidation', () => {
   let g: TestGateway;
 
   beforeAll(async () => {
-    // a Redis of this test's own: its pub/sub connections are dropped on purpose
+    // a Redis of this test's own: its key-tracking connections are dropped on purpose
     redis = await startRedisServer();
     g = await startTestGateway({
       redisUrl: redis.url,
@@ -130,11 +130,12 @@ describe('open WebSockets and a lost invalidation', () => {
     const aliceTunnel = await tunnel(g, alice);
     const bobTunnel = await tunnel(g, bob);
     try {
-      // the session ends without a message reaching this gateway, then its channel drops
-      await g.redis.del(g.store.keys.session(sessionRef(alice)));
+      // the invalidation connection drops, and the session ends while it is down
       await g.redis.call('client', 'kill', 'type', 'pubsub');
+      await g.redis.del(g.store.keys.session(sessionRef(alice)));
       const t0 = performance.now();
       expect(await closedAfter(aliceTunnel, t0)).toBeLessThan(5 * REVOCATION_LIMIT_MS);
+      for (let i = 0; i < 200 && !g.gw.app.sessions.resolver.cacheActive; i++) await new Promise((r) => setTimeout(r, 25));
       expect(g.gw.app.sessions.resolver.cacheActive).toBe(true);
       bobTunnel.send('still here');
       expect(await bobTunnel.next()).toMatchObject({ text: 'echo:still here' });

@@ -64,7 +64,8 @@ export interface ApiKeySummary {
 /**
  * Every Redis operation on API keys. A user's keys sit in the user's slot next to their
  * sessions and use the same scripts: listing, revoking one, revoking all, rewriting roles.
- * Each change is published on the sessions' invalidation channel, by key id.
+ * Each change rewrites or deletes the key's record, which Redis reports to every gateway
+ * (key tracking), as for sessions.
  */
 export class ApiKeyStore {
   readonly layout: ApiKeyLayout;
@@ -146,21 +147,17 @@ export class ApiKeyStore {
     return out.sort((a, b) => b.createdAt - a.createdAt);
   }
 
-  /** Revokes one key of a user; false when the user has no such key. Publishes the revocation. */
+  /** Revokes one key of a user (deletes its record); false when the user has no such key. */
   async revoke(sub: string, id: string): Promise<boolean> {
     const ref = { tag: userTag(sub), sid: id };
     const [listed, ended] = (await DESTROY_ONE.run(this.redis, [this.layout.userKeys(sub), this.layout.key(ref)], [id, sub])) as [number, number];
-    if (listed || ended) {
-      await this.sessions.publishInvalidation([id]);
-      await this.redis.hdel(this.layout.lastUsed(sub), id);
-    }
+    if (listed || ended) await this.redis.hdel(this.layout.lastUsed(sub), id);
     return ended > 0;
   }
 
-  /** Revokes every key of a user; resolves how many were live. Publishes the revocations. */
+  /** Revokes every key of a user (deletes their records); resolves how many were live. */
   async revokeAll(sub: string): Promise<number> {
-    const [ended, ids] = (await DESTROY_ALL.run(this.redis, [this.layout.userKeys(sub)], [this.layout.keyPrefix(userTag(sub))])) as [number, string[]];
-    if (ids.length) await this.sessions.publishInvalidation(ids);
+    const [ended] = (await DESTROY_ALL.run(this.redis, [this.layout.userKeys(sub)], [this.layout.keyPrefix(userTag(sub))])) as [number, string[]];
     await this.redis.del(this.layout.lastUsed(sub));
     return ended;
   }
@@ -188,7 +185,6 @@ export class ApiKeyStore {
         args.push(id, raw, next);
       }
       const [rewritten, again] = (await REWRITE.run(this.redis, [index], args)) as [string[], string[]];
-      if (rewritten.length) await this.sessions.publishInvalidation(rewritten);
       changed += rewritten.length;
       if (!again.length) return changed;
       now = Date.now();

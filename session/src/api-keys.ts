@@ -98,13 +98,18 @@ export function effectiveKeyRoles(scope: readonly string[] | null, ownerRoles: r
 export class ApiKeyLayout {
   constructor(readonly keys: KeyLayout) {}
 
+  /** What every key record's name starts with (the gateways track changes under it). */
+  get recordPrefix(): string {
+    return `${this.keys.prefix}k:`;
+  }
+
   key(ref: SessionRef): string {
-    return `${this.keys.prefix}k:{${ref.tag}}${ref.sid}`;
+    return `${this.recordPrefix}{${ref.tag}}${ref.sid}`;
   }
 
   /** What the record keys of the users with this tag start with (the id follows). */
   keyPrefix(tag: string): string {
-    return `${this.keys.prefix}k:{${tag}}`;
+    return `${this.recordPrefix}{${tag}}`;
   }
 
   userKeys(sub: string): string {

@@ -15,27 +15,26 @@ export {
   remainingLifetimeMs,
   serializeRecord,
   sessionRef,
+  shortUserAgent,
+  MAX_USER_AGENT_LENGTH,
   userTag,
   type SessionRecord,
   type SessionRef,
 } from './record.js';
 
-/** Every Redis operation on sessions, and the revocation messages it publishes. */
+/** Every Redis operation on sessions. */
 export {
   DEFAULT_MAX_SESSIONS_PER_USER,
   SessionStore,
-  decodeInvalidation,
-  encodeInvalidation,
   type CommandObserver,
   type CreatedSession,
-  type Invalidation,
   type NewSession,
   type RedisClient,
   type SessionStoreOptions,
   type SessionSummary,
 } from './store.js';
 
-/** The Redis connection: its settings from the environment, the client, its subscriber, its readiness. */
+/** The Redis connection: its settings from the environment, the client, its key-tracking connections, its readiness. */
 export {
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   createRedisClient,
@@ -43,7 +42,8 @@ export {
   pingWithin,
   redisConnectionFromEnv,
   redisOptionsFromEnv,
-  subscriberFor,
+  trackingConnectionFor,
+  trackingConnectionToNode,
   waitUntilReady,
   type RedisConnection,
   type RedisConnectionOptions,

@@ -4,8 +4,14 @@ import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 // The session record and the Redis key layout. The gateway reads sessions and the auth
 // service writes them; both import this module so the two can never drift apart.
 
-/** Format version of the record; a record of any other version is refused. */
-export const RECORD_VERSION = 1;
+/**
+ * Format version of the record written now: `2:` then a JSON array (see serializeRecord).
+ * Records of version 1 (a JSON object) are still read; any other version is refused.
+ */
+export const RECORD_VERSION = 2;
+/** The first format: a JSON object with long keys and the sid stored twice. Read, never written. */
+const LEGACY_RECORD_VERSION = 1;
+const RECORD_PREFIX = `${RECORD_VERSION}:`;
 
 /** Bytes of randomness in a session token (256 bits). */
 export const TOKEN_BYTES = 32;
@@ -24,7 +30,7 @@ const LEGACY_TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 /** Default key prefix of everything sessiongate keeps in Redis. */
 export const DEFAULT_KEY_PREFIX = 'sg:';
 
-/** What the store keeps for one session, as JSON under `KeyLayout.session(sessionRef(token))`. */
+/** What the store keeps for one session, under `KeyLayout.session(sessionRef(token))` (see serializeRecord). */
 export interface SessionRecord {
   /** Format version, RECORD_VERSION. */
   readonly v: number;
@@ -44,7 +50,7 @@ export interface SessionRecord {
   readonly idleTimeoutMs: number;
   /** Extra claims forwarded in X-Session (profile fields); never overrides a registered claim. */
   readonly claims: Readonly<Record<string, string | number | boolean>>;
-  /** User agent at login, for "my sessions"; never forwarded. */
+  /** User agent at login, summarised (shortUserAgent), for "my sessions"; never forwarded. */
   readonly userAgent?: string;
 }
 
@@ -123,11 +129,6 @@ export class KeyLayout {
     return `${this.prefix}u:{${userTag(sub)}}${encodeURIComponent(sub)}`;
   }
 
-  /** Pub/sub channel on which revocations reach every gateway's local cache. */
-  get invalidationChannel(): string {
-    return `${this.prefix}invalidate`;
-  }
-
   /** Login throttling counters. */
   throttle(kind: 'account' | 'ip', id: string): string {
     return `${this.prefix}t:${kind}:{${encodeURIComponent(id)}}`;
@@ -151,19 +152,64 @@ export class InvalidRecordError extends Error {
 }
 
 /**
- * Parses and checks a stored value. Anything malformed, of another version, or holding values
- * that could not travel safely in a header is refused with InvalidRecordError.
+ * Parses and checks a stored value, found under the key of session `sid` (version 2 does not
+ * store the sid: it is in the key). Anything malformed, of another version, under another
+ * session's key, or holding values that could not travel safely in a header is refused with
+ * InvalidRecordError.
  */
-export function parseRecord(raw: string): SessionRecord {
-  let v: unknown;
+export function parseRecord(raw: string, sid: string): SessionRecord {
+  if (raw.startsWith(RECORD_PREFIX)) return parseCompact(raw.slice(RECORD_PREFIX.length), sid);
+  // a record written before version 2, still in Redis during an upgrade (it ends with its session)
+  if (raw.startsWith('{')) return parseLegacy(raw, sid);
+  const version = /^(\d{1,6}):/.exec(raw)?.[1];
+  throw new InvalidRecordError(version ? `unsupported record version ${version}` : 'not a session record');
+}
+
+/** Seconds (possibly fractional) as whole milliseconds. */
+function fromSeconds(s: number): number {
+  return Math.round(s * 1000);
+}
+
+function parseJson(raw: string): unknown {
   try {
-    v = JSON.parse(raw);
+    return JSON.parse(raw);
   } catch {
     throw new InvalidRecordError('not JSON');
   }
+}
+
+/** Version 2: `[sub, roles (a list, or one string joined by spaces), createdAt, absolute timeout s, idle timeout s, claims?, user agent?]`. */
+function parseCompact(body: string, sid: string): SessionRecord {
+  const a = parseJson(body);
+  if (!Array.isArray(a) || a.length < 5 || a.length > 7) throw new InvalidRecordError('not a version 2 record');
+  const [sub, roles, createdAt, absoluteTimeout, idleTimeout, claims, userAgent] = a as unknown[];
+  return checked({
+    v: RECORD_VERSION,
+    sid,
+    sub,
+    // roles without spaces (all that the auth service allows) are stored as one string
+    roles: typeof roles === 'string' ? (roles === '' ? [] : roles.split(' ')) : roles,
+    createdAt,
+    absoluteExpiresAt: typeof createdAt === 'number' && typeof absoluteTimeout === 'number' ? createdAt + fromSeconds(absoluteTimeout) : absoluteTimeout,
+    idleTimeoutMs: typeof idleTimeout === 'number' ? fromSeconds(idleTimeout) : idleTimeout,
+    claims: claims === undefined || claims === 0 ? {} : claims,
+    ...(userAgent !== undefined ? { userAgent } : {}),
+  });
+}
+
+function parseLegacy(raw: string, sid: string): SessionRecord {
+  const v = parseJson(raw);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidRecordError('not an object');
   const r = v as Record<string, unknown>;
-  if (r.v !== RECORD_VERSION) throw new InvalidRecordError(`unsupported record version ${JSON.stringify(r.v)}`);
+  if (r.v !== LEGACY_RECORD_VERSION) throw new InvalidRecordError(`unsupported record version ${JSON.stringify(r.v)}`);
+  if (!safeString(r.sid)) throw new InvalidRecordError('bad sid');
+  // revocations name a session by its sid: a record under another sid's key could outlive them
+  if (r.sid !== sid) throw new InvalidRecordError('record stored under another session id');
+  return checked({ ...r, claims: r.claims ?? {} });
+}
+
+/** The checks every record passes, whatever its version. */
+function checked(r: Record<string, unknown>): SessionRecord {
   if (!safeString(r.sid)) throw new InvalidRecordError('bad sid');
   if (!safeString(r.sub)) throw new InvalidRecordError('bad sub');
   if (!Array.isArray(r.roles) || r.roles.length > MAX_ROLES || !r.roles.every(safeString)) {
@@ -172,7 +218,7 @@ export function parseRecord(raw: string): SessionRecord {
   for (const k of ['createdAt', 'absoluteExpiresAt', 'idleTimeoutMs'] as const) {
     if (typeof r[k] !== 'number' || !Number.isFinite(r[k]) || (r[k] as number) <= 0) throw new InvalidRecordError(`bad ${k}`);
   }
-  const claims = r.claims ?? {};
+  const claims = r.claims;
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new InvalidRecordError('bad claims');
   for (const [k, c] of Object.entries(claims)) {
     if (!CLAIM_VALUE_TYPES.has(typeof c) || (typeof c === 'string' && (c.length > MAX_VALUE_LENGTH || UNSAFE_CHARS.test(c)))) {
@@ -183,8 +229,59 @@ export function parseRecord(raw: string): SessionRecord {
   return r as unknown as SessionRecord;
 }
 
+/**
+ * The stored form, version 2: `2:` then a JSON array
+ * `[sub, roles, createdAt (ms), absolute timeout (s), idle timeout (s), claims?, user agent?]`,
+ * roles joined by spaces into one string unless one holds a space,
+ * trailing empty parts left out (claims `0` when only the user agent follows). No key names,
+ * no sid (the key holds it), the absolute expiry as a duration: less than half the bytes of
+ * version 1 (docs/sizing.md).
+ */
 export function serializeRecord(record: SessionRecord): string {
-  return JSON.stringify(record);
+  const a: unknown[] = [
+    record.sub,
+    record.roles.some((r) => r.includes(' ')) ? record.roles : record.roles.join(' '),
+    record.createdAt,
+    (record.absoluteExpiresAt - record.createdAt) / 1000,
+    record.idleTimeoutMs / 1000,
+  ];
+  const hasClaims = Object.keys(record.claims).length > 0;
+  if (record.userAgent !== undefined) a.push(hasClaims ? record.claims : 0, record.userAgent);
+  else if (hasClaims) a.push(record.claims);
+  return RECORD_PREFIX + JSON.stringify(a);
+}
+
+/** Longest user agent kept as it is; a longer one is summarised ("Chrome 131 on Windows"). */
+export const MAX_USER_AGENT_LENGTH = 48;
+
+const BROWSERS: [RegExp, string][] = [
+  [/\bEdg(?:e|A|iOS)?\/(\d+)/, 'Edge'],
+  [/\bOPR\/(\d+)/, 'Opera'],
+  [/\b(?:Firefox|FxiOS)\/(\d+)/, 'Firefox'],
+  [/\b(?:Chrome|CriOS)\/(\d+)/, 'Chrome'],
+  [/\bVersion\/(\d+)[^ ]* (?:Mobile\/\S+ )?Safari\//, 'Safari'],
+];
+const SYSTEMS: [RegExp, string][] = [
+  [/Windows/, 'Windows'],
+  [/iPhone|iPad|iPod/, 'iOS'],
+  [/Android/, 'Android'],
+  [/CrOS/, 'ChromeOS'],
+  [/Mac OS X|Macintosh/, 'macOS'],
+  [/Linux/, 'Linux'],
+];
+
+/**
+ * What a session keeps of the user agent at login: "my sessions" is all it is for, so a
+ * long browser string becomes its browser, major version and system, and anything else
+ * is cut to MAX_USER_AGENT_LENGTH characters.
+ */
+export function shortUserAgent(ua: string): string {
+  const s = ua.replace(new RegExp(UNSAFE_CHARS.source, 'g'), '').trim();
+  if (s.length <= MAX_USER_AGENT_LENGTH) return s;
+  const browser = BROWSERS.map(([re, name]) => [re.exec(s)?.[1], name] as const).find(([v]) => v !== undefined);
+  const system = SYSTEMS.find(([re]) => re.test(s))?.[1];
+  if (browser) return `${browser[1]} ${browser[0]}${system ? ` on ${system}` : ''}`;
+  return s.slice(0, MAX_USER_AGENT_LENGTH);
 }
 
 /**

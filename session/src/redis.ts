@@ -149,9 +149,7 @@ export function createRedisClient(opts: RedisConnectionOptions): RedisClient {
     clusterRetryStrategy: (times) => Math.min(100 * times, DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS),
     redisOptions: { ...common, ...urlOptions(c.url) },
   };
-  const cluster = new Cluster(c.nodes, clusterOpts);
-  clusterSeeds.set(cluster, c.nodes);
-  return cluster;
+  return new Cluster(c.nodes, clusterOpts);
 }
 
 /**
@@ -172,53 +170,38 @@ export async function waitUntilReady(client: RedisClient, timeoutMs: number): Pr
   });
 }
 
-/** Seed nodes of the Cluster clients made here, for subscribers that must find a node. */
-const clusterSeeds = new WeakMap<Cluster, { host: string; port: number }[]>();
-
-function clusterAddresses(cluster: Cluster): { host: string; port: number }[] {
-  const live = cluster
-    .nodes('all')
-    .map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }));
-  return live.length ? live : (clusterSeeds.get(cluster) ?? []);
-}
+/** Options of a connection that only carries invalidations: queue while reconnecting, never time out. */
+const TRACKING_CONNECTION = {
+  // invalidations arrive as pub/sub messages only under RESP2 (ioredis drops RESP3 invalidate pushes)
+  protocol: 2,
+  lazyConnect: true,
+  enableOfflineQueue: true,
+  enableAutoPipelining: false,
+  // tracking must be turned on before subscribing, on each new connection: the caller does it
+  autoResubscribe: false,
+  commandTimeout: undefined,
+  maxRetriesPerRequest: null,
+  connectionName: 'sessiongate-tracking',
+} as const;
 
 /**
- * A second connection for pub/sub (a subscribed connection can send nothing else). It may
- * queue while reconnecting: the subscription is what it waits for.
- *
- * On Cluster it is a plain connection to one node (PUBLISH reaches subscribers on every
- * node), moving to another node whenever it loses its own: so its drops and heartbeats are
- * those of the very connection that carries the invalidations, which the cache relies on.
+ * A connection for Redis key tracking (client-side caching) to the one node of a standalone
+ * or Sentinel client (Sentinel: whoever is master now), with the client's credentials and TLS.
  */
-export function subscriberFor(client: RedisClient): RedisClient {
-  if (!(client instanceof Cluster)) {
-    return client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
-  }
-  const cluster = client;
-  let turn = Math.floor(Math.random() * 1024);
-  const pick = () => {
-    const nodes = clusterAddresses(cluster);
-    const node = nodes.length ? nodes[turn++ % nodes.length]! : { host: '127.0.0.1', port: 6379 };
-    return node;
-  };
-  const first = pick();
-  const sub: Redis = new Redis({
+export function trackingConnectionFor(client: Redis): Redis {
+  return client.duplicate({ ...TRACKING_CONNECTION });
+}
+
+/** A connection for Redis key tracking to one master of a Cluster, with the Cluster's credentials and TLS. */
+export function trackingConnectionToNode(cluster: Cluster, host: string, port: number): Redis {
+  return new Redis({
     ...(cluster.options.redisOptions ?? {}),
-    host: first.host,
-    port: first.port,
-    lazyConnect: true,
-    enableOfflineQueue: true,
-    commandTimeout: undefined,
-    maxRetriesPerRequest: null,
-    retryStrategy: (times) => {
-      // the next attempt goes to another node (ioredis reads host/port at each connect)
-      const next = pick();
-      sub.options.host = next.host;
-      sub.options.port = next.port;
-      return Math.min(50 * times, DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS);
-    },
+    ...TRACKING_CONNECTION,
+    host,
+    port,
+    // a node gone for good leaves the slot map at the next refresh; until then keep trying
+    retryStrategy: (times) => Math.min(50 * times, DEFAULT_REDIS_MAX_RECONNECT_DELAY_MS),
   });
-  return sub;
 }
 
 /** Whether Redis answers a PING within `timeoutMs` (for readiness checks). Never throws. */

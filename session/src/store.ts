@@ -6,6 +6,7 @@ import {
   parseRecord,
   remainingLifetimeMs,
   serializeRecord,
+  shortUserAgent,
   sessionRef,
   userTag,
   type SessionRecord,
@@ -60,25 +61,6 @@ export interface SessionStoreOptions {
   observe?: CommandObserver;
   /** @default DEFAULT_MAX_SESSIONS_PER_USER */
   maxSessionsPerUser?: number;
-}
-
-/** An invalidation message: the sids of the sessions every gateway must drop from its cache. */
-export interface Invalidation {
-  sids: string[];
-}
-
-export function encodeInvalidation(msg: Invalidation): string {
-  return JSON.stringify({ s: msg.sids });
-}
-
-export function decodeInvalidation(raw: string): Invalidation | null {
-  try {
-    const v = JSON.parse(raw) as { s?: unknown };
-    if (Array.isArray(v.s) && v.s.every((x) => typeof x === 'string')) return { sids: v.s as string[] };
-  } catch {
-    // a foreign message on our channel is ignored
-  }
-  return null;
 }
 
 /**
@@ -146,8 +128,8 @@ export class SessionStore {
 
   /**
    * Writes a new session under a freshly minted token, with its index entry, in one script;
-   * the caller sets the cookie. Past the cap the user's oldest sessions end, and their
-   * revocation is published like any other.
+   * the caller sets the cookie. Past the cap the user's oldest sessions end (their keys are
+   * deleted: Redis reports that to every gateway, as any change to a session key).
    */
   async create(input: NewSession, now = Date.now()): Promise<CreatedSession> {
     const token = mintToken(input.sub);
@@ -161,7 +143,8 @@ export class SessionStore {
       absoluteExpiresAt: now + input.absoluteTimeoutMs,
       idleTimeoutMs: input.idleTimeoutMs,
       claims: { ...(input.claims ?? {}) },
-      ...(input.userAgent ? { userAgent: input.userAgent.slice(0, 512) } : {}),
+      // only "my sessions" shows it: a summary, not the whole string
+      ...(input.userAgent ? { userAgent: shortUserAgent(input.userAgent) } : {}),
     };
     const evicted = (await CREATE.run(
       this.redis,
@@ -177,7 +160,6 @@ export class SessionStore {
         PRUNE_SAMPLE,
       ],
     )) as string[];
-    if (evicted.length) await this.publishInvalidation(evicted);
     return { token, ref, record, evicted };
   }
 
@@ -195,10 +177,10 @@ export class SessionStore {
   /** The live sessions of a user, newest first. */
   async list(sub: string, now = Date.now()): Promise<SessionSummary[]> {
     const out: SessionSummary[] = [];
-    for (const { raw, pttl } of await this.snapshot(sub, now)) {
+    for (const { sid, raw, pttl } of await this.snapshot(sub, now)) {
       let record: SessionRecord;
       try {
-        record = parseRecord(raw);
+        record = parseRecord(raw, sid);
       } catch {
         continue;
       }
@@ -217,7 +199,7 @@ export class SessionStore {
 
   /**
    * Ends one session of a user by its sid; resolves false when the user has no such live
-   * session. Publishes the revocation.
+   * session. Every gateway hears of it from Redis (key tracking).
    */
   async destroyBySid(sub: string, sid: string): Promise<boolean> {
     const ref = { tag: userTag(sub), sid };
@@ -225,17 +207,15 @@ export class SessionStore {
       number,
       number,
     ];
-    if (listed || ended) await this.publishInvalidation([sid]);
     return ended > 0;
   }
 
-  /** Ends every session of a user; resolves how many were alive. Publishes the revocations. */
+  /** Ends every session of a user; resolves how many were alive. Every gateway hears of it from Redis. */
   async destroyAll(sub: string): Promise<number> {
     const [ended, sids] = (await DESTROY_ALL.run(this.redis, [this.keys.userIndex(sub)], [this.keys.sessionPrefix(userTag(sub))])) as [
       number,
       string[],
     ];
-    if (sids.length) await this.publishInvalidation(sids);
     return ended;
   }
 
@@ -253,7 +233,7 @@ export class SessionStore {
       for (const { sid, raw } of await this.snapshot(sub, now)) {
         let next = '';
         try {
-          const record = parseRecord(raw);
+          const record = parseRecord(raw, sid);
           if (!sameRoles(record.roles, roles)) next = serializeRecord({ ...record, roles: [...roles] });
         } catch {
           // a record the gateway refuses anyway is left as it is
@@ -261,16 +241,11 @@ export class SessionStore {
         args.push(sid, raw, next);
       }
       const [rewritten, again] = (await REWRITE.run(this.redis, [index], args)) as [string[], string[]];
-      if (rewritten.length) await this.publishInvalidation(rewritten);
       changed += rewritten.length;
       if (!again.length) return changed;
       now = Date.now();
     }
     throw new Error(`the sessions of this user kept changing: roles applied to ${changed} of them, run it again`);
-  }
-
-  async publishInvalidation(sids: string[]): Promise<void> {
-    await this.redis.publish(this.keys.invalidationChannel, encodeInvalidation({ sids }));
   }
 }
 

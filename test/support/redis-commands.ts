@@ -22,7 +22,7 @@ export function delta(before: Map<string, number>, after: Map<string, number>, c
 
 /** Every command sent between two snapshots, except the probes' and the heartbeat's. */
 export function requestPathCommands(before: Map<string, number>, after: Map<string, number>): number {
-  const ignored = new Set(['info', 'ping', 'subscribe']);
+  const ignored = new Set(['info', 'ping', 'subscribe', 'client|id', 'client|tracking', 'client|setname']);
   let n = 0;
   for (const [cmd, calls] of after) if (!ignored.has(cmd)) n += calls - (before.get(cmd) ?? 0);
   return n;

@@ -84,8 +84,8 @@ ${REDIS_ENVIRONMENT_HELP}
                                         fraction of the idle timeout
   SESSION_CACHE               ${col(DEFAULT_SESSION_CACHE)}local cache of resolved sessions
   SESSION_CACHE_MAX           ${col(DEFAULT_CACHE_MAX)}sessions kept in memory
-  SESSION_CACHE_TTL           ${dur(DEFAULT_CACHE_TTL_MS)}reuse a resolved session this long (revocations
-                                        arrive by pub/sub within milliseconds)
+  SESSION_CACHE_TTL           ${dur(DEFAULT_CACHE_TTL_MS)}drop a resolved session unused this long (Redis
+                                        reports every change within milliseconds)
   SESSION_CACHE_NEGATIVE_TTL  ${dur(DEFAULT_NEGATIVE_TTL_MS)}remember unknown tokens this long
   SESSIONGATE_HEAP_GROWTH     ${col(DEFAULT_HEAP_GROWTH_PERCENT)}% the heap may grow past its live data before a
                                         full collection (0: V8's default, up to 300 %)

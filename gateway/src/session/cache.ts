@@ -13,7 +13,7 @@ export interface SessionCacheSettings {
   negativeTtlMs: number;
   /** Drop expired entries on a timer (only while the cache is in use). */
   sweep: boolean;
-  /** A session's entry left memory (expired and swept, or evicted). */
+  /** A session's entry left memory (expired and swept, evicted, or invalidated). */
   onLeave(sid: string, entry: Entry): void;
 }
 
@@ -42,12 +42,17 @@ export class SessionCache {
     this.lru = new LRUCache<string, Entry>({
       max: settings.max,
       ttl: settings.ttlMs,
+      // the TTL counts from the last use: it only bounds the memory of sessions no longer in
+      // use, since Redis reports every change and deadlines bound the rest (resolver)
+      updateAgeOnGet: true,
       ttlAutopurge: false,
       // an expired entry stays until read again or swept, so its reload can carry over its
       // refresh time
       noDeleteOnStaleGet: true,
       dispose: (entry, sid, reason) => {
-        if ((reason === 'expire' || reason === 'evict') && entry.record) settings.onLeave(sid, entry);
+        // also on an invalidation: a change seen by tracking is most often a refresh's own
+        // PEXPIRE, and the reload must know it was just refreshed
+        if ((reason === 'expire' || reason === 'evict' || reason === 'delete') && entry.record) settings.onLeave(sid, entry);
       },
     });
     if (settings.sweep) {

@@ -40,6 +40,16 @@ export class Entry implements SessionSlot {
   }
 }
 
+/**
+ * Until when a cached entry may answer without asking Redis: its idle deadline as this
+ * gateway last pushed it (the last refresh, or the creation) and its absolute deadline.
+ * Another gateway may have pushed the idle deadline further; then this one reads it again.
+ */
+export function cacheDeadline(entry: Entry): number {
+  const r = entry.record!;
+  return Math.min(r.absoluteExpiresAt, entry.touchedAt + r.idleTimeoutMs);
+}
+
 const NO_CLAIMS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Sets of roles are few: sessions with the same roles share one frozen array. */
@@ -69,9 +79,7 @@ export class EntryParser {
   parse(ref: SessionRef, raw: string | null, touchedAt?: number): Entry {
     if (raw === null) return new Entry(null, 'missing');
     try {
-      const record = parseRecord(raw);
-      // revocations name a session by its sid: a record under another sid's key could outlive them
-      if (record.sid !== ref.sid) return new Entry(null, 'invalid', 'record stored under another session id');
+      const record = parseRecord(raw, ref.sid);
       const entry = new Entry(this.gatewayView(record), null);
       if (touchedAt !== undefined) entry.touchedAt = Math.max(touchedAt, entry.touchedAt);
       return entry;

@@ -1,124 +1,158 @@
-import { decodeInvalidation, subscriberFor, type RedisClient, type SessionStore } from '@sessiongate/session';
+import { ApiKeyLayout, trackingConnectionFor, trackingConnectionToNode, type SessionStore } from '@sessiongate/session';
+import type { Cluster, Redis } from 'ioredis';
+import { TrackedNode, isCluster } from './tracking.js';
 
 export interface InvalidationChannelOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
-  /** An invalidation message named these sessions. */
+  /** These sessions (by sid) or API keys (by key id) changed in Redis (by anyone, in any way). */
   onInvalidate(sids: readonly string[]): void;
-  /** Messages may have been lost (the subscription dropped, or stands anew): nothing read before may be trusted. */
+  /** Changes may have gone unseen, or everything changed: nothing read before may be trusted. */
   onForget(): void;
-  /** The subscription stands (again): what was published while it was down must be asked of Redis. */
+  /** Every node is tracked (again): what changed while it was not must be asked of Redis. */
   onSubscribed(): void;
 }
 
 /**
- * The pub/sub subscription that brings revocations to this gateway, on a connection of its
- * own, and the heartbeat that proves it still does: a silent Redis (paused, or a network
- * path that drops packets without closing the connection) never closes the subscription, so
- * it is trusted only while a ping on that connection is answered.
+ * Server-assisted invalidation: Redis itself tells this gateway of every change to a session
+ * or API-key record (client-side caching, `CLIENT TRACKING` in broadcast mode over both key
+ * prefixes),
+ * whoever made it: the auth service, `redis-cli DEL`, an expiry, a maxmemory eviction, a
+ * FLUSHDB, a restore. One connection per node carries it (on Cluster, per master: tracking
+ * is per node). The cache is trusted only while every node's connection tracks and answers.
+ *
+ * Broadcast rather than redirect mode: redirect tracks what the reading connection read, so it
+ * would have to be turned on for each of the request path's connections (ioredis makes and
+ * remakes them, per node on Cluster) and re-armed on each reconnect; broadcast needs nothing
+ * of the request path and one self-redirected connection per node. It costs messages for
+ * sessions this gateway never read (logins, other gateways' refreshes): measured by
+ * `npm run bench`, see docs/sizing.md.
  */
 export class InvalidationChannel {
-  private subscriber: RedisClient | null = null;
-  private subscribed = false;
-  private stopped = false;
+  private readonly nodes = new Map<string, TrackedNode>();
   private heartbeat: NodeJS.Timeout | null = null;
-  /** When the unanswered ping on the invalidation connection was sent (monotonic ms), or null. */
-  private pingSentAt: number | null = null;
-  /** That ping went unanswered past the heartbeat timeout. */
-  private channelSilent = false;
+  private stopped = false;
+  private started = false;
+  private slotMap = '';
+  /** Session keys, then API-key records: `<prefix>{<tag>}<id>` both. */
+  private readonly keyPrefixes: readonly string[];
+  private readonly onClientReady = () => this.opts.onForget();
+  private readonly onRefresh = () => this.syncCluster();
 
   constructor(
     private readonly store: SessionStore,
     private readonly opts: InvalidationChannelOptions,
-  ) {}
+  ) {
+    this.keyPrefixes = [`${store.keys.prefix}s:`, new ApiKeyLayout(store.keys).recordPrefix];
+  }
 
-  /** True while every revocation reaches this gateway: subscribed, answering, not stopped. */
+  /** True while every change to a session or API-key record reaches this gateway. */
   get trusted(): boolean {
-    return this.subscribed && !this.channelSilent && !this.stopped;
+    if (this.stopped || !this.started || this.nodes.size === 0) return false;
+    for (const n of this.nodes.values()) if (!n.trusted) return false;
+    return true;
   }
 
-  /** Subscribes; until that subscription stands (and whenever it drops), `trusted` is false. */
   async start(): Promise<void> {
-    if (this.subscriber) return;
-    const sub = subscriberFor(this.store.redis);
-    this.subscriber = sub;
-    const channel = this.store.keys.invalidationChannel;
-    sub.on('message', (ch: string, raw: string) => {
-      if (ch !== channel) return;
-      const msg = decodeInvalidation(raw);
-      if (msg) this.opts.onInvalidate(msg.sids);
-    });
-    const down = () => {
-      if (this.subscribed) this.opts.log.warn({ channel }, 'session invalidation channel lost: cache bypassed until it is back');
-      this.subscribed = false;
-      // messages may be lost while down: nothing cached before may be trusted afterwards
-      this.opts.onForget();
-    };
-    sub.on('close', down);
-    sub.on('end', down);
-    sub.on('error', () => undefined);
-    sub.on('ready', () => {
-      void this.subscribe(sub, channel);
-    });
-    this.heartbeat = setInterval(() => this.ping(sub, channel), this.opts.heartbeatIntervalMs);
+    if (this.started) return;
+    this.started = true;
+    const client = this.store.redis;
+    // a reconnect of the reading client may be a failover: what it read before is not trusted
+    client.on('ready', this.onClientReady);
+    if (isCluster(client)) {
+      client.on('refresh', this.onRefresh);
+      client.on('+node', this.onRefresh);
+      client.on('-node', this.onRefresh);
+      this.syncCluster();
+    } else {
+      this.addNode('redis', trackingConnectionFor(client as Redis));
+    }
+    this.heartbeat = setInterval(() => {
+      for (const n of this.nodes.values()) n.heartbeat();
+    }, this.opts.heartbeatIntervalMs);
     this.heartbeat.unref();
-    if (sub.status === 'wait') sub.connect().catch(() => undefined);
-    else if (sub.status === 'ready') await this.subscribe(sub, channel);
+    await Promise.all([...this.nodes.values()].map((n) => n.start()));
   }
 
-  /** One ping at a time on the subscribed connection; its answer proves messages still flow. */
-  private ping(sub: RedisClient, channel: string): void {
-    if (!this.subscribed) return;
-    if (this.pingSentAt !== null) {
-      if (!this.channelSilent && performance.now() - this.pingSentAt >= this.opts.heartbeatTimeoutMs) {
-        this.channelSilent = true;
-        this.opts.log.warn({ channel }, 'session invalidation channel not answering: cache bypassed until it does');
-      }
-      return;
-    }
-    const sentAt = performance.now();
-    this.pingSentAt = sentAt;
-    sub.ping().then(
-      () => {
-        if (this.pingSentAt !== sentAt) return;
-        this.pingSentAt = null;
-        if (this.channelSilent) this.opts.log.info({ channel }, 'session invalidation channel answering again: cache on');
-        this.channelSilent = false;
+  private addNode(name: string, conn: Redis): TrackedNode {
+    const node = new TrackedNode(name, conn, this.keyPrefixes, this.opts.heartbeatTimeoutMs, {
+      log: this.opts.log,
+      onKeys: (keys) => this.opts.onInvalidate(this.sidsOf(keys)),
+      onFlush: () => this.opts.onForget(),
+      onTracking: () => {
+        if (this.trusted) this.opts.onSubscribed();
       },
-      // a dropped connection is handled by 'close'; subscribe() starts pinging afresh
-      () => undefined,
-    );
+    });
+    this.nodes.set(name, node);
+    return node;
   }
 
-  private async subscribe(sub: RedisClient, channel: string): Promise<void> {
-    try {
-      await sub.subscribe(channel);
-      if (this.stopped) return;
-      this.opts.onForget();
-      this.pingSentAt = null;
-      this.channelSilent = false;
-      this.subscribed = true;
-      this.opts.log.info({ channel }, 'session invalidation channel subscribed: cache on');
-      // revocations published while the channel was down were lost: ask Redis instead
-      this.opts.onSubscribed();
-    } catch (err) {
-      this.opts.log.warn({ err }, 'session invalidation subscribe failed');
+  /**
+   * What the cache names an entry by follows the hash tag: the sid of a session key
+   * (`<prefix>s:{<tag>}<sid>`), the key id of an API-key record (`<prefix>k:{<tag>}<id>`).
+   */
+  private sidsOf(keys: readonly string[]): string[] {
+    const sids: string[] = [];
+    for (const key of keys) {
+      const prefix = this.keyPrefixes.find((p) => key.startsWith(p));
+      if (prefix === undefined) continue;
+      const close = key.indexOf('}', prefix.length);
+      if (close > 0) sids.push(key.slice(close + 1));
     }
+    return sids;
   }
 
-  /** Stops trusting the channel at once, then closes its connection. */
+  /**
+   * Keeps one tracked connection per Cluster master. Any change of the slot map (a MOVED,
+   * a node lost or added, a failover) flushes the cache, which is bypassed until every
+   * current master's connection tracks.
+   */
+  private syncCluster(): void {
+    if (this.stopped) return;
+    const cluster = this.store.redis as Cluster;
+    // the owners of the slots, not the connections ioredis holds: a master that died stays an
+    // owner (its connection gone) until a failover, and must keep the cache bypassed meanwhile
+    const slots = (cluster as unknown as { slots: (string[] | undefined)[] }).slots ?? [];
+    const slotMap = slots.map((owners) => owners?.[0] ?? '').join(',');
+    const wanted = new Map<string, { host: string; port: number }>();
+    for (const owners of slots) {
+      const key = owners?.[0];
+      if (!key || wanted.has(key)) continue;
+      const at = key.lastIndexOf(':');
+      wanted.set(key, { host: key.slice(0, at), port: Number(key.slice(at + 1)) });
+    }
+    let changed = slotMap !== this.slotMap;
+    this.slotMap = slotMap;
+    for (const [name, node] of this.nodes) {
+      if (!wanted.has(name)) {
+        this.nodes.delete(name);
+        void node.stop();
+        changed = true;
+      }
+    }
+    for (const [name, addr] of wanted) {
+      if (this.nodes.has(name)) continue;
+      void this.addNode(name, trackingConnectionToNode(cluster, addr.host, addr.port)).start();
+      changed = true;
+    }
+    if (!changed) return;
+    this.opts.onForget();
+    if (this.trusted) this.opts.onSubscribed();
+  }
+
+  /** Stops trusting at once, then closes every tracking connection. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.subscribed = false;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
-    const sub = this.subscriber;
-    this.subscriber = null;
-    if (sub) {
-      sub.removeAllListeners('close');
-      sub.removeAllListeners('end');
-      await sub.quit().catch(() => sub.disconnect());
-    }
+    const client = this.store.redis;
+    client.off('ready', this.onClientReady);
+    client.off('refresh', this.onRefresh);
+    client.off('+node', this.onRefresh);
+    client.off('-node', this.onRefresh);
+    const nodes = [...this.nodes.values()];
+    this.nodes.clear();
+    await Promise.all(nodes.map((n) => n.stop()));
   }
 }

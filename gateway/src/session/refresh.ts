@@ -12,20 +12,25 @@ function touchKey(sid: string): number {
   return sidBits(sid, 8);
 }
 
+/** Precision of the refresh times remembered for sessions that left the cache. */
+const TOUCH_UNIT_MS = 10;
+
 /**
  * Paces the sliding idle expiry: a session's is pushed forward at most once per refresh
  * interval (a fraction of its idle timeout) by this gateway, never by rewriting the record.
  */
 export class RefreshPacer {
   /**
-   * When sessions that left the cache (expired and swept, or evicted) were last refreshed,
-   * in whole seconds, oldest first and at most `max`, keyed by 48 bits of the sid:
+   * When sessions that left the cache (expired and swept, evicted or invalidated) were last
+   * refreshed, in TOUCH_UNIT_MS since `base` (a small integer, stored inline), rounded down
+   * (a deadline derived from it is never late), oldest first and at most `max`, keyed by 48 bits of the sid:
    * some fifty bytes each instead of the whole entry, so their next read still knows whether
    * a refresh is due. (That any two of 100 000 sessions share a key is about a one in a
    * million chance; if they did, one refresh could come an interval late, well within the
    * idle timeout of ten intervals.)
    */
   private readonly lastTouch = new Map<number, number>();
+  private readonly base = Date.now();
 
   constructor(
     private readonly store: SessionStore,
@@ -39,7 +44,7 @@ export class RefreshPacer {
   remember(sid: string, touchedAt: number): void {
     const key = touchKey(sid);
     this.lastTouch.delete(key);
-    this.lastTouch.set(key, Math.floor(touchedAt / 1000));
+    this.lastTouch.set(key, Math.floor((touchedAt - this.base) / TOUCH_UNIT_MS));
     if (this.lastTouch.size > this.max) {
       const oldest = this.lastTouch.keys().next();
       if (!oldest.done) this.lastTouch.delete(oldest.value);
@@ -53,10 +58,10 @@ export class RefreshPacer {
   lastRefreshOf(sid: string, stale: Entry | undefined): number | undefined {
     if (stale?.record) return stale.touchedAt;
     const key = touchKey(sid);
-    const second = this.lastTouch.get(key);
-    if (second === undefined) return undefined;
+    const units = this.lastTouch.get(key);
+    if (units === undefined) return undefined;
     this.lastTouch.delete(key);
-    return second * 1000;
+    return this.base + units * TOUCH_UNIT_MS;
   }
 
   /**

@@ -10,7 +10,7 @@ import { LRUCache } from 'lru-cache';
 import { ApiKeyStore, apiKeyMatches, apiKeyRef, isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
 import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
 import { SessionCache, type InFlight } from './cache.js';
-import { EntryParser, type Entry, type SessionSlot } from './entry.js';
+import { EntryParser, cacheDeadline, type Entry, type SessionSlot } from './entry.js';
 import { InvalidationChannel } from './invalidation.js';
 import { RefreshPacer, type StoreHealth } from './refresh.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
@@ -34,7 +34,7 @@ export type LookupSource = 'cache' | 'redis' | 'idp' | 'none';
 
 /**
  * How the caller authenticated: a session cookie, an API key, an IdP access token. Session
- * ids (22 characters) and key ids (16) share the cache and the invalidation messages: their
+ * ids (22 characters) and key ids (16) share the cache and the changes Redis reports: their
  * lengths keep them apart.
  */
 export type CredentialVia = 'session' | 'api_key' | 'jwt';
@@ -43,7 +43,7 @@ export type CredentialVia = 'session' | 'api_key' | 'jwt';
 export interface ResolvedSession {
   readonly via: CredentialVia;
   readonly record: SessionRecord;
-  /** The session id (record.sid): what the cache and revocation messages name it by. */
+  /** The session id (record.sid): what the cache and revocations name it by. */
   readonly sid: string;
   /** Where the session is stored (its slot tag and sid, the key id for an API key). */
   readonly ref: CredentialRef;
@@ -57,7 +57,7 @@ export type Lookup =
   | { outcome: 'store_error'; source: 'redis' | 'idp'; error: Error };
 
 export interface SessionCacheOptions {
-  /** Resolve from memory while the invalidation channel is subscribed. @default DEFAULT_SESSION_CACHE */
+  /** Resolve from memory while Redis key tracking is on. @default DEFAULT_SESSION_CACHE */
   enabled?: boolean;
   /** @default DEFAULT_CACHE_MAX */
   max?: number;
@@ -82,7 +82,7 @@ export interface SessionResolverOptions {
     /** @default DEFAULT_HEARTBEAT_TIMEOUT_MS */
     timeoutMs?: number;
   };
-  /** How often open tunnels are re-checked while revocations cannot arrive by pub/sub. @default DEFAULT_REVOCATION_RECHECK_MS */
+  /** How often open tunnels are re-checked while changes to sessions may go unreported (key tracking down). @default DEFAULT_REVOCATION_RECHECK_MS */
   revocationRecheckMs?: number;
   /** Where the resolver reports what happened to its subscription and refreshes. */
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
@@ -108,7 +108,7 @@ interface Kind {
 
 /**
  * Turns a cookie token into a session: through a bounded in-memory cache while revocations
- * can reach it (the pub/sub channel is subscribed), straight from Redis otherwise. Concurrent
+ * can reach it (Redis reports every change to a session key: key tracking), straight from Redis otherwise. Concurrent
  * misses for one token share one Redis call. The sliding idle expiry is pushed forward at
  * most once per refresh interval per session, never by rewriting the record.
  */
@@ -175,14 +175,15 @@ export class SessionResolver {
     this.revocations = new RevocationWatch({
       recheckMs: opts.revocationRecheckMs,
       channelTrusted: () => this.channel.trusted,
-      stillValid: (refs) =>
+      stillValid: (watched) =>
         Promise.all(
-          refs.map(async (ref: CredentialRef) => {
+          watched.map(async ({ ref, roles }: { ref: CredentialRef; roles: readonly string[] | null }) => {
             // an IdP's token stands until it expires: nothing here can revoke it
             if (ref.via === 'jwt') return true;
             const kind = this.kindOf(ref);
             const record = kind.parse(ref, await kind.read(ref, null)).record;
-            return record !== null && record.absoluteExpiresAt > this.now();
+            if (record === null || record.absoluteExpiresAt <= this.now()) return false;
+            return roles === null || sameRoles(roles, record.roles);
           }),
         ),
       log: this.log,
@@ -190,17 +191,18 @@ export class SessionResolver {
   }
 
   /**
-   * Calls `cb` once when the session `ref` is revoked or changed (an invalidation
-   * message, or a re-check against Redis while such messages may be lost): for holders of
-   * long-lived connections. Returns the unsubscribe.
+   * Calls `cb` once when the session or API key `ref` ends or its roles change (Redis
+   * reports a change to its key and a read confirms it, or a re-check while such reports
+   * may be lost): for holders of long-lived connections. Returns the unsubscribe.
    */
   onRevoked(ref: CredentialRef, cb: RevokedListener): () => void {
-    return this.revocations.add(ref, cb);
+    const known = this.cache.stale(ref.sid) ?? this.cache.recent(ref.sid);
+    return this.revocations.add(ref, cb, known?.record?.roles ?? null);
   }
 
   /**
-   * True while resolved sessions are served from memory: the invalidation channel is
-   * subscribed and answering, and Redis answered the last command of the request path.
+   * True while resolved sessions are served from memory: every node's key tracking
+   * connection is subscribed and answering, and Redis answered the last command of the request path.
    * Otherwise every lookup asks Redis, so a Redis that is gone or silent fails closed.
    */
   get cacheActive(): boolean {
@@ -223,8 +225,8 @@ export class SessionResolver {
   }
 
   /**
-   * Subscribes to the invalidation channel on a connection of its own. Until that
-   * subscription stands (and whenever it drops), every lookup goes to Redis.
+   * Turns key tracking on, one connection per node. Until every node tracks (and whenever
+   * one stops), every lookup goes to Redis.
    */
   async start(): Promise<void> {
     if (this.cacheEnabled) await this.channel.start();
@@ -238,11 +240,14 @@ export class SessionResolver {
     await closing;
   }
 
-  /** Drops sessions from this gateway's memory (what an invalidation message does). */
+  /**
+   * Drops sessions and API keys that changed in Redis from this gateway's memory; the open
+   * tunnels of those that ended or changed roles are closed (a refresh of the expiry changes the key too).
+   */
   invalidate(sids: Iterable<string>): void {
     const list = [...sids];
     for (const sid of list) this.cache.invalidate(sid);
-    this.revocations.revoke(list);
+    this.revocations.changed(list);
   }
 
   /**
@@ -293,7 +298,11 @@ export class SessionResolver {
     const now = this.now();
     if (!this.cacheActive) return this.resolveUncached(kind, ref, now);
     const cached = this.cache.get(ref.sid);
-    if (cached) return this.lookupOf(kind, ref, cached, 'cache', now);
+    if (cached) {
+      // never past the deadlines Redis itself holds the credential to, whatever the cache TTL
+      if (!cached.record || now < cacheDeadline(cached)) return this.lookupOf(kind, ref, cached, 'cache', now);
+      this.cache.invalidate(ref.sid);
+    }
     const read = this.cache.pending(ref.sid) ?? this.startRead(kind, ref);
     let entry: Entry;
     try {
@@ -391,4 +400,8 @@ export class SessionResolver {
     this.seen.noteEntry(entry, ref.sid, now);
     return { outcome: 'valid', source, session: { via: kind.via, record, sid: ref.sid, ref, slot: entry } };
   }
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
 }

@@ -3,13 +3,19 @@ import { DEFAULT_REVOCATION_RECHECK_MS } from '../defaults.js';
 
 export type RevokedListener = () => void;
 
+/** A watched session, and its roles when the watch began (a change of roles ends its tunnels too). */
+export interface Watched {
+  readonly ref: SessionRef;
+  readonly roles: readonly string[] | null;
+}
+
 export interface RevocationWatchOptions {
   /** @default DEFAULT_REVOCATION_RECHECK_MS */
   recheckMs?: number;
-  /** True while every revocation reaches this gateway by pub/sub. */
+  /** True while every change to a session reaches this gateway (key tracking). */
   channelTrusted(): boolean;
-  /** For each session, whether it still stands; rejects when Redis cannot say. */
-  stillValid(refs: readonly SessionRef[]): Promise<boolean[]>;
+  /** For each session, whether it still stands as it was when watched; rejects when Redis cannot say. */
+  stillValid(watched: readonly Watched[]): Promise<boolean[]>;
   log: { warn(obj: object, msg: string): void };
 }
 
@@ -19,7 +25,7 @@ export interface RevocationWatchOptions {
  * A session that Redis cannot be asked about keeps its listeners until it can.
  */
 export class RevocationWatch {
-  private readonly bySid = new Map<string, { ref: SessionRef; listeners: Set<RevokedListener> }>();
+  private readonly bySid = new Map<string, Watched & { listeners: Set<RevokedListener> }>();
   private readonly recheckMs: number;
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
@@ -37,9 +43,9 @@ export class RevocationWatch {
   }
 
   /** Calls `cb` once when the session `ref` is revoked; returns the unsubscribe. */
-  add(ref: SessionRef, cb: RevokedListener): () => void {
+  add(ref: SessionRef, cb: RevokedListener, roles: readonly string[] | null = null): () => void {
     let w = this.bySid.get(ref.sid);
-    if (!w) this.bySid.set(ref.sid, (w = { ref, listeners: new Set() }));
+    if (!w) this.bySid.set(ref.sid, (w = { ref, roles, listeners: new Set() }));
     w.listeners.add(cb);
     if (this.timer === null && !this.stopped) {
       this.timer = setInterval(() => {
@@ -77,19 +83,37 @@ export class RevocationWatch {
     }
   }
 
+  /**
+   * These sessions changed in Redis: a refresh of their expiry, a new role, or their end.
+   * Those watched are read again, and revoked if they ended or their roles changed.
+   */
+  changed(sids: Iterable<string>): void {
+    const watched: Watched[] = [];
+    for (const sid of sids) {
+      const w = this.bySid.get(sid);
+      if (w) watched.push(w);
+    }
+    if (watched.length) void this.check(watched);
+  }
+
   /** Asks Redis about every watched session (one check at a time) and revokes those gone. */
   async recheck(): Promise<void> {
     if (this.checking || this.bySid.size === 0) return;
     this.checking = true;
     try {
-      const refs = [...this.bySid.values()].map((w) => w.ref);
-      const valid = await this.opts.stillValid(refs);
-      this.revoke(refs.filter((_, i) => !valid[i]).map((r) => r.sid));
+      await this.check([...this.bySid.values()]);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async check(watched: readonly Watched[]): Promise<void> {
+    try {
+      const valid = await this.opts.stillValid(watched);
+      this.revoke(watched.filter((_, i) => !valid[i]).map((w) => w.ref.sid));
     } catch (err) {
       // Redis cannot say: the sessions stand until it can (the next tick asks again)
       this.opts.log.warn({ err }, 'open tunnels could not be re-checked against the session store');
-    } finally {
-      this.checking = false;
     }
   }
 
