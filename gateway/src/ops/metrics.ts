@@ -183,7 +183,7 @@ export class GatewayMetrics {
       });
       new Gauge({
         name: 'sessiongate_session_cache_active',
-        help: '1 while the local cache is in use (invalidation channel subscribed and answering, Redis answering), else 0',
+        help: '1 while the local cache is in use (key tracking on and answering on every node, Redis answering), else 0',
         registers,
         // 1 only when it is in use in every worker
         aggregator: 'min',
