@@ -36,29 +36,29 @@ describe('the shipped forward-auth configs', () => {
     expect(caddyConfigProblem({ sessiongate: '127.0.0.1:8080 {', app: '127.0.0.1:9000' })).not.toBeNull();
   });
 
-  it('Traefik: never trusts the client X-Forwarded-*, replaces X-Session and drops the client Cookie', () => {
+  it('Traefik: never trusts the client X-Forwarded-*, replaces X-Session and drops the client Cookie and Authorization', () => {
     const [dynamic] = yamlDocs('traefik-dynamic.yaml');
     const crd = yamlDocs('traefik-middleware.yaml').find((d) => d.kind === 'Middleware');
     for (const fa of [dynamic.http.middlewares.sessiongate.forwardAuth, crd.spec.forwardAuth]) {
       expect(fa.trustForwardHeader).toBe(false);
       expect(fa.address).toMatch(/\/_sessiongate\/authz$/);
-      expect(fa.authResponseHeaders).toEqual(['X-Session', 'X-Sessiongate-Cookie', 'Cookie']);
+      expect(fa.authResponseHeaders).toEqual(['X-Session', 'X-Sessiongate-Cookie', 'X-Sessiongate-Authorization', 'Cookie', 'Authorization']);
     }
   });
 
-  it('ingress-nginx: no auth cache, X-Session and Cookie replaced from the answer', () => {
+  it('ingress-nginx: no auth cache, X-Session, Cookie and Authorization replaced from the answer', () => {
     const ingresses = yamlDocs('ingress-nginx.yaml');
     const protectedOne = ingresses.find((i) => i.metadata.annotations?.['nginx.ingress.kubernetes.io/auth-url']);
     const a = protectedOne.metadata.annotations as Record<string, string>;
     expect(Object.keys(a).filter((k) => /auth-cache/.test(k))).toEqual([]);
     expect(a['nginx.ingress.kubernetes.io/auth-url']).toMatch(/\/_sessiongate\/authz$/);
-    expect(a['nginx.ingress.kubernetes.io/auth-response-headers']!.split(',').map((s) => s.trim())).toEqual(['X-Session', 'X-Sessiongate-Cookie', 'Cookie']);
+    expect(a['nginx.ingress.kubernetes.io/auth-response-headers']!.split(',').map((s) => s.trim())).toEqual(['X-Session', 'X-Sessiongate-Cookie', 'X-Sessiongate-Authorization', 'Cookie', 'Authorization']);
     expect(a['nginx.ingress.kubernetes.io/auth-signin']).toBe('/auth/login?next=$escaped_request_uri');
     // the comment that explains the trap stays with the file
     expect(shipped('ingress-nginx.yaml')).toMatch(/auth-cache-key[\s\S]*revoked/);
   });
 
-  it('Envoy: ext_authz on the endpoint prefix, failing closed, canonical paths, no session cookie upstream', () => {
+  it('Envoy: ext_authz on the endpoint prefix, failing closed, canonical paths, no session cookie or API key upstream', () => {
     const [envoy] = yamlDocs('envoy.yaml');
     const hcm = envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
     expect([hcm.normalize_path, hcm.merge_slashes, hcm.path_with_escaped_slashes_action]).toEqual([true, true, 'REJECT_REQUEST']);
@@ -66,10 +66,10 @@ describe('the shipped forward-auth configs', () => {
     expect(authz.failure_mode_allow).toBe(false);
     expect(authz.http_service.path_prefix).toBe('/_sessiongate/authz');
     expect(authz.allowed_headers.patterns).toContainEqual({ exact: 'cookie' });
-    expect(authz.http_service.authorization_response.allowed_upstream_headers.patterns).toEqual([{ exact: 'x-session' }, { exact: 'x-sessiongate-cookie' }]);
+    expect(authz.http_service.authorization_response.allowed_upstream_headers.patterns).toEqual([{ exact: 'x-session' }, { exact: 'x-sessiongate-cookie' }, { exact: 'x-sessiongate-authorization' }]);
     const routes = hcm.route_config.virtual_hosts[0].routes;
     const appRoute = routes.find((r: { match: { prefix: string } }) => r.match.prefix === '/');
-    expect(appRoute.request_headers_to_remove).toEqual(['cookie']);
+    expect(appRoute.request_headers_to_remove).toEqual(['cookie', 'authorization']);
     const blocked = routes.find((r: { match: { prefix: string } }) => r.match.prefix === '/_sessiongate/');
     expect(blocked.direct_response.status).toBe(404);
   });

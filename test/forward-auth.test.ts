@@ -34,6 +34,10 @@ routes:
   - name: admin
     prefix: /admin
     roles: [admin]
+  - name: machine
+    prefix: /machine
+    roles: [user]
+    credentials: [api_key]
   - name: site
     prefix: /
     roles: [user]
@@ -153,6 +157,39 @@ for (const p of PROXIES) {
       expect(JSON.stringify(got.rawHeaders)).not.toContain('forged');
     });
 
+    it('an API key passes and never reaches the app; an unrelated Authorization reaches it unchanged', async () => {
+      const token = await signIn('ana');
+      const minted = await send('/auth/keys', [['Cookie', `sid=${token}`], ['Sec-Fetch-Site', 'same-origin'], ['Content-Type', 'application/json']], 'POST', JSON.stringify({ name: `behind ${p.name}`, roles: ['user'] }));
+      expect(minted.status, minted.body).toBe(201);
+      const key = String(minted.json().key);
+      expect(key).toMatch(/^sgk_/);
+      const secret = key.split('_').pop()!;
+      app.clear();
+      const res = await send('/machine/jobs', [['Authorization', `Bearer ${key}`], ['Accept', 'application/json']]);
+      expect(res.status, res.body).toBe(200);
+      expect(app.received).toHaveLength(1);
+      const got = app.last();
+      const { payload } = await jwtVerify(String(got.headers['x-session']), jwks, { audience: 'machine', algorithms: ['HS256'] });
+      expect(payload.sub).toBe('ana');
+      expect(got.headers.authorization).toBeUndefined();
+      expect(JSON.stringify(got.rawHeaders)).not.toContain('sgk_');
+      expect(JSON.stringify(got.rawHeaders)).not.toContain(secret);
+      // a key on a route that takes none is not judged, and still never passes
+      app.clear();
+      expect((await send('/public/x', [['Authorization', `Bearer ${key}`]])).status).toBe(200);
+      expect(JSON.stringify(app.last().rawHeaders)).not.toContain('sgk_');
+      // a cookie-only route: the client's own Basic credentials are the app's business
+      const basic = `Basic ${Buffer.from('app-user:app-pass').toString('base64')}`;
+      app.clear();
+      expect((await send('/orders/1', [['Cookie', `sid=${token}`], ['Authorization', basic]])).status).toBe(200);
+      expect(app.last().headers.authorization).toBe(basic);
+      expect((await send('/public/y', [['Authorization', basic]])).status).toBe(200);
+      expect(app.last().headers.authorization).toBe(basic);
+      // a client's own X-Sessiongate-Authorization chooses nothing
+      expect((await send('/public/z', [['X-Sessiongate-Authorization', 'Bearer forged']])).status).toBe(200);
+      expect(JSON.stringify(app.last().rawHeaders)).not.toContain('forged');
+    });
+
     it("a client's own X-Session is dropped where no session is needed", async () => {
       app.clear();
       const res = await send('/public/x', [['X-Session', 'forged.x-session.value'], ['Cookie', 'theme=dark']]);
@@ -257,6 +294,10 @@ describe('the endpoint itself', () => {
     expect(proxied.headers['x-session']).toBeDefined();
     expect(proxied.headers['cache-control']).toBe('no-store');
     expect(proxied.headers['x-sessiongate-cookie']).toBe('');
+    expect(proxied.headers['x-sessiongate-authorization']).toBe('');
+    // an unrelated Authorization is handed back for the app; a judged key is not
+    const basic = await ask({ ...h, authorization: 'Basic YTpi' });
+    expect([basic.status, basic.headers['x-sessiongate-authorization']]).toEqual([200, 'Basic YTpi']);
   });
 
   it('every proxy dialect gets the same decision; mixing two is refused', async () => {

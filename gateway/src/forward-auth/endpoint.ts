@@ -100,9 +100,16 @@ export class ForwardAuth {
         route = r.name;
       });
       const xSession = state.session ? identities.headerFor(state.session, state.route.name, Date.now()) : null;
-      // X-Sessiongate-Cookie always present, so a proxy that copies it replaces the client's
-      // Cookie even when empty
-      const headers: OutgoingHttpHeaders = { 'cache-control': 'no-store', 'x-sessiongate-cookie': state.cookie ?? '', 'content-length': '0' };
+      // X-Sessiongate-Cookie and X-Sessiongate-Authorization always present, so a proxy that
+      // copies them replaces the client's Cookie and Authorization even when empty; a bearer
+      // credential the gateway judged (or any API key) is never handed on, as on the proxy path
+      const authorization = state.dropAuthorization ? '' : (req.headers.authorization ?? '');
+      const headers: OutgoingHttpHeaders = {
+        'cache-control': 'no-store',
+        'x-sessiongate-cookie': state.cookie ?? '',
+        'x-sessiongate-authorization': authorization,
+        'content-length': '0',
+      };
       if (xSession !== null) headers['x-session'] = xSession;
       res.writeHead(200, headers);
       res.end();
