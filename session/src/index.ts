@@ -120,3 +120,12 @@ export { ApiKeyLimitReached, ApiKeyStore, type ApiKeySummary, type NewApiKey } f
 
 /** Roles from an identity provider's claims: OIDC sign-in and bearer JWTs use the same rules. */
 export { allHold, rolesFromClaims, type Condition as ClaimCondition, type RoleRule as ClaimRoleRule } from './claim-rules.js';
+export {
+  ClaimConditionSchema,
+  ClaimConditionsSchema,
+  ClaimRoleRuleSchema,
+  MAX_CLAIM_ROLE_RULES,
+  claimRulesFrom,
+  type ClaimConditionInput,
+  type ClaimRoleRuleInput,
+} from './claim-rule-schema.js';

@@ -4,8 +4,16 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, type Node } from 'yaml';
 import { SettingError } from '@sessiongate/service-kit';
-import { RESERVED_CLAIMS } from '@sessiongate/session';
-import { PROFILE_KEY_RE, ROLE_RE } from '../users/users-file.js';
+import {
+  ClaimConditionsSchema,
+  ClaimRoleRuleSchema,
+  MAX_CLAIM_ROLE_RULES,
+  RESERVED_CLAIMS,
+  claimRulesFrom,
+  type ClaimCondition as Condition,
+  type ClaimRoleRule as RoleRule,
+} from '@sessiongate/session';
+import { PROFILE_KEY_RE } from '../users/users-file.js';
 
 // The OpenID Connect file (SESSIONGATE_OIDC), version 1:
 //
@@ -37,31 +45,9 @@ export const DEFAULT_PROFILE_CLAIMS: readonly string[] = Object.freeze(['name', 
 /** Longest client secret read from a file or the environment. */
 const MAX_SECRET_BYTES = 4096;
 const SCOPE_RE = /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/;
-const CLAIM_NAME_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-const Scalar = Type.Union([Type.String({ maxLength: 256 }), Type.Number(), Type.Boolean()]);
-const ConditionSchema = Type.Union(
-  [
-    Type.Object({ claim: Type.String({ pattern: CLAIM_NAME_RE.source }), equals: Scalar }, { additionalProperties: false }),
-    Type.Object({ claim: Type.String({ pattern: CLAIM_NAME_RE.source }), includes: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
-    Type.Object({ claim: Type.String({ pattern: CLAIM_NAME_RE.source }), one_of: Type.Array(Scalar, { minItems: 1, maxItems: 256 }) }, { additionalProperties: false }),
-    Type.Object({ email_domain: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { minItems: 1, maxItems: 256 }) }, { additionalProperties: false }),
-  ],
-  { errorMessage: 'must be { claim, equals }, { claim, includes }, { claim, one_of: [...] } or { email_domain: [...] }' },
-);
-const ConditionsSchema = Type.Array(ConditionSchema, { maxItems: 32, errorMessage: 'must be a list of conditions' });
-const RuleSchema = Type.Object(
-  {
-    roles: Type.Array(Type.String({ pattern: ROLE_RE.source, errorMessage: 'is not a role name ([A-Za-z0-9._:-], at most 64)' }), {
-      maxItems: 64,
-      errorMessage: 'must be a list of role names (it may be empty)',
-    }),
-    when: Type.Optional(ConditionsSchema),
-  },
-  { additionalProperties: false, errorMessage: 'must be a map with roles and optionally when' },
-);
 const ProviderSchema = Type.Object(
   {
     id: Type.String({ pattern: PROVIDER_ID_RE.source, errorMessage: 'must be lower-case letters, digits and "-", at most 32' }),
@@ -72,8 +58,8 @@ const ProviderSchema = Type.Object(
     client_secret_env: Type.Optional(Type.String({ pattern: ENV_NAME_RE.source, errorMessage: 'must be the name of an environment variable' })),
     scopes: Type.Optional(Type.Array(Type.String({ pattern: SCOPE_RE.source }), { minItems: 1, maxItems: 32, errorMessage: 'must be a list of scopes' })),
     claims: Type.Optional(Type.Array(Type.String(), { maxItems: 32, errorMessage: 'must be a list of claim names' })),
-    require: Type.Optional(ConditionsSchema),
-    rules: Type.Array(RuleSchema, { minItems: 1, maxItems: 64, errorMessage: 'must be a non-empty list of rules (a user no rule matches may not sign in)' }),
+    require: Type.Optional(ClaimConditionsSchema),
+    rules: Type.Array(ClaimRoleRuleSchema, { minItems: 1, maxItems: MAX_CLAIM_ROLE_RULES, errorMessage: 'must be a non-empty list of rules (a user no rule matches may not sign in)' }),
   },
   { additionalProperties: false, errorMessage: 'must be a map with id, display_name, issuer, client_id, a client secret and rules' },
 );
@@ -87,11 +73,7 @@ export const OidcFileSchema = Type.Object(
   { additionalProperties: false, errorMessage: 'must be a map with version, base_url and providers' },
 );
 
-export type Condition = Static<typeof ConditionSchema>;
-export interface RoleRule {
-  readonly roles: readonly string[];
-  readonly when: readonly Condition[];
-}
+export type { ClaimCondition as Condition, ClaimRoleRule as RoleRule } from '@sessiongate/session';
 
 /** One provider, validated, with its secret read. */
 export interface OidcProviderConfig {
@@ -228,8 +210,7 @@ export function parseOidcFile(text: string, file: string, env: NodeJS.ProcessEnv
         clientSecret: secret.value!,
         scopes: Object.freeze([...scopes]),
         profileClaims: Object.freeze([...claims]),
-        require: Object.freeze([...(p.require ?? [])]),
-        rules: Object.freeze(p.rules.map((r) => Object.freeze({ roles: Object.freeze([...new Set(r.roles)]), when: Object.freeze([...(r.when ?? [])]) }))),
+        ...claimRulesFrom(p.require, p.rules),
         redirectUri: `${origin}/auth/oidc/${p.id}/callback`,
         postLogoutRedirectUri: `${origin}/auth/login`,
       }),

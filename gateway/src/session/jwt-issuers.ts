@@ -4,7 +4,14 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { LineCounter, isNode, parseDocument, type Node } from 'yaml';
 import { SettingError } from '@sessiongate/service-kit';
-import type { ClaimCondition as Condition, ClaimRoleRule as RoleRule } from '@sessiongate/session';
+import {
+  ClaimConditionsSchema,
+  ClaimRoleRuleSchema,
+  MAX_CLAIM_ROLE_RULES,
+  claimRulesFrom,
+  type ClaimCondition as Condition,
+  type ClaimRoleRule as RoleRule,
+} from '@sessiongate/session';
 
 // The identity providers whose access tokens `bearer_jwt` routes accept
 // (SESSIONGATE_JWT_ISSUERS), version 1:
@@ -23,22 +30,9 @@ import type { ClaimCondition as Condition, ClaimRoleRule as RoleRule } from '@se
 //           when: [{ claim: groups, includes: platform-admins }]
 
 const ID_RE = '^[a-z0-9][a-z0-9-]{0,31}$';
-const ROLE_RE = '^[A-Za-z0-9_.:-]{1,64}$';
-const CLAIM_RE = '^[A-Za-z0-9_.:-]{1,64}$';
 /** Signature algorithms a configuration may allow: asymmetric only, so the IdP's key set is public. */
 export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
-const Scalar = Type.Union([Type.String({ maxLength: 256 }), Type.Number(), Type.Boolean()]);
-const ConditionSchema = Type.Union(
-  [
-    Type.Object({ claim: Type.String({ pattern: CLAIM_RE }), equals: Scalar }, { additionalProperties: false }),
-    Type.Object({ claim: Type.String({ pattern: CLAIM_RE }), includes: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
-    Type.Object({ claim: Type.String({ pattern: CLAIM_RE }), one_of: Type.Array(Scalar, { minItems: 1, maxItems: 256 }) }, { additionalProperties: false }),
-    Type.Object({ email_domain: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { minItems: 1, maxItems: 256 }) }, { additionalProperties: false }),
-  ],
-  { errorMessage: 'must be { claim, equals }, { claim, includes }, { claim, one_of: [...] } or { email_domain: [...] }' },
-);
-const Conditions = Type.Array(ConditionSchema, { maxItems: 32, errorMessage: 'must be a list of conditions' });
 const IssuerSchema = Type.Object(
   {
     id: Type.String({ pattern: ID_RE, errorMessage: 'must be lower-case letters, digits and "-", at most 32' }),
@@ -50,14 +44,12 @@ const IssuerSchema = Type.Object(
       uniqueItems: true,
       errorMessage: `must be a non-empty list of ${JWT_ALGORITHMS.join(', ')}`,
     }),
-    require: Type.Optional(Conditions),
-    rules: Type.Array(
-      Type.Object(
-        { roles: Type.Array(Type.String({ pattern: ROLE_RE }), { maxItems: 64, errorMessage: 'must be a list of role names' }), when: Type.Optional(Conditions) },
-        { additionalProperties: false, errorMessage: 'must be a map with roles and optionally when' },
-      ),
-      { minItems: 1, maxItems: 64, errorMessage: 'must be a non-empty list of rules (a token no rule matches is refused)' },
-    ),
+    require: Type.Optional(ClaimConditionsSchema),
+    rules: Type.Array(ClaimRoleRuleSchema, {
+      minItems: 1,
+      maxItems: MAX_CLAIM_ROLE_RULES,
+      errorMessage: 'must be a non-empty list of rules (a token no rule matches is refused)',
+    }),
   },
   { additionalProperties: false, errorMessage: 'must be a map with id, issuer, jwks_uri, audience, algorithms and rules' },
 );
@@ -137,8 +129,7 @@ export function parseJwtIssuers(text: string): { issuers: readonly JwtIssuer[] }
           jwksUri: i.jwks_uri,
           audience: Object.freeze([...i.audience]),
           algorithms: Object.freeze([...i.algorithms]),
-          require: Object.freeze([...(i.require ?? [])]),
-          rules: Object.freeze(i.rules.map((r) => Object.freeze({ roles: Object.freeze([...new Set(r.roles)]), when: Object.freeze([...(r.when ?? [])]) }))),
+          ...claimRulesFrom(i.require, i.rules),
         }),
       ),
     ),
