@@ -1,0 +1,108 @@
+// Settings of the bench: its command line, its environment knobs and its fixed figures.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+// the bench/ folder, where the servers under test and the results live
+export const HERE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = path.resolve(HERE, '..');
+export const require = createRequire(import.meta.url);
+
+export const HELP = `Usage: npm run bench [-- options]     (or: node bench/run.mjs [options] after npm run build)
+
+Options:
+  --quick        2 rounds × 2 s, 1 s warm-up, no memory check (a smoke run, not a result)
+  --rss          only the memory check (100 000 live sessions through the cache-on gateway)
+  --no-rss       skip the memory check
+  --profile      run the servers under test with --cpu-prof (profiles in bench/results/profiles/)
+  -h, --help     this help
+
+Environment:
+  BENCH_DURATION      seconds measured per target per round      (5; --quick: 2)
+  BENCH_ROUNDS        rounds; targets alternate within each        (3; --quick: 2)
+  BENCH_WARMUP        seconds of warm-up per target before round 1 (5; --quick: 1); every
+                      measured interval is also preceded by 1 s of unmeasured load
+  BENCH_CONNECTIONS   concurrent connections                       (50)
+  BENCH_SESSIONS      size of the session pool                     (1000)
+  BENCH_RSS_SESSIONS  distinct sessions of the memory check        (100000)
+  BENCH_RSS_PASSES    passes over them                             (2)
+  BENCH_LOADGEN       autocannon | wrk                             (wrk when on PATH)
+  BENCH_TARGETS       comma list of target ids to run              (all: baseline,on-pool,on-bearer,on-single,off-pool,off-single,
+                      on-pool-w2,on-pool-otel,none,quick,quick-lru,fa-plain,fa-sessiongate,
+                      fa-reference)
+                      on-pool-w2: GATEWAY_WORKERS=2, not pinned; on-pool-otel: tracing on,
+                      exported to a local OTLP sink (on-pool is the same gateway, tracing off)
+                      fa-*: forward auth, nginx in front of the upstream (needs nginx with
+                      auth_request): plain proxy_pass, auth_request → sessiongate (cache on),
+                      auth_request → the hand-rolled bench/reference-authz.mjs
+  BENCH_GATEWAY_BIN   the sessiongate CLI to run                   (gateway/bin/sessiongate.js)
+  BENCH_GATEWAY_NODE_OPTIONS  NODE_OPTIONS of the gateway processes only (e.g. --max-old-space-size=96)
+  BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
+                      (A/B a change: copy gateway/, change it, point this at its bin/)
+`;
+
+// ---------------------------------------------------------------------------------------
+// settings
+
+export const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rss: { type: 'boolean', default: false },
+    'no-rss': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (flags.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+
+export function envNumber(name, fallback, { min = 0, integer = false } = {}) {
+  const raw = process.env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    process.stderr.write(`bench: ${name}="${raw}" is not a ${integer ? 'whole ' : ''}number ≥ ${min}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+export const QUICK = flags.quick;
+export const DURATION_S = envNumber('BENCH_DURATION', QUICK ? 2 : 5, { min: 1 });
+export const ROUNDS = envNumber('BENCH_ROUNDS', QUICK ? 2 : 3, { min: 1, integer: true });
+export const WARMUP_S = envNumber('BENCH_WARMUP', QUICK ? 1 : 5, { min: 0 });
+export const SETTLE_S = 1;
+export const QUIESCE_MS = 200;
+export const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50, { min: 1, integer: true });
+export const POOL_SIZE = envNumber('BENCH_SESSIONS', 1000, { min: 1, integer: true });
+export const RSS_SESSIONS = envNumber('BENCH_RSS_SESSIONS', 100_000, { min: 1, integer: true });
+export const RSS_PASSES = envNumber('BENCH_RSS_PASSES', 2, { min: 1, integer: true });
+export const RUN_THROUGHPUT = !flags.rss;
+export const RUN_RSS = flags.rss || (!flags['no-rss'] && !QUICK);
+
+export const ROUTE_PREFIX = '/api/orders';
+export const REQUEST_PATH = `${ROUTE_PREFIX}/42`;
+export const PUBLIC_PREFIX = '/api/public';
+export const IDLE_TIMEOUT_MS = 30 * 60_000;
+export const ABSOLUTE_TIMEOUT_MS = 12 * 60 * 60_000;
+export const REFRESH_FRACTION = 0.1; // the gateway's default SESSION_REFRESH_FRACTION
+export const REFRESH_INTERVAL_MS = IDLE_TIMEOUT_MS * REFRESH_FRACTION;
+export const LOG_LEVEL = 'warn';
+/** Key prefix of the references' copy of the sessions. */
+export const REFERENCE_KEY_PREFIX = 'ref:';
+export const RSS_LIMIT_MB = 200;
+
+// the project's performance targets, as ratios to the plain proxy measured in the same run
+// (cache off is also held to the hand-rolled reference without a cache, measured in the same rounds)
+export const TARGETS = { cacheOnRatio: 0.95, cacheOffRatio: 0.8, cacheOnP99: 1.2, cacheOnCmds: 0.02, cacheOffCmds: 1.0, forwardAuthVsReference: 1.3, forwardAuthP99: 1.3 };
+// published figures of other session setups (same machine class, same ratio to a plain proxy)
+export const REFERENCES = [
+  ['express + express-session + connect-redis', 0.23],
+  ['nginx auth_request', 0.61],
+  ['fastify + ioredis GETEX + HMAC, no cache', 0.66],
+  ['stateless HS256 JWT fastify proxy', 0.71],
+  ['fastify + ioredis GETEX + HMAC, 1 s lru-cache', 0.75],
+];
