@@ -11,10 +11,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HERE, flags, DURATION_S, ROUNDS, WARMUP_S, SETTLE_S, QUIESCE_MS, CONNECTIONS, POOL_SIZE, RSS_SESSIONS, RSS_PASSES, RUN_THROUGHPUT, RUN_RSS, REQUEST_PATH, PUBLIC_PREFIX, IDLE_TIMEOUT_MS, ABSOLUTE_TIMEOUT_MS, REFRESH_INTERVAL_MS, LOG_LEVEL, RSS_LIMIT_MB, TARGETS, REFERENCES } from './lib/config.mjs';
-import { keepLogs, log, out, say, sleep, which, versionOf, median, treeCpuSeconds, coreTimes, coreBusyPct, procStatusKb, loadavg, workDir, cores, tasksetPath, PIN, SERVER_CORE, DRIVER_CORE, pinned, stopChildren } from './lib/proc.mjs';
-import { LOADGEN, autocannon, loadgenVersion, drive } from './lib/load.mjs';
-import { Redis, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION, sessionLookups, redisCommandCount, fmt, fmtInt } from './lib/checks.mjs';
+import { HERE, flags, DURATION_S, ROUNDS, WARMUP_S, SETTLE_S, QUIESCE_MS, CONNECTIONS, POOL_SIZE, RUN_THROUGHPUT, RUN_RSS, REQUEST_PATH, PUBLIC_PREFIX, REFRESH_INTERVAL_MS, LOG_LEVEL, TARGETS, REFERENCES } from './lib/config.mjs';
+import { keepLogs, log, out, say, sleep, which, versionOf, median, treeCpuSeconds, coreTimes, coreBusyPct, loadavg, workDir, cores, tasksetPath, PIN, SERVER_CORE, DRIVER_CORE, pinned, stopChildren } from './lib/proc.mjs';
+import { LOADGEN, loadgenVersion, drive } from './lib/load.mjs';
+import { Redis, sessionLookups, redisCommandCount, fmt, fmtInt } from './lib/checks.mjs';
+import { memoryCheck } from './lib/rss.mjs';
 import { startServers } from './lib/servers.mjs';
 
 async function main() {
@@ -269,57 +270,9 @@ async function main() {
   if (RUN_RSS) {
     // a gateway of its own: what the throughput rounds left in the others is not counted
     const gwMem = RUN_THROUGHPUT ? await startGateway('sessiongate-memory', true) : gwOn;
-    log(`memory check: writing ${RSS_SESSIONS.toLocaleString('en-US')} sessions to Redis`);
-    const keys = new KeyLayout();
-    const now = Date.now();
-    const cookies = new Array(RSS_SESSIONS);
-    const BATCH = 5000;
-    for (let i = 0; i < RSS_SESSIONS; i += BATCH) {
-      const p = redis.pipeline();
-      for (let j = i; j < Math.min(RSS_SESSIONS, i + BATCH); j++) {
-        const sub = `rss-user-${j}`;
-        const token = mintToken(sub);
-        const ref = sessionRef(token);
-        const record = {
-          v: RECORD_VERSION,
-          sid: ref.sid,
-          sub,
-          roles: ['user'],
-          createdAt: now,
-          absoluteExpiresAt: now + ABSOLUTE_TIMEOUT_MS,
-          idleTimeoutMs: IDLE_TIMEOUT_MS,
-          claims: { name: `User ${j}` },
-        };
-        p.set(keys.session(ref), serializeRecord(record), 'PX', IDLE_TIMEOUT_MS);
-        cookies[j] = `sid=${token}`;
-      }
-      await p.exec();
-    }
-    const pid = gwMem.child.pid;
-    const before = procStatusKb(pid, 'VmRSS');
-    log(`memory check: ${RSS_PASSES} pass(es) of requests over all ${RSS_SESSIONS.toLocaleString('en-US')} sessions through a fresh cache-on gateway`);
-    // autocannon whatever the generator of the rounds: one shared counter walks every session
-    const res = await drive(gwMem.port, cookies, { amount: RSS_SESSIONS * RSS_PASSES, engine: 'autocannon' });
-    await sleep(500);
-    const after = procStatusKb(pid, 'VmRSS');
-    const peak = procStatusKb(pid, 'VmHWM');
-    const metrics = await (await fetch(`http://127.0.0.1:${gwMem.metricsPort}/metrics`)).text();
-    const gauge = (name) => Number(new RegExp(`^${name} (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)`, 'm').exec(metrics)?.[1] ?? NaN);
-    const cached = gauge('sessiongate_session_cache_entries');
-    const active = gauge('sessiongate_active_sessions');
-    const heapUsed = gauge('nodejs_heap_size_used_bytes') / 2 ** 20;
-    const heapTotal = gauge('nodejs_heap_size_total_bytes') / 2 ** 20;
-    rss = { before, after, peak, cached, active, res };
-    const ok = peak !== null && peak / 1024 < RSS_LIMIT_MB && res.other + res.errors === 0;
-    failed ||= !ok;
-    say();
-    say(
-      `- ${ok ? 'PASS' : 'FAIL'} memory: sessiongate (cache on) RSS ${fmt(after / 1024, 0)} MB after ${(res.ok + res.other).toLocaleString('en-US')} requests over ${RSS_SESSIONS.toLocaleString('en-US')} distinct live sessions, peak ${fmt(peak / 1024, 0)} MB (limit ${RSS_LIMIT_MB} MB); ` +
-        `${fmt(before / 1024, 0)} MB before, ${fmt(gwMem.startRssKb / 1024, 0)} MB at start; V8 heap ${fmt(heapUsed, 0)} MB used of ${fmt(heapTotal, 0)} MB; ` +
-        `${fmtInt(cached)} sessions cached, ${fmtInt(active)} active; ${fmtInt(res.rps)} req/s` +
-        (process.env.BENCH_GATEWAY_NODE_OPTIONS ? `; gateway NODE_OPTIONS=${process.env.BENCH_GATEWAY_NODE_OPTIONS}` : '') +
-        (res.other || res.errors ? `; !! ${res.other} non-2xx ${JSON.stringify(res.statuses)}, ${res.errors} errors` : ''),
-    );
+    const check = await memoryCheck(gwMem, redis);
+    rss = check.rss;
+    failed ||= !check.ok;
   }
 
   // --- results file ----------------------------------------------------------------------
