@@ -26,7 +26,11 @@ const READ_SHARE = 0.1;
 const WRITES = Number(process.env.BENCH_INVALIDATION_WRITES ?? 40_000);
 
 const { Redis } = await import('ioredis');
-const session = await import(pathToFileURL(path.join(ROOT, 'gateway/dist/session/index.js')).href);
+// the shared contract, and the gateway's resolver (its cache) from the gateway's build
+const session = {
+  ...(await import(pathToFileURL(path.join(ROOT, 'session/dist/index.js')).href)),
+  ...(await import(pathToFileURL(path.join(ROOT, 'gateway/dist/session/resolver.js')).href)),
+};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function freePort() {
