@@ -5,13 +5,15 @@ import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 // service writes them; both import this module so the two can never drift apart.
 
 /**
- * Format version of the record written now: `2:` then a JSON array (see serializeRecord).
+ * Format version of the record written now: a JSON object, the user id and one array (see serializeRecord).
  * Records of version 1 (a JSON object) are still read; any other version is refused.
  */
 export const RECORD_VERSION = 2;
 /** The first format: a JSON object with long keys and the sid stored twice. Read, never written. */
 const LEGACY_RECORD_VERSION = 1;
 const RECORD_PREFIX = `${RECORD_VERSION}:`;
+/** How a version 2 record starts: a JSON object whose first member is the user id. */
+const COMPACT_START = '{"sub":';
 
 /** Bytes of randomness in a session token (256 bits). */
 export const TOKEN_BYTES = 32;
@@ -158,7 +160,8 @@ export class InvalidRecordError extends Error {
  * InvalidRecordError.
  */
 export function parseRecord(raw: string, sid: string): SessionRecord {
-  if (raw.startsWith(RECORD_PREFIX)) return parseCompact(raw.slice(RECORD_PREFIX.length), sid);
+  if (raw.startsWith(COMPACT_START)) return parseCompactObject(raw, sid);
+  if (raw.startsWith(RECORD_PREFIX)) return parseCompact(parseJson(raw.slice(RECORD_PREFIX.length)), sid);
   // a record written before version 2, still in Redis during an upgrade (it ends with its session)
   if (raw.startsWith('{')) return parseLegacy(raw, sid);
   const version = /^(\d{1,6}):/.exec(raw)?.[1];
@@ -179,8 +182,7 @@ function parseJson(raw: string): unknown {
 }
 
 /** Version 2: `[sub, roles (a list, or one string joined by spaces), createdAt, absolute timeout s, idle timeout s, claims?, user agent?]`. */
-function parseCompact(body: string, sid: string): SessionRecord {
-  const a = parseJson(body);
+function parseCompact(a: unknown, sid: string): SessionRecord {
   if (!Array.isArray(a) || a.length < 5 || a.length > 7) throw new InvalidRecordError('not a version 2 record');
   const [sub, roles, createdAt, absoluteTimeout, idleTimeout, claims, userAgent] = a as unknown[];
   return checked({
@@ -195,6 +197,16 @@ function parseCompact(body: string, sid: string): SessionRecord {
     claims: claims === undefined || claims === 0 ? {} : claims,
     ...(userAgent !== undefined ? { userAgent } : {}),
   });
+}
+
+/** Version 2 as written: `{"sub":…,"2":[roles, createdAt, …]}` (the array above without its sub). */
+function parseCompactObject(raw: string, sid: string): SessionRecord {
+  const v = parseJson(raw);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidRecordError('not a version 2 record');
+  const r = v as Record<string, unknown>;
+  const rest = r[String(RECORD_VERSION)];
+  if (!Array.isArray(rest) || Object.keys(r).length !== 2) throw new InvalidRecordError('not a version 2 record');
+  return parseCompact([r.sub, ...rest], sid);
 }
 
 function parseLegacy(raw: string, sid: string): SessionRecord {
@@ -230,8 +242,9 @@ function checked(r: Record<string, unknown>): SessionRecord {
 }
 
 /**
- * The stored form, version 2: `2:` then a JSON array
- * `[sub, roles, createdAt (ms), absolute timeout (s), idle timeout (s), claims?, user agent?]`,
+ * The stored form, version 2: `{"sub":<sub>,"2":[roles, createdAt (ms), absolute timeout (s),
+ * idle timeout (s), claims?, user agent?]}` (an early form, `2:` then the same array with the
+ * sub first, is still read),
  * roles joined by spaces into one string unless one holds a space,
  * trailing empty parts left out (claims `0` when only the user agent follows). No key names,
  * no sid (the key holds it), the absolute expiry as a duration: less than half the bytes of
@@ -248,7 +261,9 @@ export function serializeRecord(record: SessionRecord): string {
   const hasClaims = Object.keys(record.claims).length > 0;
   if (record.userAgent !== undefined) a.push(hasClaims ? record.claims : 0, record.userAgent);
   else if (hasClaims) a.push(record.claims);
-  return RECORD_PREFIX + JSON.stringify(a);
+  // the user id under its own name: a script (and an operator) can tell whose record it is
+  const [sub, ...rest] = a;
+  return `${COMPACT_START}${JSON.stringify(sub)},"${RECORD_VERSION}":${JSON.stringify(rest)}}`;
 }
 
 /** Longest user agent kept as it is; a longer one is summarised ("Chrome 131 on Windows"). */
