@@ -10,51 +10,20 @@ import { LRUCache } from 'lru-cache';
 import { ApiKeyStore, apiKeyMatches, apiKeyRef, isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
 import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
 import { SessionCache, type InFlight } from './cache.js';
-import { EntryParser, cacheDeadline, type Entry, type SessionSlot } from './entry.js';
+import { EntryParser, cacheDeadline, type Entry } from './entry.js';
 import { InvalidationChannel } from './invalidation.js';
 import { RefreshPacer, type StoreHealth } from './refresh.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
 
 export type { SessionSlot } from './entry.js';
+export type { CredentialRef, CredentialVia, Lookup, LookupOutcome, LookupSource, ResolvedSession } from './lookup.js';
+import type { CredentialRef, Lookup } from './lookup.js';
 
 /** A key's last use is written to Redis at most this often (per key, per gateway). */
 export const API_KEY_USE_INTERVAL_MS = 60_000;
 
 /** Tokens of the format before slot tags are reported at most this often. */
 const LEGACY_WARNING_INTERVAL_MS = 60_000;
-
-/**
- * What a lookup found. `missing` covers every well-formed token Redis holds nothing for:
- * unknown, forged, logged out, revoked and idle-expired alike (the key is gone either way).
- * `expired` is a record still stored past its absolute expiry, the one end the gateway can see.
- */
-export type LookupOutcome = 'valid' | 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid' | 'store_error';
-/** Where a lookup was answered from; `idp`: a bearer JWT checked against its issuer's keys. */
-export type LookupSource = 'cache' | 'redis' | 'idp' | 'none';
-
-/**
- * How the caller authenticated: a session cookie, an API key, an IdP access token. Session
- * ids (22 characters) and key ids (16) share the cache and the changes Redis reports: their
- * lengths keep them apart.
- */
-export type CredentialVia = 'session' | 'api_key' | 'jwt';
-
-/** A session that resolved. */
-export interface ResolvedSession {
-  readonly via: CredentialVia;
-  readonly record: SessionRecord;
-  /** The session id (record.sid): what the cache and revocations name it by. */
-  readonly sid: string;
-  /** Where the session is stored (its slot tag and sid, the key id for an API key). */
-  readonly ref: CredentialRef;
-  /** For later stages to keep what they derive from this record, while the record is held. */
-  readonly slot: SessionSlot;
-}
-
-export type Lookup =
-  | { outcome: 'valid'; source: 'cache' | 'redis' | 'idp'; session: ResolvedSession }
-  | { outcome: 'no_cookie' | 'malformed' | 'missing' | 'expired' | 'invalid'; source: LookupSource; reason?: string }
-  | { outcome: 'store_error'; source: 'redis' | 'idp'; error: Error };
 
 export interface SessionCacheOptions {
   /** Resolve from memory while Redis key tracking is on. @default DEFAULT_SESSION_CACHE */
@@ -91,10 +60,6 @@ export interface SessionResolverOptions {
 
 const noopLog = { info() {}, warn() {} };
 
-/** A stored credential: a session (by default) or an API key. */
-export interface CredentialRef extends SessionRef {
-  readonly via?: 'api_key' | 'jwt';
-}
 
 /** How one kind of stored credential is read and parsed. */
 interface Kind {
