@@ -12,6 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freePort } from './lib/proc.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -95,19 +96,6 @@ export async function startForwardAuthNginx({ port, upstream, endpoint = null, w
 // ---------------------------------------------------------------------------------------
 // standalone run
 
-async function freePort() {
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (port !== 6379) return port;
-  }
-}
 
 function envNumber(name, fallback) {
   const raw = process.env[name]?.trim();
