@@ -11,9 +11,9 @@ import { ROOT } from './support/process.js';
 /**
  * The stages of the gateway's request path, in order: a stage imports only earlier ones.
  * `forward-auth` answers a proxy's question with the same routes, policy and identity,
- * instead of proxying.
+ * instead of proxying; `session-data` takes upstreams' writes to the session.
  */
-const STAGES = ['routes', 'session', 'policy', 'identity', 'proxy', 'forward-auth'] as const;
+const STAGES = ['routes', 'session', 'policy', 'identity', 'proxy', 'forward-auth', 'session-data'] as const;
 /** Folders of gateway/src around the request path: they may import the stages, no stage imports them. */
 const AROUND = new Set(['ops', 'cli', 'pages', 'cluster']);
 /**

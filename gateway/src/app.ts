@@ -5,6 +5,9 @@ import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
 import { JwtVerifier } from './session/bearer-jwt.js';
 import type { ForwardAuth } from './forward-auth/endpoint.js';
+import { XSessionSigner } from './identity/signer.js';
+import { CredentialVerifier } from './session-data/credential.js';
+import sessionDataEndpoint from './session-data/endpoint.js';
 import sessiongate, { type SessionGateOptions } from './pipeline.js';
 import { GatewayMetrics } from './ops/metrics.js';
 import { canonicalize } from './routes/canonical-path.js';
@@ -30,6 +33,8 @@ export interface Gateway {
   readonly metrics: GatewayMetrics;
   /** The forward-auth endpoint's own listener (FORWARD_AUTH_PORT), not listening yet; null: none. */
   readonly forwardAuthServer: Server | null;
+  /** The session data endpoint (SESSION_DATA_PORT), not listening yet; null: none. */
+  readonly sessionData: FastifyInstance | null;
   /** Re-reads the routes file; an invalid file keeps the routes in force. */
   reload(): Promise<ReloadResult>;
   /** Marks the gateway as draining: /readyz answers 503 from now on. */
@@ -186,6 +191,11 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
   const forwardAuthServer =
     config.forwardAuth.port === null ? null : createServer({ maxHeaderSize: config.maxHeaderBytes, requestTimeout: config.requestTimeoutMs }, (req, res) => fa.handleOwn(req, res));
 
+  const sessionData = config.sessionData.port === null ? null : await buildSessionDataApp(config, app, metrics);
+  if (sessionData === null && routes.routes.some((r) => r.sessionData !== null)) {
+    app.log.warn('routes declare sessionData but SESSION_DATA_PORT is not set: upstreams cannot write session data');
+  }
+
   const pingTimeout = config.redis.commandTimeoutMs ?? 1000;
   const ops = await buildOpsApp(app.log, {
     registry: metrics.registry,
@@ -203,6 +213,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     ops,
     metrics,
     forwardAuthServer,
+    sessionData,
     async reload() {
       const r = await loadRoutesFile(config.routesFile);
       if (!r.ok) {
@@ -229,7 +240,28 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
           forwardAuthServer.closeIdleConnections();
         });
       }
+      await sessionData?.close();
       await draining.close(app, ops);
     },
   };
+}
+
+/** The session data endpoint's own Fastify instance (docs/session-data.md): the routes in force, the store, the keys. */
+async function buildSessionDataApp(config: GatewayConfig, app: FastifyInstance, metrics: GatewayMetrics): Promise<FastifyInstance> {
+  const data = Fastify({
+    loggerInstance: app.log.child({ listener: 'session-data' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    requestTimeout: config.requestTimeoutMs,
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    frameworkErrors: frameworkErrorHandler(errorResponse),
+  });
+  await data.register(sessionDataEndpoint, {
+    routes: () => app.sessiongate.routes,
+    store: app.sessions.resolver.store,
+    verifier: new CredentialVerifier(config.keys, config.xSession.issuer),
+    signer: new XSessionSigner(config.keys, config.xSession),
+    metrics,
+  });
+  await data.ready();
+  return data;
 }

@@ -38,6 +38,23 @@ export const SessionStoreUnavailable = createError(
 );
 export const UpstreamTimeout = createError('SG_ERR_UPSTREAM_TIMEOUT', 'The upstream service did not answer in time', 504);
 
+/** Session data writes (docs/session-data.md): what the upstream that wrote is told. */
+export const SessionDataUnauthenticated = createError(
+  'SG_ERR_SESSION_DATA_UNAUTHENTICATED',
+  'A write needs the X-Session this gateway sent with the request, still valid: %s',
+  401,
+);
+export const SessionDataUndeclared = createError('SG_ERR_SESSION_DATA_UNDECLARED', '%s', 403);
+export const SessionDataDeleteRefused = createError(
+  'SG_ERR_SESSION_DATA_DELETE_REFUSED',
+  'Namespace %s is add-only: route %s does not declare sessionData.delete: true, so null values (deletes) are refused',
+  403,
+);
+export const SessionDataMalformed = createError('SG_ERR_SESSION_DATA_MALFORMED', '%s', 400);
+export const SessionDataTooLarge = createError('SG_ERR_SESSION_DATA_TOO_LARGE', '%s', 413);
+export const SessionDataNoSession = createError('SG_ERR_SESSION_DATA_NO_SESSION', '%s', 409);
+export const SessionGone = createError('SG_ERR_SESSION_GONE', 'The session has ended: nothing was written', 410);
+
 /** A worker of `--workers N` exited before it was ready: its own message is printed above. */
 export const WorkerStartFailed = createError('SG_ERR_WORKER_START_FAILED', 'a worker process failed to start (%s); its message is above', 500);
 
@@ -62,6 +79,13 @@ const PUBLIC_CODES: Readonly<Record<string, string>> = {
   SG_ERR_UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
   SG_ERR_SESSION_STORE_UNAVAILABLE: 'session_store_unavailable',
   SG_ERR_UPSTREAM_TIMEOUT: 'upstream_timeout',
+  SG_ERR_SESSION_DATA_UNAUTHENTICATED: 'session_data_unauthenticated',
+  SG_ERR_SESSION_DATA_UNDECLARED: 'session_data_undeclared',
+  SG_ERR_SESSION_DATA_DELETE_REFUSED: 'session_data_delete_refused',
+  SG_ERR_SESSION_DATA_MALFORMED: 'session_data_malformed',
+  SG_ERR_SESSION_DATA_TOO_LARGE: 'session_data_too_large',
+  SG_ERR_SESSION_DATA_NO_SESSION: 'session_data_no_session',
+  SG_ERR_SESSION_GONE: 'session_gone',
 };
 
 const GENERIC_5XX = 'The gateway could not handle this request';

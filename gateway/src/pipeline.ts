@@ -181,7 +181,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
 
   /** Everything the upstream needs to know about this request. */
   function forwardContext(g: GateState, _raw: IncomingMessage) {
-    const xSession = g.session ? identities.headerFor(g.session, g.route.name, Date.now()) : null;
+    const xSession = g.session ? identities.headerFor(g.session, g.route.name, Date.now(), g.route.reads) : null;
     const addr = g.client;
     return {
       // without the query: reply-from appends the client's query exactly as received

@@ -41,6 +41,9 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
       });
     });
   }
+  if (gw.sessionData !== null && config.sessionData.port !== null) {
+    await gw.sessionData.listen({ host: config.sessionData.host, port: config.sessionData.port });
+  }
   log.info(
     {
       routes: gw.app.sessiongate.routes.routes.map((r) => `${r.name} ${r.host ?? ''}${r.prefix} → ${r.upstream ?? '(forward auth only)'}`),
@@ -55,6 +58,7 @@ export async function startGatewayServer(config: GatewayConfig, opts: { pretty?:
           : config.forwardAuth.proxies.length
             ? `/_sessiongate/authz for ${config.forwardAuth.proxies.join(', ')}`
             : 'off',
+      sessionData: config.sessionData.port !== null ? `http://${config.sessionData.host}:${config.sessionData.port}/_sessiongate/session-data` : 'off',
     },
     'sessiongate gateway ready',
   );

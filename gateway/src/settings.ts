@@ -93,6 +93,13 @@ export interface GatewayConfig {
     /** FORWARD_AUTH_HOST. @default the gateway's listen address */
     readonly host: string;
   };
+  /** The session data endpoint's listener (docs/session-data.md): off unless a port is set. */
+  readonly sessionData: {
+    /** SESSION_DATA_PORT; null: upstreams cannot write session data. */
+    readonly port: number | null;
+    /** SESSION_DATA_HOST. @default the gateway's listen address */
+    readonly host: string;
+  };
 }
 
 /** Reads and validates the gateway's settings; throws SettingError naming the variable. */
@@ -110,6 +117,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
   const forwardAuthProxies = listSetting(env, 'SESSIONGATE_FORWARD_AUTH_PROXIES');
   setting('SESSIONGATE_FORWARD_AUTH_PROXIES', () => parseCidrs(forwardAuthProxies));
   const forwardAuthPort = env.FORWARD_AUTH_PORT?.trim() ? intSetting(env, 'FORWARD_AUTH_PORT', 0, 1, 65_535) : null;
+  const sessionDataPort = env.SESSION_DATA_PORT?.trim() ? intSetting(env, 'SESSION_DATA_PORT', 0, 1, 65_535) : null;
   const refreshRaw = env.SESSION_REFRESH_FRACTION?.trim();
   const refreshFraction = refreshRaw ? Number(refreshRaw) : DEFAULT_REFRESH_FRACTION;
   if (!(refreshFraction > 0 && refreshFraction < 1)) {
@@ -151,11 +159,17 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     brand: brandSetting(env),
     workers: workerSettingsFromEnv(env),
     forwardAuth: Object.freeze({ proxies: forwardAuthProxies, port: forwardAuthPort, host: '' }),
+    sessionData: Object.freeze({ port: sessionDataPort, host: '' }),
   };
   // the endpoint's listener follows the gateway's address unless told otherwise
   const forwardAuth = Object.freeze({ ...config.forwardAuth, host: env.FORWARD_AUTH_HOST?.trim() || config.host });
   if (forwardAuthPort !== null && forwardAuthPort === config.port) {
     throw new SettingError('FORWARD_AUTH_PORT', `must differ from the gateway's port (${config.port})`);
   }
-  return Object.freeze({ ...config, forwardAuth });
+  // upstreams reach the session data endpoint on an address of its own, never the public one
+  const sessionData = Object.freeze({ port: sessionDataPort, host: env.SESSION_DATA_HOST?.trim() || config.host });
+  if (sessionDataPort !== null && (sessionDataPort === config.port || sessionDataPort === forwardAuthPort)) {
+    throw new SettingError('SESSION_DATA_PORT', `must differ from the gateway's port (${config.port}) and FORWARD_AUTH_PORT`);
+  }
+  return Object.freeze({ ...config, forwardAuth, sessionData });
 }

@@ -422,5 +422,7 @@ function testRoute(name: string, prefix: string): Route {
     csrf: true,
     methodOverride: 'refuse',
     credentials: ['cookie'],
+    sessionData: null,
+    reads: [],
   };
 }

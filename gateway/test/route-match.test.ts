@@ -19,6 +19,8 @@ function route(name: string, prefix: string, extra: Partial<ProxiedRoute> = {}):
     csrf: true,
     methodOverride: 'refuse',
     credentials: ['cookie'],
+    sessionData: null,
+    reads: [],
     ...extra,
   };
 }

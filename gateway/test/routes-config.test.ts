@@ -92,6 +92,8 @@ describe('parseRoutes: the reference example', () => {
             csrf: true,
             methodOverride: 'refuse',
             credentials: ['cookie'],
+            sessionData: null,
+            reads: [],
           },
           {
             name: 'orders',
@@ -106,6 +108,8 @@ describe('parseRoutes: the reference example', () => {
             csrf: true,
             methodOverride: 'refuse',
             credentials: ['cookie'],
+            sessionData: null,
+            reads: [],
           },
           {
             name: 'reports',
@@ -120,6 +124,8 @@ describe('parseRoutes: the reference example', () => {
             csrf: true,
             methodOverride: 'refuse',
             credentials: ['cookie'],
+            sessionData: null,
+            reads: [],
           },
         ],
       },
@@ -653,7 +659,7 @@ describe('parseRoutes: bodyLimit, timeout, csrf', () => {
 
   it('unknown route options point at the key and suggest the likely one', () => {
     expect(problem(oneRoute('    rewrite_prefix: /x'))).toBe(
-      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, host, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride, credentials',
+      '6:5 /routes/0/rewrite_prefix routes[0].rewrite_prefix: is not a known option (did you mean rewritePrefix?); expected one of name, host, prefix, upstream, rewritePrefix, auth, roles, methods, bodyLimit, timeout, csrf, methodOverride, credentials, sessionData',
     );
     expect(problem(oneRoute('    <<: { csrf: false }'))).toMatch(/^6:5 \/routes\/0\/<< routes\[0\]\["<<"\]: is not a known option;/);
   });
@@ -677,6 +683,50 @@ describe('parseRoutes: credentials', () => {
     expect(problem(oneRoute('    credentials: []'))).toMatch(/^6:18 \/routes\/0\/credentials /);
     expect(problem(oneRoute('    credentials: [cookie, cookie]'))).toMatch(/^6:18 \/routes\/0\/credentials /);
     expect(problem(oneRoute('    credentials: cookie'))).toMatch(/^6:18 \/routes\/0\/credentials .*list of credential kinds/);
+  });
+});
+
+describe('parseRoutes: sessionData', () => {
+  // oneRoute() with a namespace, then a second route `checkout` (lines 9-11) and `extra` lines of it
+  const writer = (data: string[], ...second: string[]): string =>
+    lines(...oneRoute('    sessionData:', ...data).trimEnd().split('\n'), '  - name: checkout', '    prefix: /checkout', '    upstream: http://127.0.0.1:4002', ...second);
+
+  it('routes declare nothing by default', () => {
+    const route = firstRoute(oneRoute());
+    expect(route.sessionData).toBeNull();
+    expect(route.reads).toEqual([]);
+  });
+
+  it('a writer reads its own namespace, and each reader it names reads it too', () => {
+    const routes = parsed(writer(['      namespace: cart', '      maxBytes: 2kb', '      readers: [checkout]'])).routes;
+    expect(routes[0]!.sessionData).toEqual({ namespace: 'cart', maxBytes: 2048, delete: false, readers: ['checkout'] });
+    expect(routes[0]!.reads).toEqual(['cart']);
+    expect(routes[1]!.reads).toEqual(['cart']);
+    expect(parsed(writer(['      namespace: cart', '      delete: true'])).routes[0]!.sessionData).toEqual({ namespace: 'cart', maxBytes: 1024, delete: true, readers: [] });
+  });
+
+  it('a reader that is no route of the file points at the item', () => {
+    expect(problem(writer(['      namespace: cart', '      readers: [checkout, chekout]']))).toBe(
+      '8:27 /routes/0/sessionData/readers/1 routes[0].sessionData.readers[1]: "chekout" is not the name of a route in this file',
+    );
+  });
+
+  it('a namespace written by two routes points at the second, naming the first', () => {
+    expect(problem(writer(['      namespace: cart'], '    sessionData: { namespace: cart }'))).toBe(
+      '11:31 /routes/1/sessionData/namespace routes[1].sessionData.namespace: "cart" is already written by routes[0] (line 7); a namespace has one writing route',
+    );
+  });
+
+  it('refuses a cap over 4kb, a bad namespace and unknown options with their position', () => {
+    expect(problem(writer(['      namespace: cart', '      maxBytes: 8kb']))).toMatch(/^8:17 \/routes\/0\/sessionData\/maxBytes .*at most 4096 bytes/);
+    expect(problem(writer(['      namespace: Cart']))).toMatch(/^7:18 \/routes\/0\/sessionData\/namespace .*lower-case letter, then/);
+    expect(problem(writer(['      namespace: cart', '      deletes: true']))).toMatch(/^8:7 \/routes\/0\/sessionData\/deletes .*not a known option/);
+  });
+
+  it('refuses it on a route that never sees a session', () => {
+    expect(problem(oneRoute('    auth: none', '    sessionData: { namespace: cart }'))).toMatch(/^7:18 \/routes\/0\/sessionData .*auth: none/);
+    expect(problem(oneRoute('    credentials: [api_key]', '    sessionData: { namespace: cart }'))).toMatch(/^7:18 \/routes\/0\/sessionData .*session cookie/);
+    expect(problem(writer(['      namespace: cart', '      readers: [checkout]'], '    auth: none'))).toMatch(/^8:17 .*readers\/0 .*auth: none/);
   });
 });
 

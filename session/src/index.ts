@@ -12,6 +12,7 @@ export {
   keyPrefixProblem,
   mintToken,
   parseRecord,
+  recordStart,
   remainingLifetimeMs,
   serializeRecord,
   sessionRef,
@@ -28,11 +29,30 @@ export {
   SessionStore,
   type CommandObserver,
   type CreatedSession,
+  type DataWriteOutcome,
+  type DataWriteResult,
   type NewSession,
   type RedisClient,
   type SessionStoreOptions,
   type SessionSummary,
 } from './store.js';
+
+/** Session data: what services keep in a session, by namespace, and how a write is checked. */
+export {
+  DATA_KEY_PATTERN,
+  DEFAULT_NAMESPACE_BYTES,
+  MAX_DATA_STRING_LENGTH,
+  MAX_NAMESPACE_BYTES,
+  NAMESPACE_PATTERN,
+  dataSummary,
+  namespaceBytes,
+  parseDataPatch,
+  pickNamespaces,
+  type DataPatch,
+  type SessionData,
+  type SessionDataNamespace,
+  type SessionDataValue,
+} from './session-data.js';
 
 /** The Redis connection: its settings from the environment, the client, its key-tracking connections, its readiness. */
 export {
@@ -75,7 +95,15 @@ export {
 } from './settings.js';
 
 /** What an X-Session carries: its issuer and audience defaults, reserved claims and value limits. */
-export { DEFAULT_AUTH_ROUTE, DEFAULT_X_SESSION_ISSUER, MAX_ROLES, MAX_VALUE_LENGTH, RESERVED_CLAIMS, UNSAFE_CHARS } from './x-session.js';
+export {
+  DEFAULT_AUTH_ROUTE,
+  DEFAULT_X_SESSION_ISSUER,
+  MAX_ROLES,
+  MAX_VALUE_LENGTH,
+  RESERVED_CLAIMS,
+  SESSION_DATA_CLAIM,
+  UNSAFE_CHARS,
+} from './x-session.js';
 
 /** The signed client address the gateway sends the auth service. */
 export {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { DATA_SEPARATOR, parseSessionData, type SessionData } from './session-data.js';
 import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 
 // The session record and the Redis key layout. The gateway reads sessions and the auth
@@ -54,6 +55,8 @@ export interface SessionRecord {
   readonly claims: Readonly<Record<string, string | number | boolean>>;
   /** User agent at login, summarised (shortUserAgent), for "my sessions"; never forwarded. */
   readonly userAgent?: string;
+  /** What upstream services stored in the session, by namespace (session-data.ts); absent when none did. */
+  readonly data?: SessionData;
 }
 
 /** Where a token's session lives: the user slot tag and the session id, both read off the token. */
@@ -160,6 +163,20 @@ export class InvalidRecordError extends Error {
  * InvalidRecordError.
  */
 export function parseRecord(raw: string, sid: string): SessionRecord {
+  // services' data follows the identity after a newline, which JSON text never holds
+  const end = raw.indexOf(DATA_SEPARATOR);
+  if (end === -1) return parseIdentity(raw, sid);
+  let data: SessionData;
+  try {
+    data = parseSessionData(raw.slice(end + 1));
+  } catch (err) {
+    throw new InvalidRecordError((err as Error).message);
+  }
+  const record = parseIdentity(raw.slice(0, end), sid);
+  return Object.keys(data).length > 0 ? { ...record, data } : record;
+}
+
+function parseIdentity(raw: string, sid: string): SessionRecord {
   if (raw.startsWith(COMPACT_START)) return parseCompactObject(raw, sid);
   if (raw.startsWith(RECORD_PREFIX)) return parseCompact(parseJson(raw.slice(RECORD_PREFIX.length)), sid);
   // a record written before version 2, still in Redis during an upgrade (it ends with its session)
@@ -246,7 +263,8 @@ function checked(r: Record<string, unknown>): SessionRecord {
  * idle timeout (s), claims?, user agent?]}` (an early form, `2:` then the same array with the
  * sub first, is still read),
  * roles joined by spaces into one string unless one holds a space,
- * trailing empty parts left out (claims `0` when only the user agent follows). No key names,
+ * trailing empty parts left out (claims `0` when only the user agent follows), then the
+ * services' data, if any, after a newline (session-data.ts). No key names,
  * no sid (the key holds it), the absolute expiry as a duration: less than half the bytes of
  * version 1 (docs/sizing.md).
  */
@@ -263,7 +281,17 @@ export function serializeRecord(record: SessionRecord): string {
   else if (hasClaims) a.push(record.claims);
   // the user id under its own name: a script (and an operator) can tell whose record it is
   const [sub, ...rest] = a;
-  return `${COMPACT_START}${JSON.stringify(sub)},"${RECORD_VERSION}":${JSON.stringify(rest)}}`;
+  const identity = `${COMPACT_START}${JSON.stringify(sub)},"${RECORD_VERSION}":${JSON.stringify(rest)}}`;
+  const data = record.data;
+  return data && Object.keys(data).length > 0 ? `${identity}${DATA_SEPARATOR}${JSON.stringify(data)}` : identity;
+}
+
+/**
+ * How every stored record of `sub` starts: the write script checks it, so a session key can
+ * only take data for the user the write names.
+ */
+export function recordStart(sub: string): string {
+  return `${COMPACT_START}${JSON.stringify(sub)},`;
 }
 
 /** Longest user agent kept as it is; a longer one is summarised ("Chrome 131 on Windows"). */

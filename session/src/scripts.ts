@@ -112,6 +112,9 @@ local listed = redis.call('ZREM', KEYS[1], ARGV[1])
 if listed == 0 then
   local raw = redis.call('GET', KEYS[2])
   if not raw then return {0, 0} end
+  -- the identity ends where the services' data starts
+  local nl = string.find(raw, '\\n', 1, true)
+  if nl then raw = string.sub(raw, 1, nl - 1) end
   local ok, record = pcall(cjson.decode, raw)
   if not ok or type(record) ~= 'table' or record.sub ~= ARGV[2] then return {0, 0} end
 end
@@ -146,4 +149,49 @@ for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
   if not seen[m] then again[#again + 1] = m end
 end
 return {rewritten, again}
+`);
+
+/**
+ * Writes keys of one namespace of a session's data, atomically: concurrent writes to the
+ * same session each apply whole, none loses another's keys. The identity part of the record
+ * is kept byte for byte; only the data after it is re-encoded. Never creates a session (no
+ * record: 'gone'), never touches another user's (the record must start as given) and never
+ * changes its expiry (KEEPTTL). Refused ('too_large') when the namespace would pass its cap
+ * or the data of all namespaces would pass what X-Session has room for, leaving it as it was.
+ * KEYS: session. ARGV: namespace, keys to set (a JSON object), keys to delete (a JSON list),
+ * namespace cap (bytes), room for all data (bytes), how the record must start.
+ * Returns {'ok', namespace bytes, data bytes} or {reason, namespace bytes, data bytes}.
+ */
+export const WRITE_DATA = new LuaScript(`
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'gone', 0, 0} end
+local start = ARGV[6]
+if string.sub(raw, 1, #start) ~= start then return {'foreign', 0, 0} end
+local identity, data = raw, {}
+local nl = string.find(raw, '\\n', 1, true)
+if nl then
+  identity = string.sub(raw, 1, nl - 1)
+  local ok, decoded = pcall(cjson.decode, string.sub(raw, nl + 1))
+  if not ok or type(decoded) ~= 'table' then return {'corrupt', 0, 0} end
+  data = decoded
+end
+local name = ARGV[1]
+local ns = data[name]
+if type(ns) ~= 'table' then ns = {} end
+for k, v in pairs(cjson.decode(ARGV[2])) do ns[k] = v end
+for _, k in ipairs(cjson.decode(ARGV[3])) do ns[k] = nil end
+local nsBytes = 0
+if next(ns) == nil then data[name] = nil else
+  data[name] = ns
+  nsBytes = #cjson.encode(ns)
+end
+local value, dataBytes = identity, 0
+if next(data) ~= nil then
+  local encoded = cjson.encode(data)
+  dataBytes = #encoded
+  value = identity .. '\\n' .. encoded
+end
+if nsBytes > tonumber(ARGV[4]) or dataBytes > tonumber(ARGV[5]) then return {'too_large', nsBytes, dataBytes} end
+redis.call('SET', KEYS[1], value, 'KEEPTTL', 'XX')
+return {'ok', nsBytes, dataBytes}
 `);

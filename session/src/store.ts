@@ -4,6 +4,7 @@ import {
   RECORD_VERSION,
   mintToken,
   parseRecord,
+  recordStart,
   remainingLifetimeMs,
   serializeRecord,
   shortUserAgent,
@@ -12,7 +13,8 @@ import {
   type SessionRecord,
   type SessionRef,
 } from './record.js';
-import { CREATE, DESTROY_ALL, DESTROY_ONE, REWRITE, SNAPSHOT } from './scripts.js';
+import { CREATE, DESTROY_ALL, DESTROY_ONE, REWRITE, SNAPSHOT, WRITE_DATA } from './scripts.js';
+import { dataSummary, type DataPatch } from './session-data.js';
 
 /** A standalone, Sentinel-managed or Cluster client: the store works the same on all three. */
 export type RedisClient = Redis | Cluster;
@@ -52,6 +54,20 @@ export interface SessionSummary {
   /** When it ends unless used again: the idle expiry, capped by the absolute one. */
   expiresAt: number;
   userAgent: string | null;
+  /** Which services stored data in it: the namespaces and their sizes, never the values. */
+  data: { namespace: string; bytes: number }[];
+}
+
+/** What a session data write did: written, or why not. */
+export type DataWriteOutcome = 'ok' | 'gone' | 'foreign' | 'corrupt' | 'too_large';
+
+/** The outcome of a session data write, with the sizes it found or made. */
+export interface DataWriteResult {
+  outcome: DataWriteOutcome;
+  /** The namespace's size, in bytes, as written (or as it would have been). */
+  namespaceBytes: number;
+  /** The size of every namespace's data together. */
+  dataBytes: number;
 }
 
 /** Receives the latency of each command on the request path (for a histogram). */
@@ -192,9 +208,32 @@ export class SessionStore {
         absoluteExpiresAt: record.absoluteExpiresAt,
         expiresAt: Math.min(now + pttl, record.absoluteExpiresAt),
         userAgent: record.userAgent ?? null,
+        data: dataSummary(record.data),
       });
     }
     return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /**
+   * Writes keys of one namespace of a session's data in one atomic command (WRITE_DATA): it
+   * never creates a session, never touches another user's, never changes an expiry, and
+   * refuses a namespace past `maxBytes` or data past `maxDataBytes` as a whole.
+   */
+  async writeData(
+    sub: string,
+    sid: string,
+    namespace: string,
+    patch: DataPatch,
+    limits: { maxBytes: number; maxDataBytes: number },
+  ): Promise<DataWriteResult> {
+    const key = this.keys.session({ tag: userTag(sub), sid });
+    const args = [namespace, JSON.stringify(patch.set), JSON.stringify(patch.remove), limits.maxBytes, limits.maxDataBytes, recordStart(sub)];
+    const [outcome, namespaceBytes, dataBytes] = (await this.timed('eval', () => WRITE_DATA.run(this.redis, [key], args))) as [
+      DataWriteOutcome,
+      number,
+      number,
+    ];
+    return { outcome, namespaceBytes, dataBytes };
   }
 
   /**

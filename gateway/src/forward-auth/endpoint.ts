@@ -99,7 +99,7 @@ export class ForwardAuth {
       const state = await admission.check({ method: report.method, path: c.path, query: c.query, headers: req.headers, client }, log, (r) => {
         route = r.name;
       });
-      const xSession = state.session ? identities.headerFor(state.session, state.route.name, Date.now()) : null;
+      const xSession = state.session ? identities.headerFor(state.session, state.route.name, Date.now(), state.route.reads) : null;
       // X-Sessiongate-Cookie and X-Sessiongate-Authorization always present, so a proxy that
       // copies them replaces the client's Cookie and Authorization even when empty; a bearer
       // credential the gateway judged (or any API key) is never handed on, as on the proxy path

@@ -1,3 +1,4 @@
+import { pickNamespaces } from '@sessiongate/session';
 import type { CredentialVia, ResolvedSession, SessionSlot } from '../session/resolver.js';
 import type { IdentityClaims, XSessionSigner } from './signer.js';
 
@@ -57,6 +58,8 @@ class SignedRing {
   }
 }
 
+const NO_NAMESPACES: readonly string[] = Object.freeze([]);
+
 /** The X-Session `amr` claim for each way of authenticating. */
 const AMR: Readonly<Record<CredentialVia, readonly string[]>> = Object.freeze({
   session: Object.freeze(['session']),
@@ -81,11 +84,16 @@ export class IdentityReuse {
     this.ring = new SignedRing(Math.max(1, max));
   }
 
-  /** The X-Session for `session` on route `aud` at `now`: the one kept if still fresh, else a new one. */
-  headerFor(session: ResolvedSession, aud: string, now: number): string {
+  /**
+   * The X-Session for `session` on route `aud` at `now`, carrying the session data of the
+   * namespaces the route `reads`: the one kept if still fresh, else a new one.
+   */
+  headerFor(session: ResolvedSession, aud: string, now: number, reads: readonly string[] = NO_NAMESPACES): string {
     const slot = session.slot;
     const held = slot.derived as SignedHeaders | undefined;
-    const cached = held?.get(aud);
+    // what a route reads may change with a routes reload: a header is kept for both together
+    const use = reads.length === 0 ? aud : `${aud}\n${reads.join(' ')}`;
+    const cached = held?.get(use);
     if (cached && cached.reuseUntil > now) {
       this.metrics?.xSession(true);
       return cached.token;
@@ -93,12 +101,13 @@ export class IdentityReuse {
     const r = session.record;
     const claims: IdentityClaims = { sub: r.sub, roles: r.roles, sid: r.sid, amr: AMR[session.via], extra: r.claims };
     if (session.via === 'api_key') claims.keyId = r.sid;
+    if (r.data !== undefined) claims.data = pickNamespaces(r.data, reads);
     const { token, expiresAtMs } = this.signer.sign(aud, claims, now);
     const identity = { token, reuseUntil: now + (expiresAtMs - now) / 2 };
     if (held) {
-      held.set(aud, identity);
+      held.set(use, identity);
     } else {
-      slot.derived = new SignedHeaders(aud, identity);
+      slot.derived = new SignedHeaders(use, identity);
       this.ring.add(slot);
     }
     this.metrics?.xSession(false);

@@ -1,7 +1,7 @@
 import { createHmac, sign as edSign, type KeyObject } from 'node:crypto';
 import createError from '@fastify/error';
 import { InvalidConfig } from '../errors.js';
-import { DEFAULT_X_SESSION_ISSUER, KeyConfigError, RESERVED_CLAIMS, type KeySet, type SigningKey } from '@sessiongate/session';
+import { DEFAULT_X_SESSION_ISSUER, KeyConfigError, RESERVED_CLAIMS, SESSION_DATA_CLAIM, type KeySet, type SessionData, type SigningKey } from '@sessiongate/session';
 import { DEFAULT_X_SESSION_TTL_MS } from '../defaults.js';
 
 /** Longest X-Session (the token, in bytes) the gateway forwards; common header-line limits are 8 KiB. */
@@ -26,6 +26,8 @@ export interface IdentityClaims {
   keyId?: string;
   /** Extra claims (profile fields); they never override a registered claim. */
   extra?: Readonly<Record<string, string | number | boolean>>;
+  /** The session data the route reads, by namespace: the `sg_data` claim. */
+  data?: SessionData | null;
 }
 
 /** Options of {@link XSessionSigner}. */
@@ -69,12 +71,31 @@ export class XSessionSigner {
   }
 
   /**
-   * Signs one X-Session for route `aud`. `iat` is `now` in whole seconds and `exp` is `iat`
-   * plus the TTL rounded up to a second.
+   * Signs one X-Session for route `aud` (see payload()).
    *
    * @throws IdentityTooLarge (`SG_ERR_IDENTITY_TOO_LARGE`) when the token would exceed MAX_X_SESSION_BYTES.
    */
   sign(aud: string, claims: IdentityClaims, nowMs: number = Date.now()): { token: string; expiresAtMs: number } {
+    const payload = this.payload(aud, claims, nowMs);
+    const json = Buffer.from(JSON.stringify(payload), 'utf8');
+    // Check before signing: an oversized identity must not cost a signature.
+    const size = this.sizeOf(json.length);
+    if (size > MAX_X_SESSION_BYTES) throw new IdentityTooLarge(size, MAX_X_SESSION_BYTES);
+
+    const input = this.#headerDot + json.toString('base64url');
+    return { token: `${input}.${this.#signature(input)}`, expiresAtMs: (payload.exp as number) * 1000 };
+  }
+
+  /** Bytes of a token whose payload is `payloadBytes` of JSON. */
+  sizeOf(payloadBytes: number): number {
+    return this.#fixedBytes + Math.ceil((payloadBytes * 4) / 3);
+  }
+
+  /**
+   * The claims of one X-Session for route `aud`, as signed: `iat` is `now` in whole seconds
+   * and `exp` is `iat` plus the TTL rounded up to a second.
+   */
+  payload(aud: string, claims: IdentityClaims, nowMs: number = Date.now()): Record<string, unknown> {
     const iat = Math.floor(nowMs / 1000);
     const exp = iat + this.#ttlSeconds;
 
@@ -98,16 +119,10 @@ export class XSessionSigner {
     payload.sid = claims.sid;
     if (claims.amr) payload.amr = claims.amr;
     if (claims.keyId !== undefined) payload.key_id = claims.keyId;
+    if (claims.data) payload[SESSION_DATA_CLAIM] = claims.data;
     payload.iat = iat;
     payload.exp = exp;
-
-    const json = Buffer.from(JSON.stringify(payload), 'utf8');
-    // Check before signing: an oversized identity must not cost a signature.
-    const size = this.#fixedBytes + Math.ceil((json.length * 4) / 3);
-    if (size > MAX_X_SESSION_BYTES) throw new IdentityTooLarge(size, MAX_X_SESSION_BYTES);
-
-    const input = this.#headerDot + json.toString('base64url');
-    return { token: `${input}.${this.#signature(input)}`, expiresAtMs: exp * 1000 };
+    return payload;
   }
 }
 

@@ -1,6 +1,7 @@
 import { serviceRegistry } from '@sessiongate/service-kit';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LookupOutcome, LookupSource } from '../session/resolver.js';
+import type { DataWriteCount } from '../session-data/endpoint.js';
 import type { ForwardAuthDecision } from '../forward-auth/endpoint.js';
 import type { Decision } from '../policy/decide.js';
 
@@ -65,6 +66,7 @@ export class GatewayMetrics {
   readonly configLastReloadSuccess: Gauge;
   readonly configLastReloadSuccessful: Gauge;
   readonly xSessionSigned: Counter<'reused'>;
+  readonly sessionDataWrites: Counter<'route' | 'outcome'>;
   private readonly requestTally = new Tally<'route' | 'method' | 'status_class' | 'code'>();
   private readonly lookupTally = new Tally<'outcome' | 'source'>();
   private readonly decisionTally = new Tally<'route' | 'decision'>();
@@ -203,7 +205,20 @@ export class GatewayMetrics {
       registers,
       collect: () => this.forwardAuthTally.flush(this.forwardAuthDecisions),
     });
+    this.sessionDataWrites = new Counter({
+      name: 'sessiongate_session_data_writes_total',
+      help:
+        'Session data writes by route ("(none)" when no valid X-Session named one) and outcome: written; unauthenticated, ' +
+        'undeclared, no_session, malformed, delete_refused, too_large, gone (refused, nothing written); unavailable (Redis)',
+      labelNames: ['route', 'outcome'],
+      registers,
+    });
     this.configReloads.inc({ result: 'failure' }, 0);
+  }
+
+  /** One session data write answered. */
+  sessionDataWrite(route: string, outcome: DataWriteCount): void {
+    this.sessionDataWrites.inc({ route, outcome });
   }
 
   /** One forward-auth answer (counted on the request path, reported at scrape). */

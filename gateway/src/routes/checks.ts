@@ -29,6 +29,8 @@ export interface RouteDraft {
   rewritePrefix?: string;
   bodyLimit?: number;
   timeout?: number;
+  /** `sessionData.maxBytes`, parsed (session-data-checks.ts). */
+  dataMaxBytes?: number;
 }
 
 export function checkRoutes(ctx: Context, data: unknown): RouteDraft[] {

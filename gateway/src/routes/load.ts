@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
 import { checkRoutes } from './checks.js';
-import { buildRoute } from './normalize.js';
+import { buildRoute, namespacesRead } from './normalize.js';
+import { checkSessionData } from './session-data-checks.js';
 import { reportSchemaProblems, show } from './problems.js';
 import { RoutesFileSchema, isRecord } from './schema.js';
 import type { ParseResult } from './types.js';
@@ -53,6 +54,7 @@ export function parseRoutes(text: string, source: string): ParseResult {
 
   reportSchemaProblems(ctx, data);
   const drafts = checkRoutes(ctx, data);
+  if (isRecord(data) && Array.isArray(data.routes)) checkSessionData(ctx, data.routes, drafts);
   if (ctx.problems.length > 0) return ctx.failure();
   if (!Value.Check(RoutesFileSchema, data)) {
     // unreachable while the passes above are complete; never answer ok: false with no problem
@@ -60,7 +62,8 @@ export function parseRoutes(text: string, source: string): ParseResult {
     return ctx.failure();
   }
 
-  const routes = data.routes.map((input, i) => buildRoute(input, drafts[i]!));
+  const reads = namespacesRead(data.routes);
+  const routes = data.routes.map((input, i) => buildRoute(input, drafts[i]!, reads.get(input.name) ?? []));
   return { ok: true, routes: Object.freeze({ version: 1, routes: Object.freeze(routes), source }) };
 }
 

@@ -44,6 +44,26 @@ export const MethodOverrideSchema = Type.Object(
     expected: 'a mapping with roles and/or auth (an override replaces the route’s roles)',
   },
 );
+export const SessionDataSchema = Type.Object(
+  {
+    namespace: Type.String({
+      pattern: '^[a-z][a-z0-9_-]{0,31}$',
+      expected: 'a namespace name: a lower-case letter, then up to 31 lower-case letters, digits, "_" or "-"',
+      hint: 'a lower-case letter, then lower-case letters, digits, "_", "-" (32 at most)',
+    }),
+    maxBytes: Type.Optional(
+      Type.Union([Type.Integer(), Type.String()], { expected: 'a positive integer number of bytes or a size like "2kb", at most 4kb' }),
+    ),
+    delete: Type.Optional(Type.Boolean({ expected: 'true or false' })),
+    readers: Type.Optional(
+      Type.Array(Type.String({ pattern: NAME_PATTERN, expected: 'a route name' }), {
+        uniqueItems: true,
+        expected: 'a list of the names of other routes that get this data in X-Session',
+      }),
+    ),
+  },
+  { additionalProperties: false, expected: 'a mapping with namespace and, optionally, maxBytes, delete and readers' },
+);
 export const RouteSchema = Type.Object(
   {
     name: Type.String({
@@ -80,6 +100,7 @@ export const RouteSchema = Type.Object(
       Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { expected: 'one of refuse, allow' }),
     ),
     credentials: Type.Optional(CredentialsSchema),
+    sessionData: Type.Optional(SessionDataSchema),
   },
   { additionalProperties: false, expected: 'a mapping with name, prefix and (except for forward-auth-only routes) upstream' },
 );

@@ -47,6 +47,21 @@ export interface Route {
   readonly methodOverride: MethodOverrideMode;
   /** Credentials the route accepts: the session cookie, API keys, IdP access tokens (`Authorization: Bearer`). */
   readonly credentials: readonly CredentialKind[];
+  /** The session data namespace this route's upstream may write (routes.yaml `sessionData`); null: none. */
+  readonly sessionData: SessionDataRule | null;
+  /** The namespaces whose data this route's X-Session carries: its own, and those that name it a reader. */
+  readonly reads: readonly string[];
+}
+
+/** routes.yaml `sessionData`, normalized. */
+export interface SessionDataRule {
+  readonly namespace: string;
+  /** Most bytes the namespace may hold (as JSON). */
+  readonly maxBytes: number;
+  /** The upstream may delete its keys; otherwise it may only add and overwrite them. */
+  readonly delete: boolean;
+  /** Other routes that get the namespace in their X-Session. */
+  readonly readers: readonly string[];
 }
 
 /** routes.yaml `credentials`: how a caller may authenticate on a route. */

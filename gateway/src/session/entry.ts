@@ -121,7 +121,7 @@ export class EntryParser {
 
   /** What the gateway keeps of a record: the user agent (for "my sessions" only) stays in Redis. */
   private gatewayView(r: SessionRecord): SessionRecord {
-    return {
+    const view = {
       v: r.v,
       sid: r.sid,
       sub: r.sub,
@@ -131,5 +131,7 @@ export class EntryParser {
       idleTimeoutMs: r.idleTimeoutMs,
       claims: r.claims,
     };
+    // services' data, for the routes that read it (most sessions hold none)
+    return r.data === undefined ? view : { ...view, data: r.data };
   }
 }
