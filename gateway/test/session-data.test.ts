@@ -100,7 +100,12 @@ beforeAll(async () => {
       cb();
     },
   });
-  gw1 = await startTestGateway({ redisUrl, routes, env: { SESSION_CACHE_TTL: '60s', SESSION_DATA_PORT: String(await freePort()) }, logStream: sink });
+  gw1 = await startTestGateway({
+    redisUrl,
+    routes,
+    env: { SESSION_CACHE_TTL: '60s', SESSION_DATA_PORT: String(await freePort()), SESSIONGATE_FORWARD_AUTH_PROXIES: '127.0.0.1/32' },
+    logStream: sink,
+  });
   const common = { redisUrl, routes, keyPrefix: gw1.keyPrefix, keysJson: gw1.keysJson };
   gw2 = await startTestGateway({ ...common, env: { SESSION_CACHE_TTL: '60s', SESSION_DATA_PORT: String(await freePort()) } });
   // a third gateway without a cache: the data is in the record it reads each time
@@ -303,6 +308,16 @@ describe('bad writes are refused: the upstream is told, the client gets the upst
     expect(line).toMatchObject({ route: 'shop', outcome });
   });
 
+  it('refuses a body over 16 KiB before reading it whole', async () => {
+    const token = await gw1.login('gus', ['user']);
+    const xSession = await xSessionFor('/prefs/a', token);
+    const before = await rawRecord(token);
+    const counted = await writes(gw1, 'prefs', 'too_large');
+    expect(await patch(dataUrl1, xSession, JSON.stringify({ a: 'x'.repeat(17 * 1024) }))).toEqual({ status: 413, body: expect.objectContaining({ error: 'payload_too_large' }) });
+    expect(await rawRecord(token)).toBe(before);
+    expect(await writes(gw1, 'prefs', 'too_large')).toBe(counted + 1);
+  });
+
   it('refuses a write from a route that declares no namespace', async () => {
     const token = await gw1.login('heidi', ['user']);
     const xSession = await xSessionFor('/orders', token);
@@ -326,6 +341,23 @@ describe('bad writes are refused: the upstream is told, the client gets the upst
     expect(await rawRecord(token)).toBe(before);
     // the reader of both still gets a header
     expect((await gw1.gw.app.inject({ url: '/wide', headers: { cookie: `sid=${token}` } })).statusCode).toBe(200);
+  });
+});
+
+describe('behind forward auth', () => {
+  it('the application writes with the X-Session the forward-auth endpoint gave its proxy', async () => {
+    const token = await gw1.login('olga', ['user']);
+    const port = await gw1.listen();
+    const ask = () =>
+      fetch(`http://127.0.0.1:${port}/_sessiongate/authz`, {
+        headers: { cookie: `sid=${token}`, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/prefs/page', 'x-forwarded-host': 'localhost' },
+      });
+    const answer = await ask();
+    expect(answer.status).toBe(200);
+    expect((await patch(dataUrl1, answer.headers.get('x-session'), '{"theme":"dark"}')).status).toBe(200);
+    const next = (await ask()).headers.get('x-session')!;
+    const claims = JSON.parse(Buffer.from(next.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+    expect(claims.sg_data).toEqual({ prefs: { theme: 'dark' } });
   });
 });
 
