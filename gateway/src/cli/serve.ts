@@ -101,6 +101,9 @@ ${REDIS_ENVIRONMENT_HELP}
                                         forward-auth endpoint /_sessiongate/authz
   FORWARD_AUTH_PORT           (none)    the forward-auth endpoint on a listener of its own
   FORWARD_AUTH_HOST           (GATEWAY_HOST)  that listener's address
+  SESSION_DATA_PORT           (none)    the listener upstreams write session data to
+                                        (/_sessiongate/session-data); never public
+  SESSION_DATA_HOST           (GATEWAY_HOST)  that listener's address
   SESSIONGATE_MAX_HEADER_BYTES ${col(DEFAULT_MAX_HEADER_BYTES, 9)}largest request head accepted (431 beyond)
   SESSIONGATE_MAX_COOKIE_BYTES ${col(DEFAULT_MAX_COOKIE_BYTES, 9)}largest Cookie header accepted (431 beyond)
   SESSIONGATE_REQUEST_TIMEOUT ${dur(DEFAULT_REQUEST_TIMEOUT_MS)}time a client has to send its whole request
