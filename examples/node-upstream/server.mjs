@@ -73,7 +73,7 @@ try {
   process.exit(1);
 }
 
-/** The verified claims of an X-Session, or throws (jose's errors name the failed check). */
+/** The user and the chosen tenant of a verified X-Session, or throws (jose's errors name the failed check). */
 async function verify(token, aud) {
   const { payload } = await jwtVerify(token, source.key, {
     algorithms: [source.alg], // pinned: never let the token choose its algorithm
@@ -97,7 +97,7 @@ function send(res, status, body) {
 }
 
 // The browser page (/app): only script from this origin (no inline script), nothing from
-// anywhere else, the logout form may post only here, and it is never framed.
+// anywhere else, its forms may post only here, and it is never framed.
 const PAGE_HEADERS = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

@@ -7,7 +7,7 @@ export function printWelcome({ ports, redisUrl, privateRedis, python, opts, user
   const rows = [
     ['gateway', gw, `the way in; routes from ${routesFile === ROUTES_FILE ? 'routes.yaml' : `${routesFile} (routes.yaml, ports moved)`}`],
     ['gateway metrics', `http://localhost:${ports.gatewayMetrics}/metrics`, '/healthz, /readyz too; never on the public port'],
-    ['session data', `http://127.0.0.1:${ports.sessionData}/_sessiongate/session-data`, 'where upstreams write to the session (PATCH with X-Session); never on the public port'],
+    ['session data', `http://127.0.0.1:${ports.sessionData}`, 'PATCH /_sessiongate/session-data: node-upstream keeps /app\'s tenant; never on the public port'],
     ['auth service', `http://127.0.0.1:${ports.auth}`, `behind ${gw}/auth (metrics :${ports.authMetrics})`],
     ['node-upstream', `http://127.0.0.1:${ports.node}`, `/app, /api/orders, /public, /admin (jose, ${alg})`],
     python
