@@ -276,6 +276,19 @@ describe('HS256: a shared secret', () => {
     expect((await page(erin)).tenant).toBe('acme');
   });
 
+  it('node-upstream /app without SESSIONGATE_DATA_URL: shows the page, and says why the tenant cannot change', async () => {
+    const alone = await startExample(process.execPath, [NODE_EXAMPLE], { X_SESSION_KEYS_FILE: keysFile });
+    const xSession = await hs256(secret, kid, { aud: 'app', sub: 'erin' });
+    expect(tenantPage((await get(`${alone.url}/app`, { 'x-session': xSession })).body as string)).toEqual({ tenant: '(none chosen)', error: undefined });
+    const res = await fetch(`${alone.url}/app/tenant`, {
+      method: 'POST',
+      headers: { 'x-session': xSession, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'tenant=acme',
+    });
+    expect(res.status).toBe(503);
+    expect(tenantPage(await res.text()).error).toBe('The tenant was not changed: SESSIONGATE_DATA_URL is not set, so this service cannot write to the session');
+  });
+
   it.skipIf(!hasPython)('python-upstream: accepts the gateway-minted header and uses sub and roles', async () => {
     const r = await get(`${base}/api/reports/monthly?year=2025`, { cookie: cookie.dave! });
     expect(r.status).toBe(200);
