@@ -107,6 +107,8 @@ async function main() {
     ...Object.fromEntries(['GATEWAY_HOST', 'GATEWAY_METRICS_HOST', 'AUTH_HOST', 'AUTH_METRICS_HOST'].map((v) => [v, '127.0.0.1'])),
   };
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+  // the gateway's internal listener where upstreams keep data in the session (never public)
+  const sessionDataUrl = `http://127.0.0.1:${ports.sessionData}/_sessiongate/session-data`;
   const users = DEMO_USERS.map((u) => ({ ...u, password: randomBytes(9).toString('base64url') }));
   const idp = HAVE_IDP ? { issuer: `http://127.0.0.1:${ports.idp}`, password: randomBytes(9).toString('base64url') } : null;
   const authEnv = idp ? { SESSIONGATE_OIDC: writeOidcFile(secretDir, idp, ports) } : {};
@@ -130,6 +132,7 @@ async function main() {
       spawnOpts({
         HOST: '127.0.0.1',
         PORT: String(ports.node),
+        SESSIONGATE_DATA_URL: sessionDataUrl,
         ...(opts.eddsa ? { GATEWAY_JWKS_URL: `${gatewayUrl}/.well-known/jwks.json` } : { X_SESSION_KEYS_FILE: keysFile }),
       }),
     );
@@ -147,7 +150,16 @@ async function main() {
       'gateway',
       NODE,
       [BIN, 'gateway'],
-      spawnOpts({ ...common, SESSIONGATE_ROUTES: routesFile, GATEWAY_PORT: String(ports.gateway), GATEWAY_METRICS_PORT: String(ports.gatewayMetrics) }, sgEnv),
+      spawnOpts(
+        {
+          ...common,
+          SESSIONGATE_ROUTES: routesFile,
+          GATEWAY_PORT: String(ports.gateway),
+          GATEWAY_METRICS_PORT: String(ports.gatewayMetrics),
+          SESSION_DATA_PORT: String(ports.sessionData),
+        },
+        sgEnv,
+      ),
       STOP_FIRST,
     );
     ready.push(waitReady(gateway, `/readyz on :${ports.gatewayMetrics}`, httpOk(`http://127.0.0.1:${ports.gatewayMetrics}/readyz`)));

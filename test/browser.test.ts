@@ -50,7 +50,7 @@ afterEach(() => stack.closePages());
 afterAll(() => stack.stop(), 20_000);
 
 describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' : ` (skipped: ${NO_CHROMIUM})`}`, () => {
-  it('signs in through the form, reads /app, cannot read the cookie from script, signs out, meets the 401 page', async ({ skip }) => {
+  it('signs in through the form, reads /app, cannot read the cookie from script, picks a tenant that stays, signs out, meets the 401 page', async ({ skip }) => {
     skip(!HAVE_CHROMIUM, NO_CHROMIUM);
     const { context, page, cspViolations } = await freshPage();
 
@@ -88,13 +88,26 @@ describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' :
     // the page's own script (/app/page.js, allowed by its CSP) saw the same
     expect(await page.locator('#cookie').textContent()).toBe('"theme=dark"');
 
-    // 5. sign out: back on the login form, the cookie cleared
+    // 5. pick a tenant: the page keeps it in the session (through the gateway) and shows it
+    //    again after the form's redirect and after a reload
+    expect(await page.locator('#tenant').textContent()).toBe('(none chosen)');
+    await page.getByLabel('Tenant', { exact: true }).selectOption('globex');
+    const chosen = page.waitForResponse((r) => new URL(r.url()).pathname === '/app/tenant');
+    await page.getByRole('button', { name: 'Switch tenant' }).click();
+    expect((await chosen).status()).toBe(303);
+    await page.waitForURL(`${base}/app`);
+    expect(await page.locator('#tenant').textContent()).toBe('globex');
+    await page.reload();
+    expect(await page.locator('#tenant').textContent()).toBe('globex');
+    expect(await page.getByLabel('Tenant', { exact: true }).inputValue()).toBe('globex');
+
+    // 6. sign out: back on the login form, the cookie cleared
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(`${base}/auth/login?notice=signed-out`);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Sign in');
     expect(await sidCookie(context)).toBeUndefined();
 
-    // 6. the protected page is a 401 page again
+    // 7. the protected page is a 401 page again
     await expect401Page(page, (await page.goto(`${base}/app`))?.status());
 
     // and the old token is dead on the server, not just forgotten by the browser
@@ -121,6 +134,8 @@ describe(`a real browser (Chromium) against the demo stack${HAVE_CHROMIUM ? '' :
     await signIn(page, 'alice', passwords.alice!);
     await page.waitForURL(`${base}/app`);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Signed in as alice');
+    // a new session: whatever tenant another session of alice picked is not here
+    expect(await page.locator('#tenant').textContent()).toBe('(none chosen)');
     expect(cspViolations).toEqual([]);
   });
 });

@@ -127,6 +127,16 @@ describe('docker-compose.yml', () => {
     expect(services.auth!.command).toEqual(['auth']);
   });
 
+  it('points node-upstream at the gateway’s session data endpoint, which is never published', () => {
+    const dataPort = services.gateway!.environment!.SESSION_DATA_PORT;
+    expect(dataPort).toMatch(/^\d+$/);
+    expect([services.gateway!.environment!.PORT, services.gateway!.environment!.METRICS_PORT]).not.toContain(dataPort);
+    const url = new URL(services['node-upstream']!.environment!.SESSIONGATE_DATA_URL!);
+    expect({ host: url.hostname, port: url.port, path: url.pathname }).toEqual({ host: 'gateway', port: dataPort, path: '/_sessiongate/session-data' });
+    // no host port leads to it: "8081", "8081:8081", "127.0.0.1:x:8081" all name it last
+    expect((services.gateway!.ports ?? []).filter((p) => p.split(':').at(-1) === dataPort)).toEqual([]);
+  });
+
   it('waits on conditions that can be met: healthy services, a finished setup', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {

@@ -33,12 +33,14 @@ function startDemo(args: string[], env: NodeJS.ProcessEnv): Demo {
 /** A cookie-jar client for the gateway, as `curl -c jar -b jar` is. */
 function client(base: string) {
   let cookie: string | null = null;
-  return async (method: string, p: string, o: { json?: unknown; origin?: boolean } = {}) => {
+  return async (method: string, p: string, o: { json?: unknown; form?: Record<string, string>; origin?: boolean } = {}) => {
     const headers: Record<string, string> = {};
     if (cookie) headers.cookie = cookie;
     if (o.json !== undefined) headers['content-type'] = 'application/json';
+    if (o.form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
     if (o.origin) headers.origin = base;
-    const res = await fetch(base + p, { method, headers, body: o.json === undefined ? undefined : JSON.stringify(o.json), redirect: 'manual' });
+    const payload = o.json !== undefined ? JSON.stringify(o.json) : o.form !== undefined ? new URLSearchParams(o.form).toString() : undefined;
+    const res = await fetch(base + p, { method, headers, body: payload, redirect: 'manual' });
     const set = res.headers.getSetCookie().find((c) => c.startsWith('sid='));
     if (set) cookie = /Max-Age=0|Expires=Thu, 01 Jan 1970/i.test(set) ? null : set.split(';')[0]!;
     const text = await res.text();
@@ -48,8 +50,15 @@ function client(base: string) {
     } catch {
       // not JSON
     }
-    return { status: res.status, body, setCookie: set };
+    return { status: res.status, body, setCookie: set, location: res.headers.get('location') };
   };
+}
+
+/** The tenant the Node example's /app page shows for this client's session. */
+async function tenantOn(c: ReturnType<typeof client>): Promise<string | undefined> {
+  const page = await c('GET', '/app');
+  expect(page.status).toBe(200);
+  return /<strong id="tenant">([^<]*)<\/strong>/.exec(page.body as string)?.[1];
 }
 
 async function stopAndCheck(demo: Demo, pids: number[], signal: NodeJS.Signals) {
@@ -78,7 +87,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     const pw = demoPasswords(out);
     expect(Object.keys(pw).sort()).toEqual(['alice', 'bob', 'dave']);
     // readable: what runs where, with the services the issue names
-    for (const what of ['gateway', 'gateway metrics', 'auth service', 'node-upstream', 'python-upstream', 'redis', 'logs']) {
+    for (const what of ['gateway', 'gateway metrics', 'session data', 'auth service', 'node-upstream', 'python-upstream', 'redis', 'logs']) {
       expect(out).toMatch(new RegExp(`^ {2}${what} +\\S`, 'm'));
     }
     expect(out).toMatch(/from REDIS_URL/);
@@ -106,10 +115,19 @@ describe('npm start (scripts/demo.mjs)', () => {
     expect((await alice('GET', '/api/reports/monthly')).status).toBe(403);
     expect((await alice('GET', '/public/hello')).body).toMatchObject({ service: 'node-upstream', user: null });
 
+    // /app keeps the tenant alice picks in her session, through the gateway's session data endpoint
+    expect(await tenantOn(alice)).toBe('(none chosen)');
+    expect(await alice('POST', '/app/tenant', { form: { tenant: 'initech' }, origin: true })).toMatchObject({ status: 303, location: '/app' });
+    expect(await tenantOn(alice)).toBe('initech');
+    expect(await tenantOn(alice)).toBe('initech');
+
     expect((await alice('POST', '/auth/logout', { origin: true })).status).toBe(204);
     const after = await alice('GET', '/api/orders/1');
     expect(after.status).toBe(401);
     expect(after.body).toMatchObject({ error: 'unauthenticated' });
+    // a new session starts without it
+    expect((await alice('POST', '/auth/login', { json: { username: 'alice', password: pw.alice } })).status).toBe(204);
+    expect(await tenantOn(alice)).toBe('(none chosen)');
 
     const dave = client(base);
     expect((await dave('POST', '/auth/login', { json: { username: 'dave', password: pw.dave } })).status).toBe(204);
@@ -151,6 +169,9 @@ describe('npm start (scripts/demo.mjs)', () => {
     const alice = client(base);
     expect((await alice('POST', '/auth/login', { json: { username: 'alice', password: demoPasswords(out).alice } })).status).toBe(204);
     expect((await alice('GET', '/api/orders/7')).body).toMatchObject({ user: { sub: 'alice' }, order: { id: '7' } });
+    // the gateway verifies the example's write with its EdDSA key too
+    expect((await alice('POST', '/app/tenant', { form: { tenant: 'acme' }, origin: true })).status).toBe(303);
+    expect(await tenantOn(alice)).toBe('acme');
 
     // a service dying on its own takes the stack down, with its last lines shown
     const [upstreamPid] = commands.find(([, c]) => c.includes('node-upstream/server.mjs'))!;

@@ -95,10 +95,31 @@ function tampered(token: string, change: Record<string, unknown>): string {
   return `${h}.${base64url.encode(JSON.stringify({ ...payload, ...change }))}.${s}`;
 }
 
-function routes(up: { node: string; python: string; echo: string }): string {
+/** The example's routes; `appData`: the app route declares the session data namespace the page writes. */
+/** The tenant the example's /app page shows, and its error message if any. */
+function tenantPage(html: string): { tenant: string | undefined; error: string | undefined } {
+  return { tenant: /<strong id="tenant">([^<]*)<\/strong>/.exec(html)?.[1], error: /<p role="alert" id="error">([^<]*)<\/p>/.exec(html)?.[1] };
+}
+
+/** The example's tenant form, posted through the gateway as a browser does (same origin). */
+async function chooseTenant(base: string, cookie: string, tenant: string): Promise<{ status: number; location: string | null; html: string }> {
+  const res = await fetch(`${base}/app/tenant`, {
+    method: 'POST',
+    headers: { cookie, origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ tenant }).toString(),
+    redirect: 'manual',
+  });
+  return { status: res.status, location: res.headers.get('location'), html: await res.text() };
+}
+
+function routes(up: { node: string; python: string; echo: string }, appData = true): string {
   return `version: 1
 routes:
-  - name: orders
+  - name: app
+    prefix: /app
+    upstream: ${up.node}
+    roles: [user]
+${appData ? '    sessionData: { namespace: app }\n' : ''}  - name: orders
     prefix: /api/orders
     upstream: ${up.node}
     rewritePrefix: /orders
@@ -137,24 +158,29 @@ describe('HS256: a shared secret', () => {
   let secret: Uint8Array;
   let kid: string;
   let keysFile: string;
+  let dataUrl: string;
   const cookie: Record<string, string> = {};
 
   beforeAll(async () => {
     echo = await startUpstream('echo');
     const nodePort = await freePort();
     const pyPort = await freePort();
+    const dataPort = await freePort();
     gw = await startTestGateway({
       redisUrl: inject('redisUrl'),
       alg: 'HS256',
       routes: routes({ node: `http://127.0.0.1:${nodePort}`, python: `http://127.0.0.1:${pyPort}`, echo: echo.url }),
+      env: { SESSION_DATA_PORT: String(dataPort) },
     });
+    await gw.gw.sessionData!.listen({ port: dataPort, host: '127.0.0.1' });
+    dataUrl = `http://127.0.0.1:${dataPort}/_sessiongate/session-data`;
     const jwk = (JSON.parse(gw.keysJson) as { keys: { k: string; kid: string }[] }).keys[0]!;
     secret = new Uint8Array(Buffer.from(jwk.k, 'base64url'));
     kid = jwk.kid;
     keysFile = path.join(dir, 'hs256-keys.json');
     writeFileSync(keysFile, gw.keysJson, { mode: 0o600 });
     [node, py] = await Promise.all([
-      startExample(process.execPath, [NODE_EXAMPLE], { X_SESSION_KEYS_FILE: keysFile }, nodePort),
+      startExample(process.execPath, [NODE_EXAMPLE], { X_SESSION_KEYS_FILE: keysFile, SESSIONGATE_DATA_URL: dataUrl }, nodePort),
       hasPython ? startExample('python3', ['-u', PY_EXAMPLE], { X_SESSION_KEYS_FILE: keysFile }, pyPort) : undefined,
     ]);
     base = `http://127.0.0.1:${await gw.listen()}`;
@@ -216,6 +242,51 @@ describe('HS256: a shared secret', () => {
     await refused(unsigned({}), /alg/);
     // a little clock skew is tolerated (5 s), more is not
     expect((await get(orders, { 'x-session': await hs256(secret, kid, { iat: now() - 62, exp: now() - 2 }) })).status).toBe(200);
+  });
+
+  it('node-upstream /app: a tenant picked through the gateway is kept in the session and shown on the next page', async () => {
+    const erin = `sid=${await gw.login('erin', ['user'])}`;
+    const page = async (c: string) => {
+      const r = await get(`${base}/app`, { cookie: c });
+      expect(r.status).toBe(200);
+      return tenantPage(r.body as string);
+    };
+    expect(await page(erin)).toEqual({ tenant: '(none chosen)', error: undefined });
+
+    // the form's POST: the example writes with the X-Session it got, then sends the browser back
+    expect(await chooseTenant(base, erin, 'globex')).toMatchObject({ status: 303, location: '/app' });
+    expect(await page(erin)).toEqual({ tenant: 'globex', error: undefined });
+    // in the session, not in the example: the next requests still carry it
+    expect((await get(`${base}/app`, { cookie: erin })).body).toContain('<option selected>globex</option>');
+    expect((await gw.store.list('erin'))[0]!.data).toEqual([{ namespace: 'app', bytes: expect.any(Number) }]);
+    expect(await chooseTenant(base, erin, 'acme')).toMatchObject({ status: 303, location: '/app' });
+    expect((await page(erin)).tenant).toBe('acme');
+
+    // a tenant the page does not offer is refused by the example, and nothing changes
+    const unknown = await chooseTenant(base, erin, 'umbrella');
+    expect(unknown.status).toBe(400);
+    expect(tenantPage(unknown.html)).toEqual({ tenant: 'acme', error: 'Choose one of acme, globex, initech.' });
+    expect((await page(erin)).tenant).toBe('acme');
+
+    // the data belongs to the session: the same user signed in elsewhere has none
+    expect((await page(`sid=${await gw.login('erin', ['user'])}`)).tenant).toBe('(none chosen)');
+    // and the example writes only with a header it verified: none, none written
+    const direct = await fetch(`${node.url}/app/tenant`, { method: 'POST', body: 'tenant=initech', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(direct.status).toBe(401);
+    expect((await page(erin)).tenant).toBe('acme');
+  });
+
+  it('node-upstream /app without SESSIONGATE_DATA_URL: shows the page, and says why the tenant cannot change', async () => {
+    const alone = await startExample(process.execPath, [NODE_EXAMPLE], { X_SESSION_KEYS_FILE: keysFile });
+    const xSession = await hs256(secret, kid, { aud: 'app', sub: 'erin' });
+    expect(tenantPage((await get(`${alone.url}/app`, { 'x-session': xSession })).body as string)).toEqual({ tenant: '(none chosen)', error: undefined });
+    const res = await fetch(`${alone.url}/app/tenant`, {
+      method: 'POST',
+      headers: { 'x-session': xSession, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'tenant=acme',
+    });
+    expect(res.status).toBe(503);
+    expect(tenantPage(await res.text()).error).toBe('The tenant was not changed: SESSIONGATE_DATA_URL is not set, so this service cannot write to the session');
   });
 
   it.skipIf(!hasPython)('python-upstream: accepts the gateway-minted header and uses sub and roles', async () => {
@@ -289,11 +360,24 @@ describe('EdDSA: the gateway signs, upstreams verify through its JWKS', () => {
     const nodePort = await freePort();
     const gwPort = await freePort();
     const echo = `http://127.0.0.1:${nodePort}`;
-    gw = await startTestGateway({ redisUrl: inject('redisUrl'), alg: 'EdDSA', routes: routes({ node: echo, python: echo, echo }) });
+    const dataPort = await freePort();
+    // here the app route declares no session data: the gateway refuses the page's writes
+    gw = await startTestGateway({
+      redisUrl: inject('redisUrl'),
+      alg: 'EdDSA',
+      routes: routes({ node: echo, python: echo, echo }, false),
+      env: { SESSION_DATA_PORT: String(dataPort) },
+    });
     await gw.gw.app.listen({ port: gwPort, host: '127.0.0.1' });
+    await gw.gw.sessionData!.listen({ port: dataPort, host: '127.0.0.1' });
     base = `http://127.0.0.1:${gwPort}`;
     kid = (JSON.parse(gw.keysJson) as { keys: { kid: string }[] }).keys[0]!.kid;
-    node = await startExample(process.execPath, [NODE_EXAMPLE], { GATEWAY_JWKS_URL: `${base}/.well-known/jwks.json` }, nodePort);
+    node = await startExample(
+      process.execPath,
+      [NODE_EXAMPLE],
+      { GATEWAY_JWKS_URL: `${base}/.well-known/jwks.json`, SESSIONGATE_DATA_URL: `http://127.0.0.1:${dataPort}/_sessiongate/session-data` },
+      nodePort,
+    );
     alice = `sid=${await gw.login('alice', ['user'])}`;
   });
 
@@ -306,6 +390,16 @@ describe('EdDSA: the gateway signs, upstreams verify through its JWKS', () => {
     const r = await get(`${base}/api/orders/7`, { cookie: alice });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ service: 'node-upstream', user: { sub: 'alice', roles: ['user'] }, order: { id: '7' } });
+  });
+
+  it('node-upstream /app: shows the gateway’s reason when it refuses the tenant, and keeps none', async () => {
+    const refused = await chooseTenant(base, alice, 'initech');
+    expect(refused.status).toBe(403);
+    expect(tenantPage(refused.html)).toEqual({
+      tenant: '(none chosen)',
+      error: expect.stringMatching(/^The tenant was not changed: Route &quot;app&quot; declares no session data namespace/),
+    });
+    expect(tenantPage((await get(`${base}/app`, { cookie: alice })).body as string).tenant).toBe('(none chosen)');
   });
 
   it('node-upstream: refuses a header signed by another key, or with HS256 whatever its secret', async () => {

@@ -36,9 +36,10 @@ Environment:
   REDIS_URL        use this Redis; unset: start a private redis-server from PATH on a
                    free port, and stop it on exit
   DEMO_BASE_PORT   move every port: gateway N, its metrics N+1, auth N+2 (metrics N+3),
-                   node-upstream N+4, python-upstream N+5, demo IdP N+6; 0 picks free
-                   ports (default: gateway 8080/9091, auth 4000/9092, upstreams 4001,
-                   4002, demo IdP 4003)
+                   node-upstream N+4, python-upstream N+5, demo IdP N+6, the gateway's
+                   session data endpoint N+7; 0 picks free ports (default: gateway
+                   8080/9091, auth 4000/9092, upstreams 4001, 4002, demo IdP 4003,
+                   session data 8081)
   Other settings (LOG_LEVEL, SESSION_IDLE_TIMEOUT, X_SESSION_TTL, ...) reach the gateway
   and the auth service as they would if run alone; the demo's own (ports, keys, users,
   routes, REDIS_URL, COOKIE_SECURE=false) win.

@@ -7,6 +7,7 @@ export function printWelcome({ ports, redisUrl, privateRedis, python, opts, user
   const rows = [
     ['gateway', gw, `the way in; routes from ${routesFile === ROUTES_FILE ? 'routes.yaml' : `${routesFile} (routes.yaml, ports moved)`}`],
     ['gateway metrics', `http://localhost:${ports.gatewayMetrics}/metrics`, '/healthz, /readyz too; never on the public port'],
+    ['session data', `http://127.0.0.1:${ports.sessionData}`, 'PATCH /_sessiongate/session-data: node-upstream keeps /app\'s tenant; never on the public port'],
     ['auth service', `http://127.0.0.1:${ports.auth}`, `behind ${gw}/auth (metrics :${ports.authMetrics})`],
     ['node-upstream', `http://127.0.0.1:${ports.node}`, `/app, /api/orders, /public, /admin (jose, ${alg})`],
     python
@@ -43,7 +44,8 @@ export function printWelcome({ ports, redisUrl, privateRedis, python, opts, user
     '',
     'In a browser',
     `  open ${gw}/app: the gateway's 401 page links to the sign-in form; sign in as alice, the page`,
-    '  shows who you are (and that its script cannot read the HttpOnly sid cookie); Sign out ends it',
+    '  shows who you are (and that its script cannot read the HttpOnly sid cookie); pick a tenant',
+    '  and it stays chosen, kept in the session by the gateway, until you Sign out',
     ...(idp ? ['  or choose "Sign in with Demo IdP" and sign in there as olivia: back on /app with roles user, admin'] : []),
     '',
     'Try it (writes carrying the cookie need an Origin header: that is the CSRF check)',
@@ -51,6 +53,7 @@ export function printWelcome({ ports, redisUrl, privateRedis, python, opts, user
     `  curl -b jar ${gw}/api/orders/1          # 200: node-upstream names alice`,
     `  curl -i -b jar ${gw}/admin              # 403: alice is no admin`,
     `  curl -b jar ${gw}/auth/me               # who am I`,
+    `  curl -i -b jar ${origin} -d tenant=globex ${gw}/app/tenant   # 303: /app now shows tenant globex`,
     `  curl -i -b jar -X POST ${origin} ${gw}/auth/logout   # 204`,
     `  curl -i -b jar ${gw}/api/orders/1       # 401: the session is gone`,
     ...(python

@@ -23,17 +23,18 @@ export function freePort() {
 }
 
 export async function choosePorts(env) {
-  const names = ['gateway', 'gatewayMetrics', 'auth', 'authMetrics', 'node', 'python', 'idp'];
+  const names = ['gateway', 'gatewayMetrics', 'auth', 'authMetrics', 'node', 'python', 'idp', 'sessionData'];
   const raw = env.DEMO_BASE_PORT?.trim();
   let ports;
   if (!raw) {
-    ports = { gateway: 8080, gatewayMetrics: 9091, auth: 4000, authMetrics: 9092, node: 4001, python: 4002, idp: 4003 };
+    ports = { gateway: 8080, gatewayMetrics: 9091, auth: 4000, authMetrics: 9092, node: 4001, python: 4002, idp: 4003, sessionData: 8081 };
   } else if (raw === '0') {
     ports = {};
     for (const n of names) ports[n] = await freePort();
   } else {
     const base = Number(raw);
-    if (!Number.isInteger(base) || base < 1024 || base > 65529) fail(`DEMO_BASE_PORT must be 0 or a port from 1024 to 65529, not "${raw}"`);
+    const last = 65535 - (names.length - 1);
+    if (!Number.isInteger(base) || base < 1024 || base > last) fail(`DEMO_BASE_PORT must be 0 or a port from 1024 to ${last}, not "${raw}"`);
     ports = Object.fromEntries(names.map((n, i) => [n, base + i]));
   }
   const taken = [];
