@@ -7,6 +7,7 @@ const USERS = {
   fred: { password: 'fred-password', roles: ['user'], profile: { name: 'Fred', team: 'ops' } },
   gina: { password: 'gina-password', roles: ['user'] },
   hana: { password: 'hana-password', roles: ['user'] },
+  ivy: { password: 'ivy-password', roles: ['user'] },
 };
 
 describe('my sessions', () => {
@@ -35,7 +36,9 @@ describe('my sessions', () => {
     expect(bySid.get(phone.sid)).toMatchObject({ current: true, userAgent: 'Phone/2.0' });
     expect(bySid.get(laptop.sid)).toMatchObject({ current: false, userAgent: 'Laptop/1.0' });
     for (const s of sessions) {
-      expect(Object.keys(s).sort()).toEqual(['createdAt', 'current', 'expiresAt', 'lastSeenAt', 'sid', 'userAgent']);
+      expect(Object.keys(s).sort()).toEqual(['createdAt', 'current', 'data', 'expiresAt', 'lastSeenAt', 'sid', 'userAgent']);
+      // no service stored anything in these
+      expect(s.data).toEqual([]);
       for (const k of ['createdAt', 'lastSeenAt', 'expiresAt'] as const) {
         expect(new Date(s[k] as string).toISOString()).toBe(s[k]);
       }
@@ -43,6 +46,47 @@ describe('my sessions', () => {
     }
     // never a token (the sid is a one-way hash of it)
     expect(res.body).not.toContain(phone.token);
+  });
+
+  it('shows which services stored data in a session and how much, never the values; logout takes the data with it', async () => {
+    const shopping = await login('ivy', 'Shop/1');
+    const plain = await login('ivy', 'Plain/1');
+    // what two services stored, the way the gateway's session data endpoint stores it
+    const cart = { cartId: 'cart-value-7f3a', coupon: 'coupon-value-91c2', items: 3 };
+    const prefs = { themeName: 'theme-value-midnight', beta: true };
+    const limits = { maxBytes: 1024, maxDataBytes: 4096 };
+    const wroteCart = await t.store.writeData('ivy', shopping.sid, 'cart', { set: cart, remove: [] }, limits);
+    const wrotePrefs = await t.store.writeData('ivy', shopping.sid, 'prefs', { set: prefs, remove: [] }, limits);
+    expect([wroteCart.outcome, wrotePrefs.outcome]).toEqual(['ok', 'ok']);
+
+    const res = await t.svc.app.inject({ method: 'GET', url: '/auth/sessions', headers: { 'x-session': plain.header } });
+    expect(res.statusCode).toBe(200);
+    const { sessions } = res.json() as { sessions: { sid: string; data: unknown }[] };
+    const bySid = new Map(sessions.map((s) => [s.sid, s]));
+    // the size as stored: what the write reported, the JSON of the namespace in UTF-8
+    expect(bySid.get(shopping.sid)!.data).toEqual([
+      { namespace: 'cart', bytes: Buffer.byteLength(JSON.stringify(cart)) },
+      { namespace: 'prefs', bytes: Buffer.byteLength(JSON.stringify(prefs)) },
+    ]);
+    expect(bySid.get(shopping.sid)!.data).toEqual([
+      { namespace: 'cart', bytes: wroteCart.namespaceBytes },
+      { namespace: 'prefs', bytes: wrotePrefs.namespaceBytes },
+    ]);
+    expect(bySid.get(plain.sid)!.data).toEqual([]);
+    // neither a value nor a key of the data appears anywhere in the answer
+    for (const secret of [...Object.keys(cart), ...Object.keys(prefs), cart.cartId, cart.coupon, prefs.themeName]) {
+      expect(res.body).not.toContain(secret);
+    }
+
+    const key = t.keys.session(sessionRef(shopping.token));
+    expect(await t.redis.get(key)).toContain(cart.cartId);
+    const out = await t.svc.app.inject({ method: 'POST', url: '/auth/logout', headers: { 'x-session': shopping.header } });
+    expect(out.statusCode).toBe(204);
+    // the data lived in the session's record: one key, gone with it
+    expect(await t.redis.exists(key)).toBe(0);
+    const after = await t.svc.app.inject({ method: 'GET', url: '/auth/sessions', headers: { 'x-session': plain.header } });
+    expect((after.json() as { sessions: { sid: string }[] }).sessions.map((s) => s.sid)).not.toContain(shopping.sid);
+    expect(after.body).not.toContain(cart.cartId);
   });
 
   it('ends one session by its sid, and never another user\'s', async () => {

@@ -17,6 +17,8 @@ export interface SessionView {
   expiresAt: string;
   userAgent: string | null;
   current: boolean;
+  /** Which services stored data in the session: each namespace and its size in bytes, never the values. */
+  data: { namespace: string; bytes: number }[];
 }
 
 /** GET /auth/sessions (mine, the current one marked) and DELETE /auth/sessions/:sid. */
@@ -33,6 +35,8 @@ const sessionsRoutes: FastifyPluginAsync<AuthRouteOptions> = async (fastify, opt
       expiresAt: new Date(s.expiresAt).toISOString(),
       userAgent: s.userAgent,
       current: s.sid === id.sid,
+      // copied field by field: whatever else the store's summary grows, only these two leave
+      data: s.data.map((d) => ({ namespace: d.namespace, bytes: d.bytes })),
     }));
     return { sessions };
   });
