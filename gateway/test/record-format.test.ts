@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
+  InvalidRecordError,
   KeyLayout,
   MAX_USER_AGENT_LENGTH,
   SessionStore,
@@ -8,8 +9,10 @@ import {
   parseRecord,
   serializeRecord,
   shortUserAgent,
+  userTag,
   waitUntilReady,
   type RedisClient,
+  type SessionData,
   type SessionRecord,
 } from '@sessiongate/session';
 import { SessionResolver } from '../src/session/resolver.js';
@@ -134,5 +137,129 @@ describe('record format', () => {
     const perSession = bytes / sessions;
     console.log(`[record] ${perSession.toFixed(0)} bytes of Redis memory per live session (record + share of the user index)`);
     expect(perSession).toBeLessThanOrEqual(420);
+  });
+});
+
+// Session data rides in the record after a newline (session-data.ts). A record without data
+// must stay exactly what it was before data existed, so its memory is unchanged.
+
+const LIMITS = { maxBytes: 1024, maxDataBytes: 4096 };
+const CART = { id: 'c-42', items: 3, gift: false };
+
+/** A live session of `sub` holding CART, written the way the gateway's endpoint writes it. */
+async function sessionWithData(sub: string, o: { userAgent?: string } = {}) {
+  const s = await store.create({ sub, roles: ['user'], claims: { email: `${sub}@example.com` }, idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN, ...o });
+  expect((await store.writeData(sub, s.ref.sid, 'cart', { set: CART, remove: [] }, LIMITS)).outcome).toBe('ok');
+  return s;
+}
+
+/** Two user ids with the same slot tag (24 bits: a pair turns up within a few thousand names). */
+function sameTagUsers(): [string, string] {
+  const seen = new Map<string, string>();
+  for (let i = 0; ; i++) {
+    const name = `user-${i}`;
+    const first = seen.get(userTag(name));
+    if (first) return [first, name];
+    seen.set(userTag(name), name);
+  }
+}
+
+describe('records with session data', () => {
+  it('round-trips: parse(serialize) is the record, and what a write stores parses as record plus data', async () => {
+    const s = await sessionWithData('dora', { userAgent: CHROME });
+    const raw = (await redis.get(store.keys.session(s.ref)))!;
+    // the identity is kept byte for byte; the data follows one newline
+    expect(raw.slice(0, raw.indexOf('\n'))).toBe(serializeRecord(s.record));
+    const parsed = parseRecord(raw, s.ref.sid);
+    expect(parsed).toEqual({ ...s.record, data: { cart: CART } });
+    expect(serializeRecord(parsed)).toBe(`${serializeRecord(s.record)}\n${JSON.stringify(parsed.data)}`);
+    expect(parseRecord(serializeRecord(parsed), s.ref.sid)).toEqual(parsed);
+
+    // several namespaces, every scalar type, with and without the optional parts
+    const data: SessionData = { cart: { id: 'c-1', n: -1.5, ok: true }, prefs: { 'ui.theme': 'dark', 'a:b-c_d': 0 } };
+    const bare = { ...s.record, claims: {} };
+    delete (bare as { userAgent?: string }).userAgent;
+    for (const r of [{ ...s.record, data }, { ...bare, data }, { ...s.record, roles: ['a b', 'c'], data }]) {
+      const text = serializeRecord(r);
+      expect(text.split('\n')).toHaveLength(2);
+      expect(parseRecord(text, s.ref.sid)).toEqual(r);
+    }
+    // empty data is no data: nothing after the identity, and none read back
+    expect(serializeRecord({ ...s.record, data: {} })).toBe(serializeRecord(s.record));
+    expect(parseRecord(`${serializeRecord(s.record)}\n{}`, s.ref.sid)).toEqual(s.record);
+  });
+
+  it.each([
+    ['not JSON', '{"cart":'],
+    ['nothing after the newline', ''],
+    ['a list', '[{"id":1}]'],
+    ['a scalar', '42'],
+    ['null', 'null'],
+    ['a namespace that is not an object', '{"cart":"c-42"}'],
+    ['a namespace holding a list', '{"cart":[1]}'],
+    ['a nested value', '{"cart":{"id":{"deep":1}}}'],
+    ['a null value', '{"cart":{"id":null}}'],
+    ['a bad namespace name', '{"Cart!":{"id":1}}'],
+    ['a bad key', '{"cart":{"no spaces":1}}'],
+    ['a second newline', '{"cart":{"id":1}}\n{"x":{"y":1}}'],
+  ])('refuses a record whose data part is %s (InvalidRecordError: the whole record, never half of it)', (_what, tail) => {
+    const record = { v: 2, sid: 'S1', sub: 'erik', roles: ['user'], createdAt: Date.now(), absoluteExpiresAt: Date.now() + 3_600_000, idleTimeoutMs: 600_000, claims: {} };
+    const identity = serializeRecord(record);
+    // the identity alone is fine: the data part is what is refused
+    expect(parseRecord(identity, 'S1')).toEqual(record);
+    expect(() => parseRecord(`${identity}\n${tail}`, 'S1')).toThrow(InvalidRecordError);
+  });
+
+  it('a change of roles keeps the data, byte for byte, and the expiry', async () => {
+    const s = await sessionWithData('fay');
+    const key = store.keys.session(s.ref);
+    const before = (await redis.get(key))!;
+    const ttl = await redis.pttl(key);
+    expect(await store.setRoles('fay', ['user', 'admin'])).toBe(1);
+    const after = (await redis.get(key))!;
+    expect(after).not.toBe(before);
+    expect(after.slice(after.indexOf('\n'))).toBe(before.slice(before.indexOf('\n')));
+    expect(parseRecord(after, s.ref.sid)).toEqual({ ...s.record, roles: ['user', 'admin'], data: { cart: CART } });
+    const pttl = await redis.pttl(key);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(ttl);
+    // and the listing still shows it
+    expect((await store.list('fay'))[0]!.data).toEqual([{ namespace: 'cart', bytes: Buffer.byteLength(JSON.stringify(CART)) }]);
+  });
+
+  it('ends one session holding data even when the index no longer lists it, and only for its own user', async () => {
+    // two users whose slot tags match, so their session keys share a layout: only the
+    // record's sub tells them apart (found by counting up: the same pair on every run)
+    const [owner, other] = sameTagUsers();
+    const s = await store.create({ sub: owner, roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
+    // the other user's name inside the data must not pass for the record's owner
+    expect((await store.writeData(owner, s.ref.sid, 'cart', { set: { sub: other, id: 'c-1' }, remove: [] }, LIMITS)).outcome).toBe('ok');
+    const key = store.keys.session(s.ref);
+    // the whole value, with its data, is not one JSON document: the script reads the identity alone
+    const raw = (await redis.get(key))!;
+    expect(() => JSON.parse(raw)).toThrow();
+    // missing from the index (none should be): the script checks whose record it is
+    expect(await redis.zrem(store.keys.userIndex(owner), s.ref.sid)).toBe(1);
+    expect(await store.destroyBySid(other, s.ref.sid)).toBe(false);
+    expect(await redis.get(key)).toBe(raw);
+    expect(await store.destroyBySid(owner, s.ref.sid)).toBe(true);
+    expect(await redis.exists(key)).toBe(0);
+    expect(await store.destroyBySid(owner, s.ref.sid)).toBe(false);
+  });
+
+  it('stores a session without data exactly as before session data existed: no newline, the same bytes', async () => {
+    const s = await store.create({ sub: 'hal', roles: ['user'], claims: { email: 'hal@example.com' }, userAgent: SAFARI_IOS, idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
+    const raw = (await redis.get(store.keys.session(s.ref)))!;
+    expect(raw).not.toContain('\n');
+    // the version 2 object, as the release before session data wrote it
+    const [sub, ...rest] = [s.record.sub, 'user', s.record.createdAt, 3600, 1800, { email: 'hal@example.com' }, 'Safari 18 on iOS'];
+    expect(raw).toBe(`{"sub":${JSON.stringify(sub)},"2":${JSON.stringify(rest)}}`);
+    expect(parseRecord(raw, s.ref.sid)).not.toHaveProperty('data');
+    expect((await store.list('hal'))[0]!.data).toEqual([]);
+    // a write that removes the last key leaves it that way again
+    await sessionWithData('hal');
+    const withData = (await store.list('hal')).find((x) => x.data.length > 0)!;
+    expect((await store.writeData('hal', withData.sid, 'cart', { set: {}, remove: Object.keys(CART) }, LIMITS)).outcome).toBe('ok');
+    expect(await redis.get(store.keys.session({ tag: s.ref.tag, sid: withData.sid }))).not.toContain('\n');
   });
 });
