@@ -202,6 +202,11 @@ describe('records with session data', () => {
     ['a bad namespace name', '{"Cart!":{"id":1}}'],
     ['a bad key', '{"cart":{"no spaces":1}}'],
     ['a second newline', '{"cart":{"id":1}}\n{"x":{"y":1}}'],
+    // values no write could have stored (the endpoint refuses them), put there behind its back
+    ['a value with a control character', '{"cart":{"id":"a\\u0000b"}}'],
+    ['a value with CR/LF', '{"cart":{"id":"a\\r\\nX-Injected: 1"}}'],
+    ['a string longer than a write may store', JSON.stringify({ cart: { id: 'x'.repeat(1025) } })],
+    ['a number a write could not keep exactly', '{"cart":{"n":0.30000000000000004}}'],
   ])('refuses a record whose data part is %s (InvalidRecordError: the whole record, never half of it)', (_what, tail) => {
     const record = { v: 2, sid: 'S1', sub: 'erik', roles: ['user'], createdAt: Date.now(), absoluteExpiresAt: Date.now() + 3_600_000, idleTimeoutMs: 600_000, claims: {} };
     const identity = serializeRecord(record);

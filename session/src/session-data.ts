@@ -75,7 +75,8 @@ export function parseDataPatch(body: unknown): { ok: true; patch: DataPatch } | 
 
 /**
  * The data part of a stored record (what follows DATA_SEPARATOR). Anything that is not an
- * object of namespaces of scalar values throws: the record is refused, never half read.
+ * object of namespaces of values a write could have stored throws (a control character, say,
+ * put there behind the endpoint's back): the record is refused, never half read.
  */
 export function parseSessionData(text: string): SessionData {
   let v: unknown;
@@ -89,9 +90,7 @@ export function parseSessionData(text: string): SessionData {
     if (!NAMESPACE_PATTERN.test(name)) throw new TypeError('bad session data namespace');
     if (typeof ns !== 'object' || ns === null || Array.isArray(ns)) throw new TypeError(`session data namespace ${name} is not an object`);
     for (const [key, value] of Object.entries(ns)) {
-      if (!DATA_KEY_PATTERN.test(key) || (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')) {
-        throw new TypeError(`bad session data in namespace ${name}`);
-      }
+      if (!DATA_KEY_PATTERN.test(key) || dataValueProblem(value) !== null) throw new TypeError(`bad session data in namespace ${name}`);
     }
   }
   return v as SessionData;
