@@ -7,12 +7,14 @@ import { KeyLayout, SessionStore, sessionRef, type SessionRef } from '@sessionga
 import { cookieToken, newKeysJson, startTestAuth, writeUsersFile, type TestAuth } from '../../test/support/auth-service.js';
 import { routesYaml, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
 import { nodeKeys, startRedisCluster, type RedisCluster } from '../../test/support/redis-cluster.js';
-import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
+import { freePort } from '../../test/support/redis-server.js';
+import { headerValues, startUpstream, type Received, type Upstream } from '../../test/support/upstream.js';
 
 // Sessions on a 3-master Redis Cluster: every command the gateway and the auth service send
 // names one key, so login, access, logout and logout-all work whichever master holds a key,
 // and every master tells every gateway of a change to a session key it holds (tracking is
-// per node), and a master that dies stops the cache at once.
+// per node), and a master that dies stops the cache at once. Session data writes land on the
+// master that holds the session, and reach every gateway's cache the same way.
 
 const USERS = {
   alice: { password: 'alice-password-1', roles: ['user'] },
@@ -28,6 +30,16 @@ let gwB: TestGateway;
 let data: Cluster;
 let keys: KeyLayout;
 let usersDir: string;
+/** Gateway A's session data endpoint. */
+let dataUrl: string;
+
+/** A route whose upstream keeps a cart in the session; the orders route reads it. */
+const SHOP_ROUTE = (url: string) => `  - name: shop
+    prefix: /shop
+    upstream: ${url}
+    roles: [user]
+    sessionData: { namespace: cart, readers: [orders] }
+`;
 
 beforeAll(async () => {
   cluster = await startRedisCluster(3);
@@ -41,11 +53,18 @@ beforeAll(async () => {
   auth = await startTestAuth({ redisUrl, usersFile, keysJson: newKeysJson(), env });
   await auth.svc.app.listen({ port: 0, host: '127.0.0.1' });
   const authUrl = `http://127.0.0.1:${(auth.svc.app.server.address() as { port: number }).port}`;
-  const routes = routesYaml({ public: up.url, auth: authUrl });
+  const routes = routesYaml({ public: up.url, auth: authUrl }, SHOP_ROUTE(up.url));
   // long cache TTL: only an invalidation message can end a cached session within the test
   const gwEnv = { ...env, SESSION_CACHE_TTL: '60s' };
-  gwA = await startTestGateway({ redisUrl, routes, env: gwEnv, keyPrefix: auth.keyPrefix, keysJson: auth.keysJson });
+  gwA = await startTestGateway({
+    redisUrl,
+    routes,
+    env: { ...gwEnv, SESSION_DATA_PORT: String(await freePort()) },
+    keyPrefix: auth.keyPrefix,
+    keysJson: auth.keysJson,
+  });
   gwB = await startTestGateway({ redisUrl, routes, env: gwEnv, keyPrefix: auth.keyPrefix, keysJson: auth.keysJson });
+  dataUrl = `${await gwA.gw.sessionData!.listen({ port: 0, host: '127.0.0.1' })}/_sessiongate/session-data`;
   data = cluster.client();
   keys = new KeyLayout(auth.keyPrefix);
 }, 60_000);
@@ -96,6 +115,13 @@ async function msUntilRefused(g: TestGateway, token: string, limitMs = 3000, pol
     if (elapsed > limitMs) throw new Error(`still ${res.statusCode} after ${Math.round(elapsed)} ms`);
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** The claims of the X-Session an upstream received. */
+function claimsOf(rec: Received): Record<string, unknown> {
+  const header = rec.headers['x-session'];
+  expect(typeof header).toBe('string');
+  return JSON.parse(Buffer.from((header as string).split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 }
 
 /** How many gateway tracking connections (broadcast, subscribed) each master holds. */
@@ -215,6 +241,45 @@ describe('on a 3-master Redis Cluster', () => {
       // fine-grained polling: this measures the delivery itself
       const ms = await msUntilRefused(gwB, token, 1000, 2);
       console.log(`[cluster] DEL on master ${i} honoured by gateway B after ${ms.toFixed(1)} ms`);
+      expect(ms).toBeLessThan(1000);
+    }
+  });
+
+  it('stores a data write on whichever master holds the session, and a gateway with a warm cache sees it within 1 s', async () => {
+    expect(gwB.gw.app.sessions.resolver.cacheActive).toBe(true);
+    for (const [i, ref, token] of await sessionOnEachMaster()) {
+      // gateway B holds the session in its cache, without data, before the write
+      expect((await access(gwB, token)).statusCode).toBe(200);
+      up.clear();
+      expect((await access(gwB, token)).statusCode).toBe(200);
+      expect(claimsOf(up.last()).sg_data).toBeUndefined();
+
+      // the shop upstream writes with the X-Session gateway A sent it
+      up.clear();
+      expect((await gwA.gw.app.inject({ url: '/shop/cart', headers: { cookie: `sid=${token}` } })).statusCode).toBe(200);
+      const xSession = up.last().headers['x-session'] as string;
+      const cart = { id: `c-${i}`, items: i + 1 };
+      const t0 = performance.now();
+      const res = await fetch(dataUrl, { method: 'PATCH', headers: { 'content-type': 'application/json', 'x-session': xSession }, body: JSON.stringify(cart) });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ namespace: 'cart' });
+      // in the record, on the master that holds the session
+      const raw = (await cluster.node(i).get(keys.session(ref)))!;
+      expect(JSON.parse(raw.slice(raw.indexOf('\n') + 1))).toEqual({ cart });
+
+      // that master tells gateway B, whose cached copy has no data
+      let seen: unknown;
+      let ms = 0;
+      for (;;) {
+        up.clear();
+        expect((await access(gwB, token)).statusCode).toBe(200);
+        seen = claimsOf(up.last()).sg_data;
+        ms = performance.now() - t0;
+        if (seen !== undefined || ms > 1000) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      console.log(`[cluster] data write on master ${i} seen by gateway B after ${ms.toFixed(1)} ms`);
+      expect(seen).toEqual({ cart });
       expect(ms).toBeLessThan(1000);
     }
   });
