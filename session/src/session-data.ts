@@ -96,9 +96,10 @@ export function parseSessionData(text: string): SessionData {
   return v as SessionData;
 }
 
-/** Bytes a namespace takes, as stored (JSON, UTF-8). */
+/** Bytes a namespace takes, as stored (JSON, UTF-8, as Redis' encoder writes it: `/` as `\/`), the size its cap applies to. */
 export function namespaceBytes(ns: SessionDataNamespace): number {
-  return Buffer.byteLength(JSON.stringify(ns), 'utf8');
+  const json = JSON.stringify(ns);
+  return Buffer.byteLength(json, 'utf8') + (json.match(/\//g)?.length ?? 0);
 }
 
 /** What "my sessions" shows of a session's data: which namespaces hold some, and their sizes, never the values. */
