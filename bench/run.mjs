@@ -240,7 +240,7 @@ async function main() {
         say(
           `- reading: ${fmtInt(d.rps)} req/s${vsOn('on-data')}, ${fmt(d.ratio)}× the baseline; p99 ${fmt(d.p99)} ms; Redis ${fmt(d.cmds, 4)} cmds/req (${names(d)})` +
             (on ? ` against ${fmt(on.cmds, 4)} for the cache-on row; CPU µs/req ${fmt(d.cpuPerReqUs, 0)} against ${fmt(on.cpuPerReqUs, 0)}` : '') +
-            `. The data is part of the session record, so the read that fetches the session fetches it, and the cache serves both; the X-Session carries it (about ${fmt((cartBytes * 4) / 3, 0)} more bytes of header).`,
+            `. The data is part of the session record, so the read that fetches the session fetches it, and the cache serves both; the X-Session carries it (about ${fmt(((`,"sg_data":{"cart":}`.length + cartBytes) * 4) / 3, 0)} more bytes of header, signed once per reuse period like the rest).`,
         );
       }
       const w = byId('on-write');
