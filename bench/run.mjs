@@ -11,15 +11,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HERE, flags, DURATION_S, ROUNDS, WARMUP_S, SETTLE_S, QUIESCE_MS, CONNECTIONS, POOL_SIZE, RUN_THROUGHPUT, RUN_RSS, REQUEST_PATH, PUBLIC_PREFIX, REFRESH_INTERVAL_MS, LOG_LEVEL, TARGETS, REFERENCES } from './lib/config.mjs';
+import { HERE, flags, DURATION_S, ROUNDS, WARMUP_S, SETTLE_S, QUIESCE_MS, CONNECTIONS, POOL_SIZE, RUN_THROUGHPUT, RUN_RSS, REQUEST_PATH, PUBLIC_PREFIX, DATA_PATH, WRITE_PATH, REFRESH_INTERVAL_MS, LOG_LEVEL, TARGETS, REFERENCES } from './lib/config.mjs';
 import { keepLogs, log, out, say, sleep, which, versionOf, median, treeCpuSeconds, coreTimes, coreBusyPct, loadavg, workDir, cores, tasksetPath, PIN, SERVER_CORE, DRIVER_CORE, pinned, stopChildren } from './lib/proc.mjs';
 import { LOADGEN, loadgenVersion, drive } from './lib/load.mjs';
-import { Redis, sessionLookups, redisCommandCount, fmt, fmtInt } from './lib/checks.mjs';
+import { Redis, sessionLookups, redisCommandCount, redisCommandStats, gatewayCounts, fmt, fmtInt } from './lib/checks.mjs';
 import { memoryCheck } from './lib/rss.mjs';
 import { startServers } from './lib/servers.mjs';
 
 async function main() {
-  const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys } = await startServers();
+  const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes } = await startServers();
   // --- header ----------------------------------------------------------------------------
   const placement = PIN
     ? `taskset: servers under test (baseline, sessiongate) on core ${SERVER_CORE}; load generator (this process), redis-server and the upstream on core ${DRIVER_CORE}`
@@ -40,6 +40,13 @@ async function main() {
     `- sessions: "${POOL_SIZE} sessions": each request carries the next of ${POOL_SIZE} distinct valid cookies in turn (round robin across all connections, so each session recurs every ${POOL_SIZE} requests); "1 session" sends one cookie; the baseline gets the same ${POOL_SIZE} cookies (and ignores them); session ages are spread over one refresh interval (${REFRESH_INTERVAL_MS / 60_000} min) so expiry refreshes arrive at their steady rate`,
   );
 
+  if (writer) {
+    say(
+      `- session data: "with session data": ${POOL_SIZE} other sessions, each holding ${fmt(cartBytes, 0)} bytes in namespace \`cart\` (written beforehand through the session data endpoint), sent to GET ${DATA_PATH} (route \`cart\`, which declares that namespace, so its X-Session carries it as sg_data); ` +
+        `"a write on every request": ${POOL_SIZE} more sessions, GET ${WRITE_PATH} (route \`visits\`), whose upstream PATCHes \`{"hits": n}\` to the cache-on gateway's SESSION_DATA_PORT with the X-Session it got, then answers`,
+    );
+  }
+
   let failed = false;
   let rounds = null;
   if (RUN_THROUGHPUT) {
@@ -48,6 +55,13 @@ async function main() {
       { id: 'on-pool', label: `sessiongate, cache on, ${POOL_SIZE} sessions`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, cache: true },
       { id: 'on-bearer', label: `sessiongate, cache on, ${POOL_SIZE} API keys (Bearer)`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolKeys, header: 'authorization', cache: true },
       { id: 'on-single', label: 'sessiongate, cache on, 1 session', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: single, cache: true },
+      // session data: what reading it costs (nothing extra, by design) and what a write per request costs
+      ...(writer
+        ? [
+            { id: 'on-data', label: `sessiongate, cache on, ${POOL_SIZE} sessions with session data (reader route)`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: dataCookies, path: DATA_PATH, info: true, detail: true },
+            { id: 'on-write', label: 'sessiongate, cache on, a write on every request', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: writeCookies, path: WRITE_PATH, info: true, detail: true },
+          ]
+        : []),
       { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
       { id: 'off-single', label: 'sessiongate, cache off, 1 session', port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: single, cache: false },
       // not a target: the gateway's cost without any session work, for diagnosis
@@ -99,6 +113,8 @@ async function main() {
         // let requests still in flight finish, so the counters bracket exactly one interval
         await sleep(QUIESCE_MS);
         const lookups0 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
+        const gw0 = t.detail ? await gatewayCounts(t.metricsPort) : null;
+        const byName0 = t.detail ? await redisCommandStats(redis) : null;
         const cmds0 = await redisCommandCount(redis);
         const cpu0 = treeCpuSeconds(t.pid);
         const core0 = coreTimes();
@@ -107,6 +123,8 @@ async function main() {
         const cpu1 = treeCpuSeconds(t.pid);
         await sleep(QUIESCE_MS);
         const cmds1 = await redisCommandCount(redis);
+        const byName1 = t.detail ? await redisCommandStats(redis) : null;
+        const gw1 = t.detail ? await gatewayCounts(t.metricsPort) : null;
         const lookups1 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
         const serverCpu = cpu0 !== null && cpu1 !== null ? ((cpu1 - cpu0) / res.elapsed) * 100 : NaN;
         const serverCoreBusy = coreBusyPct(core0, core1, String(SERVER_CORE));
@@ -122,12 +140,24 @@ async function main() {
           driverBusy: PIN ? coreBusyPct(core0, core1, String(DRIVER_CORE)) : NaN,
           load1: os.loadavg()[0],
         };
+        if (t.detail) {
+          // where the commands come from: by name, and the gateway's own counts of re-reads and writes
+          const perReq = (n) => n / Math.max(1, handled);
+          m.byName = Object.fromEntries(
+            Object.keys(byName1)
+              .map((name) => [name, perReq(byName1[name] - (byName0[name] ?? 0))])
+              .filter(([, v]) => v > 0),
+          );
+          m.fromRedis = perReq(gw1.fromRedis - gw0.fromRedis);
+          m.writes = perReq(gw1.writes - gw0.writes);
+        }
         rounds[i].push(m);
         log(
           `round ${r + 1}/${ROUNDS}  ${t.label.padEnd(40)} ${fmtInt(m.rps).padStart(7)} req/s  p50 ${fmt(m.p50)} ms  p99 ${fmt(m.p99)} ms  ` +
             `redis ${fmt(m.cmdsPerReq, 4)}/req  server CPU ${fmt(m.serverCpu, 0)}% ${fmt(m.cpuPerReqUs, 0)} µs/req` +
             (PIN ? `  core ${SERVER_CORE} other ${fmt(m.foreign, 0)}%  core ${DRIVER_CORE} busy ${fmt(m.driverBusy, 0)}%` : '') +
             `  load ${fmt(m.load1)}` +
+            (t.detail ? `  read from Redis ${fmt(m.fromRedis, 3)}/req, writes ${fmt(m.writes, 3)}/req` : '') +
             (m.other || m.errors ? `  !! ${m.other} non-2xx ${JSON.stringify(m.statuses)}, ${m.errors} errors` : ''),
         );
       }
@@ -150,6 +180,13 @@ async function main() {
         cpuPerReqUs: median(rs.map((m) => m.cpuPerReqUs)),
         cpuRatio: median(rs.map((m, k) => baseRounds[k].cpuPerReqUs / m.cpuPerReqUs)),
         bad: rs.reduce((a, m) => a + m.other + m.errors, 0),
+        ...(t.detail
+          ? {
+              fromRedis: median(rs.map((m) => m.fromRedis)),
+              writes: median(rs.map((m) => m.writes)),
+              byName: Object.fromEntries([...new Set(rs.flatMap((m) => Object.keys(m.byName)))].map((n) => [n, median(rs.map((m) => m.byName[n] ?? 0))])),
+            }
+          : {}),
       };
     });
     say('| target | req/s | p50 ms | p99 ms | ratio to baseline | p99 vs baseline | Redis cmds/req | server CPU | CPU µs/req |');
@@ -190,6 +227,31 @@ async function main() {
           `on ÷ off = ${fmt(ratioOf('on-pool-otel', 'on-pool'))}×; CPU µs/req on ${fmt(byId('on-pool-otel').cpuPerReqUs, 0)}, off ${fmt(byId('on-pool').cpuPerReqUs, 0)}, baseline ${fmt(byId('baseline').cpuPerReqUs, 0)}. ` +
           'Off (no OTEL_ exporter setting) loads no OpenTelemetry module: the "cache on" rows are the tracing-off figures.',
       );
+    }
+    if (byId('on-data') || byId('on-write')) {
+      const on = byId('on-pool');
+      const vsOn = (id) => (on ? ` (${fmt(ratioOf(id, 'on-pool'))}× the cache-on row, median of per-round ratios)` : '');
+      const names = (s) => Object.entries(s.byName).sort((a, b) => b[1] - a[1]).map(([n, v]) => `${n} ${fmt(v, 3)}`).join(', ') || 'none';
+      say();
+      say('**Session data** (cache on; each target its own pool of sessions):');
+      say();
+      const d = byId('on-data');
+      if (d) {
+        say(
+          `- reading: ${fmtInt(d.rps)} req/s${vsOn('on-data')}, ${fmt(d.ratio)}× the baseline; p99 ${fmt(d.p99)} ms; Redis ${fmt(d.cmds, 4)} cmds/req (${names(d)})` +
+            (on ? ` against ${fmt(on.cmds, 4)} for the cache-on row; CPU µs/req ${fmt(d.cpuPerReqUs, 0)} against ${fmt(on.cpuPerReqUs, 0)}` : '') +
+            `. The data is part of the session record, so the read that fetches the session fetches it, and the cache serves both; the X-Session carries it (about ${fmt(((`,"sg_data":{"cart":}`.length + cartBytes) * 4) / 3, 0)} more bytes of header, signed once per reuse period like the rest).`,
+        );
+      }
+      const w = byId('on-write');
+      if (w) {
+        say(
+          `- a write on every request: ${fmtInt(w.rps)} req/s${vsOn('on-write')}, ${fmt(w.ratio)}× the baseline; p50 ${fmt(w.p50)} ms, p99 ${fmt(w.p99)} ms; ` +
+            `Redis ${fmt(w.cmds, 3)} cmds/req (${names(w)}); the gateway counted ${fmt(w.writes, 3)} writes/req and read ${fmt(w.fromRedis, 3)} sessions/req from Redis; CPU µs/req ${fmt(w.cpuPerReqUs, 0)} (the request and its write together). ` +
+            'A write is one EVALSHA; Redis also counts the GET and SET the script runs inside it. Each write changes the session key, so key tracking drops the cached session on the gateway and the next request of that session reads it again (a GET).' +
+            (w.bad ? ` **${w.bad} non-2xx responses or errors.**` : ''),
+        );
+      }
     }
     const baseSummary = summary.find((s) => s.target.id === 'baseline');
     if (baseSummary.serverCpu < 90) {
@@ -249,6 +311,18 @@ async function main() {
         `- ${verdict(okRef && okP99)} forward auth (goals, not counted in the exit status): nginx → sessiongate ${fmtInt(faS.rps)} req/s, p99 ${fmt(faS.p99)} ms; ` +
           `${okRef ? '✓' : '✗'} ${fmt(vsRef)}× the hand-rolled endpoint's req/s (${fmtInt(faR.rps)}) ≥ ${TARGETS.forwardAuthVsReference}; ` +
           `${okP99 ? '✓' : '✗'} p99 ${fmt(p99VsPlain)}× plain nginx's (${fmt(faP.p99)} ms) ≤ ${TARGETS.forwardAuthP99}×; plain nginx ${fmtInt(faP.rps)} req/s`,
+      );
+    }
+    const dataS = summary.find((x) => x.target.id === 'on-data');
+    const onS = summary.find((x) => x.target.id === 'on-pool');
+    if (dataS && onS) {
+      const vsOn = ratioOf('on-data', 'on-pool');
+      const okRatio = vsOn >= TARGETS.sessionDataReadVsCacheOn;
+      const okCmds = dataS.cmds <= TARGETS.cacheOnCmds;
+      say(
+        `- ${verdict(okRatio && okCmds && !dataS.bad)} session data read (goals, not counted in the exit status): ${okRatio ? '✓' : '✗'} ${fmt(vsOn)}× the cache-on row's req/s ≥ ${TARGETS.sessionDataReadVsCacheOn}; ` +
+          `${okCmds ? '✓' : '✗'} Redis ${fmt(dataS.cmds, 4)} cmds/req ≤ ${TARGETS.cacheOnCmds} (cache-on row ${fmt(onS.cmds, 4)})` +
+          (dataS.bad ? `; ✗ ${dataS.bad} non-2xx responses or errors` : ''),
       );
     }
     const best = REFERENCES[REFERENCES.length - 1];

@@ -72,7 +72,7 @@ function benchFigures() {
   if (!fs.existsSync(file)) return null;
   const text = fs.readFileSync(file, 'utf8');
   const row = (label) => {
-    const line = text.split('\n').find((l) => l.startsWith(`| ${label}`));
+    const line = text.split('\n').find((l) => l.startsWith(`| ${label} |`));
     if (!line) return null;
     const cells = line.split('|').map((c) => c.trim());
     return { rps: Number(cells[2].replace(/,/g, '')), cmds: Number(cells[7]), cpuUs: Number(cells[9]) };
@@ -137,6 +137,28 @@ async function main() {
     const usedPerSession = (m1 - m0) / N;
     const example = await redis.get(store.keys.session(sampled[0].refs[0]));
 
+    // the sampled sessions again, each holding ~100 bytes of session data in one namespace
+    // (a tenant, a cart id, a count, a flag), written as the session data endpoint writes it;
+    // the figures above are of the sessions before, without data
+    const d0 = await usedMemory(redis);
+    let dataNsBytes = 0;
+    for (const u of sampled) {
+      for (const ref of u.refs) {
+        const set = { tenant: 'acme-industries-eu', cartId: `c-${randomUUID()}`, items: 3, beta: true };
+        const w = await store.writeData(u.sub, ref.sid, 'cart', { set, remove: [] }, { maxBytes: 1024, maxDataBytes: 4096 });
+        if (w.outcome !== 'ok') throw new Error(`session data write: ${w.outcome}`);
+        dataNsBytes += w.namespaceBytes;
+      }
+    }
+    const d1 = await usedMemory(redis);
+    let dataRecordBytes = 0;
+    for (const u of sampled) {
+      for (const ref of u.refs) dataRecordBytes += await redis.memory('USAGE', store.keys.session(ref), 'SAMPLES', '0');
+    }
+    const perDataRecord = dataRecordBytes / sessions;
+    const perDataSession = perDataRecord + perIndex;
+    const dataExample = await redis.get(store.keys.session(sampled[0].refs[0]));
+
     // what one Redis core answers on this machine: GET, 50 clients, no pipelining
     const bench = spawnSync('redis-benchmark', ['-p', String(port), '-t', 'get', '-n', '200000', '-c', '50', '-q', '-d', '150'], { encoding: 'utf8' });
     const getPerSec = Number(/GET: ([\d.]+) requests per second/.exec(bench.stdout ?? '')?.[1] ?? NaN);
@@ -158,6 +180,11 @@ async function main() {
     say(
       `- **Redis memory per live session: ${perSession.toFixed(0)} B** by MEMORY USAGE (record ${perRecord.toFixed(0)} B + its share of the user index ${perIndex.toFixed(0)} B, over ${int(sessions)} sessions); ` +
         `INFO used_memory grew ${usedPerSession.toFixed(0)} B per session (adds Redis' keyspace and expiry tables)`,
+    );
+    say(
+      `- **with ~100 B of session data: ${perDataSession.toFixed(0)} B per live session** by MEMORY USAGE (record ${perDataRecord.toFixed(0)} B + index ${perIndex.toFixed(0)} B), ` +
+        `${(perDataSession - perSession).toFixed(0)} B more than the same sessions without data, for ${(dataNsBytes / sessions).toFixed(0)} B of data (one namespace: a tenant, a cart id, a count, a flag); ` +
+        `INFO used_memory grew ${((d1 - d0) / sessions).toFixed(0)} B per session as it was written (over ${int(sessions)} sessions); the data part of a record: \`${dataExample.slice(dataExample.indexOf('\n') + 1)}\``,
     );
     say(`- one Redis core: ${Number.isFinite(getPerSec) ? int(getPerSec) : '?'} GET/s (redis-benchmark, 50 clients, no pipelining, on this machine)`);
     say(`- broadcast key tracking: ${fanoutUsPerKey.toFixed(2)} µs of Redis CPU per changed key per tracking connection (broadcast ${int(b.keysSeen)} keys in ${b.redisCpuMs.toFixed(0)} ms of Redis CPU against redirect ${int(r.keysSeen)} keys in ${r.redisCpuMs.toFixed(0)} ms, for the same writes)`);

@@ -16,7 +16,7 @@ if (!fs.existsSync(path.join(ROOT, 'session/dist/index.js'))) {
   log('bench: session/dist is missing: run `npm run build` first (npm run bench does it for you)');
   process.exit(2);
 }
-export const { ApiKeyStore, SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION } = await import(sessionModule);
+export const { ApiKeyStore, SessionStore, KeyLayout, mintToken, sessionRef, serializeRecord, RECORD_VERSION, SESSION_DATA_CLAIM } = await import(sessionModule);
 
 // Commands that are connection plumbing or the bench's own reads, not the gateway's work
 export const NOT_COUNTED = new Set(['info', 'ping', 'subscribe', 'unsubscribe', 'psubscribe', 'client', 'hello', 'select', 'quit', 'auth', 'command']);
@@ -29,14 +29,30 @@ export async function sessionLookups(metricsPort) {
   return n;
 }
 
-export async function redisCommandCount(redis) {
+/** Calls of each counted command so far, by name (Redis counts the commands a script runs too). */
+export async function redisCommandStats(redis) {
   const text = await redis.info('commandstats');
-  let n = 0;
+  const calls = {};
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
     const name = m[1].toLowerCase().split('|')[0];
-    if (!NOT_COUNTED.has(name)) n += Number(m[2]);
+    if (!NOT_COUNTED.has(name)) calls[name] = (calls[name] ?? 0) + Number(m[2]);
   }
-  return n;
+  return calls;
+}
+
+export async function redisCommandCount(redis) {
+  return Object.values(await redisCommandStats(redis)).reduce((a, b) => a + b, 0);
+}
+
+/** A gateway's own counts: session lookups (all, and those Redis answered) and session data writes. */
+export async function gatewayCounts(metricsPort) {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const sum = (re) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+  return {
+    lookups: sum(/^sessiongate_session_lookups_total\{[^}]*\} (\d+)/gm),
+    fromRedis: sum(/^sessiongate_session_lookups_total\{[^}]*source="redis"[^}]*\} (\d+)/gm),
+    writes: sum(/^sessiongate_session_data_writes_total\{[^}]*outcome="written"[^}]*\} (\d+)/gm),
+  };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { nginxBinary, startForwardAuthNginx } from '../forward-auth.mjs';
 import { HERE, ROOT, flags, POOL_SIZE, RUN_THROUGHPUT, ROUTE_PREFIX, REQUEST_PATH, PUBLIC_PREFIX, IDLE_TIMEOUT_MS, ABSOLUTE_TIMEOUT_MS, REFRESH_INTERVAL_MS, LOG_LEVEL, REFERENCE_KEY_PREFIX } from './config.mjs';
 import { keepLogs, log, sleep, freePort, procStatusKb, loadavg, children, workDir, PIN, SERVER_CORE, DRIVER_CORE, pinned, startChild, jsonPort } from './proc.mjs';
 import { Redis, cliEntry, compareEntry, ApiKeyStore, SessionStore, KeyLayout, sessionRef, checkGateway, checkForwardAuth } from './checks.mjs';
+import { startWriterUpstream, dataRoutesYaml, fillCartData, checkSessionData } from './session-data.mjs';
 
 /** Starts Redis, the upstream, the baseline, the references and the gateways, and writes the sessions. */
 export async function startServers() {
@@ -49,6 +50,8 @@ export async function startServers() {
         ready: jsonPort,
       })
     : null;
+  // the writing route's upstream: it PATCHes the cache-on gateway's session data endpoint
+  const writer = RUN_THROUGHPUT ? await startWriterUpstream() : null;
 
   // --- the hand-rolled reference, without and with a 1 s cache --------------------------
   const quick = async (name, cacheMs) =>
@@ -73,11 +76,12 @@ export async function startServers() {
   fs.writeFileSync(keysFile, keysJson, { mode: 0o600 });
   const secret = Buffer.from(JSON.parse(keysJson).keys[0].k, 'base64url');
   const routesFile = path.join(workDir, 'routes.yaml');
-  const routesText = (credentials) =>
+  const routesText = (credentials, more = '') =>
     `version: 1\nroutes:\n  - name: orders\n    prefix: ${ROUTE_PREFIX}\n    upstream: ${upstreamUrl}\n    roles: [user]\n${credentials}` +
-    `  - name: public\n    prefix: ${PUBLIC_PREFIX}\n    upstream: ${upstreamUrl}\n    auth: none\n`;
-  // the route takes API keys too; a build compared against (BENCH_COMPARE_BIN) may not know `credentials`
-  fs.writeFileSync(routesFile, routesText('    credentials: [cookie, api_key]\n'));
+    `  - name: public\n    prefix: ${PUBLIC_PREFIX}\n    upstream: ${upstreamUrl}\n    auth: none\n${more}`;
+  // the route takes API keys too; a build compared against (BENCH_COMPARE_BIN) may not know
+  // `credentials` nor `sessionData`: the session data routes are in this build's file only
+  fs.writeFileSync(routesFile, routesText('    credentials: [cookie, api_key]\n', writer ? dataRoutesYaml(upstreamUrl, writer.url) : ''));
   const plainRoutesFile = path.join(workDir, 'routes-cookie-only.yaml');
   fs.writeFileSync(plainRoutesFile, routesText(''));
 
@@ -126,7 +130,8 @@ export async function startServers() {
     }
     return { child, port, metricsPort, startRssKb: procStatusKb(child.pid, 'VmRSS') };
   }
-  const gwOn = await startGateway('sessiongate-cache-on', true);
+  // the session data endpoint on the cache-on gateway only: the writing route's upstream calls it
+  const gwOn = await startGateway('sessiongate-cache-on', true, cliEntry, { env: writer ? { SESSION_DATA_PORT: String(writer.dataPort) } : {} });
   const gwOff = RUN_THROUGHPUT ? await startGateway('sessiongate-cache-off', false) : null;
   const wanted = (id) => !process.env.BENCH_TARGETS || process.env.BENCH_TARGETS.split(',').map((x) => x.trim()).includes(id);
   // two worker processes, on every core (pinning them to one would measure nothing)
@@ -186,6 +191,19 @@ export async function startServers() {
     pool.push(...(await Promise.all(batch)));
   }
   const guest = await newSession('guest-0', ['guest']);
+  // pools of their own for the session data targets: the records of the pool above stay as
+  // they were (no data), and writes never invalidate the sessions the other targets use
+  const morePool = async (prefix) => {
+    const sessions = [];
+    for (let i = 0; i < POOL_SIZE; i += 100) {
+      const batch = [];
+      for (let j = i; j < Math.min(POOL_SIZE, i + 100); j++) batch.push(newSession(`${prefix}-${j}`, ['user']));
+      sessions.push(...(await Promise.all(batch)));
+    }
+    return sessions;
+  };
+  const dataPool = writer ? await morePool('data-user') : [];
+  const writePool = writer ? await morePool('writer-user') : [];
   // the references read a copy of the same sessions under a prefix of their own: their
   // GETEX on every request would otherwise be announced to the cache-on gateway (Redis key
   // tracking) and cost it CPU on the core they are measured on
@@ -235,6 +253,14 @@ export async function startServers() {
   }
   log('correctness: session cookie stripped, other cookies kept, forged X-Session dropped, X-Session HS256 verifies (aud, sub, roles), no cookie → 401, wrong role → 403');
   if (fa) await checkForwardAuth(fa, secret, pool[8 % pool.length], guest.cookie);
+  let cartBytes = null;
+  if (writer) {
+    const { written, bytes } = await fillCartData(gwOn.port, writer.dataPort, dataPool);
+    cartBytes = bytes;
+    await checkSessionData({ gatewayPort: gwOn.port, secret, redis, store, reader: dataPool[0], written, writer: writePool[0] });
+  }
+  const dataCookies = dataPool.map((s) => s.cookie);
+  const writeCookies = writePool.map((s) => s.cookie);
 
-  return { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys };
+  return { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes };
 }
