@@ -110,9 +110,14 @@ describe('the dashboard and the alerts against a real Prometheus', () => {
       redisUrl: redis.url,
       keyPrefix: auth.keyPrefix,
       keysJson: auth.keysJson,
-      routes: routesYaml({ public: up.url }, `  - name: down\n    prefix: /down\n    upstream: ${dead}\n    auth: none\n`),
-      env: { SESSIONGATE_ROUTES: broken, REDIS_COMMAND_TIMEOUT: '200ms' },
+      routes: routesYaml(
+        { public: up.url },
+        `  - name: down\n    prefix: /down\n    upstream: ${dead}\n    auth: none\n` +
+          `  - name: shop\n    prefix: /shop\n    upstream: ${up.url}\n    sessionData: { namespace: cart, maxBytes: 64 }\n`,
+      ),
+      env: { SESSIONGATE_ROUTES: broken, REDIS_COMMAND_TIMEOUT: '200ms', SESSION_DATA_PORT: String(await freePort()) },
     });
+    const dataUrl = `${await gw.gw.sessionData!.listen({ port: 0, host: '127.0.0.1' })}/_sessiongate/session-data`;
     await gw.gw.ops.listen({ port: 0, host: '127.0.0.1' });
     await auth.svc.ops.listen({ port: 0, host: '127.0.0.1' });
     const portOf = (s: { server: { address(): unknown } }) => (s.server.address() as { port: number }).port;
@@ -138,6 +143,12 @@ describe('the dashboard and the alerts against a real Prometheus', () => {
     await expectStatus('/admin/x', 403, alice);
     await expectStatus('/nowhere', 404);
     await expectStatus('/down/x', 502);
+    // session data: one write kept, one over the namespace's cap
+    await expectStatus('/shop/x', 200, alice);
+    const xSession = up.last().headers['x-session'] as string;
+    const write = (body: string) => fetch(dataUrl, { method: 'PATCH', headers: { 'x-session': xSession, 'content-type': 'application/json' }, body });
+    expect((await write('{"id":"c-1"}')).status).toBe(200);
+    expect((await write(JSON.stringify({ id: 'x'.repeat(100) }))).status).toBe(413);
     expect((await gw.gw.reload()).ok).toBe(false);
     redis.pause();
     try {
