@@ -138,9 +138,15 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders, mayIssueSess
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP_HEADERS);
 
+// what nearly every upstream sends, answered without splitting
+const KEEP_ALIVE_ONLY: readonly string[] = ['keep-alive'];
+const CLOSE_ONLY: readonly string[] = ['close'];
+
 /** The header names a Connection header lists, lower case; null when there is none. */
-function connectionListed(value: string | string[] | undefined): string[] | null {
+function connectionListed(value: string | string[] | undefined): readonly string[] | null {
   if (value === undefined) return null;
+  if (value === 'keep-alive') return KEEP_ALIVE_ONLY;
+  if (value === 'close') return CLOSE_ONLY;
   return (Array.isArray(value) ? value.join(',') : value).split(',').map((name) => name.trim().toLowerCase());
 }
 
