@@ -25,7 +25,7 @@ import { errorPage, errorPageContext } from './pages/error-page.js';
 import { createAdmission, type GateState, type JwtResolver } from './policy/admission.js';
 import { BearerThrottle, type BearerThrottleSettings } from './policy/bearer-throttle.js';
 import { BODY_ERRORS, forwardedBody, hasBody } from './proxy/body.js';
-import { clientResponseHeaders, stripRequestHopByHop, upstreamRequestHeaders } from './proxy/headers.js';
+import { REQUEST_HOP_BY_HOP, clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
 import { upstreamFailure } from './proxy/upstream-errors.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
 import { upstreamUrl } from './routes/match.js';
@@ -208,7 +208,7 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     const assertion = route.name === authRoute && g.client.ip ? assertions.sign(route.name, g.client.ip) : null;
     return reply.from(fwd.url, {
       timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(stripRequestHopByHop(headers), fwd.headers), assertion),
+      rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(headers, fwd.headers, REQUEST_HOP_BY_HOP), assertion),
       rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
       onError: (rep, { error }) => {
         void rep.send(upstreamFailure(error, route, rep.request.log, metrics));

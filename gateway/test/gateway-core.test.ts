@@ -175,6 +175,25 @@ describe('upstream hygiene', () => {
     expect(login.headers['set-cookie']).toBe('sid=fresh; Path=/; HttpOnly');
   });
 
+  it('keeps the upstream connection\'s hop-by-hop headers, and those its Connection lists, from the client', async () => {
+    up.respond((_req, res) => {
+      res.setHeader('connection', 'keep-alive, X-Upstream-Hop');
+      res.setHeader('keep-alive', 'timeout=7, max=3');
+      res.setHeader('x-upstream-hop', 'internal');
+      res.setHeader('proxy-connection', 'keep-alive');
+      res.setHeader('x-kept', 'yes');
+      res.end('ok');
+    });
+    const port = await t.listen();
+    const res = await rawRequest(port, { target: '/public/hop' });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-kept']).toEqual(['yes']);
+    expect(res.headers['x-upstream-hop']).toBeUndefined();
+    expect(res.headers['proxy-connection']).toBeUndefined();
+    // the gateway's own server may announce a keep-alive of its own, never the upstream's
+    expect(Object.values(res.headers).flat().filter((v) => /timeout=7|X-Upstream-Hop/i.test(v))).toEqual([]);
+  });
+
   it('drops every Set-Cookie a browser would send back as the session cookie, from any route but auth', async () => {
     // RFC 6265bis: no "=" makes a nameless cookie whose value is the whole pair, and a
     // nameless cookie goes back as its bare value: each of these returns as "sid…"

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidRecordError, userTag, type KeyLayout, type SessionRef } from './record.js';
 import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 
@@ -58,7 +58,7 @@ export function mintApiKey(sub: string): MintedApiKey {
 }
 
 export function apiKeyHash(key: string): string {
-  return createHash('sha256').update(key).digest('base64url');
+  return hash('sha256', key, 'base64url');
 }
 
 /** Where a well-formed key's record lives (tag and id), or null for anything else. */
@@ -74,7 +74,7 @@ export function apiKeyDigest(record: Pick<ApiKeyRecord, 'hash'>): Buffer {
 
 /** Whether `key` is the key whose digest this is (constant time). */
 export function apiKeyMatches(digest: Buffer, key: string): boolean {
-  const presented = createHash('sha256').update(key).digest();
+  const presented = hash('sha256', key, 'buffer');
   return presented.length === digest.length && timingSafeEqual(presented, digest);
 }
 

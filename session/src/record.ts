@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { DATA_SEPARATOR, parseSessionData, type SessionData } from './session-data.js';
 import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 
@@ -72,7 +72,7 @@ export interface SessionRef {
  * the token. 24 bits spread users over all 16384 slots; users that share a tag only share a slot.
  */
 export function userTag(sub: string): string {
-  return createHash('sha256').update(sub).digest('base64url').slice(0, USER_TAG_LENGTH);
+  return hash('sha256', sub, 'base64url').slice(0, USER_TAG_LENGTH);
 }
 
 /** A new token for a session of `sub`: 256 random bits, then the user's slot tag. */
@@ -98,7 +98,8 @@ export function isLegacyToken(token: string): boolean {
 export function sessionRef(token: string): SessionRef {
   return {
     tag: token.slice(TOKEN_RANDOM_LENGTH + 1),
-    sid: createHash('sha256').update(token).digest('base64url').slice(0, SID_LENGTH),
+    // one-shot crypto.hash, no Hash object: this runs on every request with a cookie
+    sid: hash('sha256', token, 'base64url').slice(0, SID_LENGTH),
   };
 }
 

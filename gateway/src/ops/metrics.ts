@@ -32,9 +32,15 @@ class Tally<L extends string> {
 
   /** `key` names the label set; `labels` is read only the first time a key is seen. */
   add(key: string, labels: Labels<L>): void {
+    if (!this.bump(key)) this.cells.set(key, { labels, n: 1 });
+  }
+
+  /** Counts one more for a label set seen before; false (nothing counted) for a new one. */
+  bump(key: string): boolean {
     const cell = this.cells.get(key);
-    if (cell) cell.n++;
-    else this.cells.set(key, { labels, n: 1 });
+    if (cell === undefined) return false;
+    cell.n++;
+    return true;
   }
 
   /** Hands the pending counts to the counter (its `collect`). */
@@ -48,6 +54,66 @@ class Tally<L extends string> {
   }
 }
 
+type HistogramValue = { labels: Record<string, string | number>; value: number; metricName: string };
+
+/**
+ * A Prometheus histogram with one label, for the request path: an observation adds to plain
+ * numbers (bucket counts per label value), and the registry reads them in the shape
+ * prom-client's Histogram gives (also to the cluster aggregation), whose own `observe`
+ * validates and hashes its labels and allocates on every call.
+ */
+export class PathHistogram<L extends string> {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly cells = new Map<string, { buckets: Float64Array; sum: number; count: number }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly label: L,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(labels: Record<L, string>, seconds: number): void {
+    if (!Number.isFinite(seconds)) return;
+    const value = labels[this.label];
+    let cell = this.cells.get(value);
+    if (cell === undefined) {
+      cell = { buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+      this.cells.set(value, cell);
+    }
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (seconds <= bounds[i]!) {
+        cell.buckets[i]!++;
+        break;
+      }
+    }
+    cell.sum += seconds;
+    cell.count++;
+  }
+
+  /** What the registry reads: cumulative buckets, +Inf, sum and count per label value. */
+  async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] }> {
+    const values: HistogramValue[] = [];
+    for (const [value, cell] of this.cells) {
+      let acc = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        acc += cell.buckets[i]!;
+        values.push({ labels: { le: this.bounds[i]!, [this.label]: value }, value: acc, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { le: '+Inf', [this.label]: value }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { [this.label]: value }, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { [this.label]: value }, value: cell.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    this.cells.clear();
+  }
+}
+
 /**
  * The gateway's Prometheus metrics, in a registry of its own (two apps in one process must
  * not collide in the global one), served on the metrics listener only.
@@ -55,7 +121,7 @@ class Tally<L extends string> {
 export class GatewayMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'route' | 'method' | 'status_class' | 'code'>;
-  readonly requestDuration: Histogram<'route'>;
+  readonly requestDuration: PathHistogram<'route'>;
   readonly sessionLookups: Counter<'outcome' | 'source'>;
   readonly decisions: Counter<'route' | 'decision'>;
   /** Forward-auth answers, kept apart from the proxied requests of sessiongate_requests_total. */
@@ -84,13 +150,8 @@ export class GatewayMetrics {
       registers,
       collect: () => this.requestTally.flush(this.requests),
     });
-    this.requestDuration = new Histogram({
-      name: 'sessiongate_request_duration_seconds',
-      help: 'Time from request to response, by route',
-      labelNames: ['route'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.requestDuration = new PathHistogram('sessiongate_request_duration_seconds', 'Time from request to response, by route', 'route', LATENCY_BUCKETS);
+    this.registry.registerMetric(this.requestDuration as unknown as Histogram<'route'>);
     this.sessionLookups = new Counter({
       name: 'sessiongate_session_lookups_total',
       help:
@@ -228,7 +289,9 @@ export class GatewayMetrics {
 
   /** One request answered (counted on the request path, reported at scrape). */
   request(route: string, method: string, status: number): void {
-    this.requestTally.add(`${route} ${method} ${status}`, {
+    const key = `${route} ${method} ${status}`;
+    if (this.requestTally.bump(key)) return;
+    this.requestTally.add(key, {
       route,
       method,
       status_class: `${Math.floor(status / 100)}xx`,

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { HOP_BY_HOP_HEADERS } from '@sessiongate/service-kit';
 import { CLIENT_ASSERTION_HEADER, cookieNameAsSent } from '@sessiongate/session';
 
@@ -65,13 +65,7 @@ function isOwnedHeader(name: string): boolean {
  * `Trailer`, and an `Upgrade` that came without `Connection: upgrade` (a real upgrade never
  * takes this path). The upstream client refuses most of them: forwarded, they made a 502.
  */
-const REQUEST_HOP_BY_HOP = ['expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings'];
-
-/** Removes the connection-level request headers of a plain (not upgraded) request. */
-export function stripRequestHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  for (const name of REQUEST_HOP_BY_HOP) delete headers[name];
-  return headers;
-}
+export const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set(['expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings']);
 
 export interface ForwardContext {
   /** The Cookie header without the session cookie, or null. */
@@ -87,22 +81,35 @@ export interface ForwardContext {
 }
 
 /**
- * The headers an upstream receives. Runs after the client's Connection header and the
- * headers it lists were removed, so a client cannot strip what is set here.
+ * The headers an upstream receives, as a new object: the client's, less the ones the gateway
+ * owns (in any spelling) and the names in `drop` (lower case, as Node delivers them), plus
+ * the gateway's own. Runs after the client's Connection header and the headers it lists
+ * were removed, so a client cannot strip what is set here.
+ *
+ * A new object rather than deletes on the client's: a deleted property turns a V8 object
+ * into a slow dictionary, which every later pass over the headers (the proxy's copy, the
+ * HTTP client's validation) then pays for.
  */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardContext): IncomingHttpHeaders {
-  // the gateway speaks for the client: its own view replaces whatever the client claimed
-  for (const name of Object.keys(headers)) {
-    if (isOwnedHeader(name)) delete headers[name];
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardContext, drop?: ReadonlySet<string>): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  const names = Object.keys(headers);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    // the gateway speaks for the client: its own view replaces whatever the client claimed
+    if (isOwnedHeader(name) || drop?.has(name)) continue;
+    if (name === 'cookie') {
+      if (ctx.cookie !== null) out.cookie = ctx.cookie;
+      continue;
+    }
+    if (name === 'authorization' && ctx.dropAuthorization) continue;
+    out[name] = headers[name];
   }
-  if (ctx.dropAuthorization) delete headers.authorization;
-  if (ctx.cookie === null) delete headers.cookie;
-  else headers.cookie = ctx.cookie;
-  headers['x-forwarded-for'] = ctx.forwardedFor;
-  headers['x-forwarded-proto'] = ctx.forwardedProto;
-  if (ctx.forwardedHost) headers['x-forwarded-host'] = ctx.forwardedHost;
-  if (ctx.xSession !== null) headers[X_SESSION_HEADER] = ctx.xSession;
-  return headers;
+  if (ctx.cookie !== null) out.cookie = ctx.cookie;
+  out['x-forwarded-for'] = ctx.forwardedFor;
+  out['x-forwarded-proto'] = ctx.forwardedProto;
+  if (ctx.forwardedHost) out['x-forwarded-host'] = ctx.forwardedHost;
+  if (ctx.xSession !== null) out[X_SESSION_HEADER] = ctx.xSession;
+  return out;
 }
 
 /**
@@ -110,19 +117,42 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: Forwar
  * from any other upstream a Set-Cookie that a browser would send back under the session
  * cookie's name (nameless and padded forms included) is dropped.
  */
-export function clientResponseHeaders<H extends OutgoingHttpHeaders | IncomingHttpHeaders>(headers: H, mayIssueSessionCookie: boolean, cookieName: string): H {
-  const h = headers as OutgoingHttpHeaders;
+export function clientResponseHeaders(headers: IncomingHttpHeaders, mayIssueSessionCookie: boolean, cookieName: string): IncomingHttpHeaders {
   // hop-by-hop headers describe the upstream connection, not ours (RFC 9110 §7.6.1)
-  const listed = h.connection;
-  if (typeof listed === 'string') for (const name of listed.split(',')) delete h[name.trim().toLowerCase()];
-  for (const name of HOP_BY_HOP_HEADERS) delete h[name];
-  if (mayIssueSessionCookie) return headers;
-  const sc = h['set-cookie'];
-  if (sc === undefined) return headers;
+  const listed = connectionListed(headers.connection);
+  const out: IncomingHttpHeaders = {};
+  // a new object, not deletes on the upstream's: see upstreamRequestHeaders
+  const names = Object.keys(headers);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (HOP_BY_HOP.has(name) || (listed !== null && listed.includes(name))) continue;
+    if (name === 'set-cookie' && !mayIssueSessionCookie) {
+      const kept = notShadowing(headers[name], cookieName);
+      if (kept.length) out[name] = kept;
+      continue;
+    }
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+const HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_BY_HOP_HEADERS);
+
+// what nearly every upstream sends, answered without splitting
+const KEEP_ALIVE_ONLY: readonly string[] = ['keep-alive'];
+const CLOSE_ONLY: readonly string[] = ['close'];
+
+/** The header names a Connection header lists, lower case; null when there is none. */
+function connectionListed(value: string | string[] | undefined): readonly string[] | null {
+  if (value === undefined) return null;
+  if (value === 'keep-alive') return KEEP_ALIVE_ONLY;
+  if (value === 'close') return CLOSE_ONLY;
+  return (Array.isArray(value) ? value.join(',') : value).split(',').map((name) => name.trim().toLowerCase());
+}
+
+/** Set-Cookie values a browser would not send back under the session cookie's name. */
+function notShadowing(sc: string | string[] | undefined, cookieName: string): string[] {
   // browsers match cookie names exactly, but be strict about what could shadow ours
   const ours = cookieName.toLowerCase();
-  const list = (Array.isArray(sc) ? sc : [String(sc)]).filter((c) => cookieNameAsSent(c).toLowerCase() !== ours);
-  if (list.length) h['set-cookie'] = list;
-  else delete h['set-cookie'];
-  return headers;
+  return (Array.isArray(sc) ? sc : [String(sc)]).filter((c) => cookieNameAsSent(c).toLowerCase() !== ours);
 }

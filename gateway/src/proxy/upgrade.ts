@@ -89,11 +89,10 @@ export class UpgradeProxy {
     socket.once('close', unwatch);
 
     const fwd = this.opts.forward(g, req);
-    const headers: http.IncomingHttpHeaders = { ...req.headers };
     // a client's Connection list may name hop-by-hop headers, never the gateway's own
-    for (const name of hopByHopListed(headers)) if (name !== 'upgrade') delete headers[name];
-    for (const name of UPGRADE_NOT_FORWARDED) delete headers[name];
-    upstreamRequestHeaders(headers, fwd.headers);
+    const dropped = new Set(UPGRADE_NOT_FORWARDED);
+    for (const name of hopByHopListed(req.headers)) if (name !== 'upgrade') dropped.add(name);
+    const headers = upstreamRequestHeaders(req.headers, fwd.headers, dropped);
     headers.connection = 'Upgrade';
     headers.upgrade = req.headers.upgrade;
     const target = new URL(fwd.url);
