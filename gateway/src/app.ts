@@ -143,7 +143,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     keyPrefix: config.session.keyPrefix,
     cache: config.cache,
     refreshFraction: config.refreshFraction,
-    onRedisCommand: (command, seconds, ok) => metrics.redisCommandDuration.observe({ command, result: ok ? 'ok' : 'error' }, seconds),
+    onRedisCommand: (command, seconds, ok) => metrics.redisCommand(command, seconds, ok),
   });
 
   // while draining, every response closes its connection, so keep-alive clients let go

@@ -57,30 +57,40 @@ class Tally<L extends string> {
 type HistogramValue = { labels: Record<string, string | number>; value: number; metricName: string };
 
 /**
- * A Prometheus histogram with one label, for the request path: an observation adds to plain
- * numbers (bucket counts per label value), and the registry reads them in the shape
- * prom-client's Histogram gives (also to the cluster aggregation), whose own `observe`
- * validates and hashes its labels and allocates on every call.
+ * A Prometheus histogram for the request path: an observation adds to plain numbers (bucket
+ * counts per label set), and the registry reads them in the shape prom-client's Histogram
+ * gives (also to the cluster aggregation), whose own `observe` validates and hashes its
+ * labels and allocates on every call.
  */
 export class PathHistogram<L extends string> {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  private readonly cells = new Map<string, { buckets: Float64Array; sum: number; count: number }>();
+  private readonly cells = new Map<string, { labels: Record<L, string>; buckets: Float64Array; sum: number; count: number }>();
 
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly label: L,
+    private readonly labelNames: readonly L[],
     private readonly bounds: readonly number[],
   ) {}
 
+  /** One observation; with one label its value names the label set. */
   observe(labels: Record<L, string>, seconds: number): void {
+    const names = this.labelNames;
+    const key = names.length === 1 ? labels[names[0]!] : names.map((n) => labels[n]).join('\n');
+    this.observeAs(key, seconds, () => labels);
+  }
+
+  /**
+   * One observation of the label set `key` names; `labelsOf` is called only the first time a
+   * key is seen (a function made once, so a known label set allocates nothing).
+   */
+  observeAs(key: string, seconds: number, labelsOf: (key: string) => Record<L, string>): void {
     if (!Number.isFinite(seconds)) return;
-    const value = labels[this.label];
-    let cell = this.cells.get(value);
+    let cell = this.cells.get(key);
     if (cell === undefined) {
-      cell = { buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
-      this.cells.set(value, cell);
+      cell = { labels: { ...labelsOf(key) }, buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+      this.cells.set(key, cell);
     }
     const bounds = this.bounds;
     for (let i = 0; i < bounds.length; i++) {
@@ -93,18 +103,18 @@ export class PathHistogram<L extends string> {
     cell.count++;
   }
 
-  /** What the registry reads: cumulative buckets, +Inf, sum and count per label value. */
+  /** What the registry reads: cumulative buckets, +Inf, sum and count per label set. */
   async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] }> {
     const values: HistogramValue[] = [];
-    for (const [value, cell] of this.cells) {
+    for (const cell of this.cells.values()) {
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         acc += cell.buckets[i]!;
-        values.push({ labels: { le: this.bounds[i]!, [this.label]: value }, value: acc, metricName: `${this.name}_bucket` });
+        values.push({ labels: { le: this.bounds[i]!, ...cell.labels }, value: acc, metricName: `${this.name}_bucket` });
       }
-      values.push({ labels: { le: '+Inf', [this.label]: value }, value: cell.count, metricName: `${this.name}_bucket` });
-      values.push({ labels: { [this.label]: value }, value: cell.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: { [this.label]: value }, value: cell.count, metricName: `${this.name}_count` });
+      values.push({ labels: { le: '+Inf', ...cell.labels }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { ...cell.labels }, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { ...cell.labels }, value: cell.count, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
@@ -112,6 +122,12 @@ export class PathHistogram<L extends string> {
   reset(): void {
     this.cells.clear();
   }
+}
+
+/** The labels of a Redis command's key: `get` (answered), `get\nerror` (failed or timed out). */
+function redisCommandLabels(key: string): Record<'command' | 'result', string> {
+  const i = key.indexOf('\n');
+  return i < 0 ? { command: key, result: 'ok' } : { command: key.slice(0, i), result: 'error' };
 }
 
 /**
@@ -126,13 +142,17 @@ export class GatewayMetrics {
   readonly decisions: Counter<'route' | 'decision'>;
   /** Forward-auth answers, kept apart from the proxied requests of sessiongate_requests_total. */
   readonly forwardAuthDecisions: Counter<'route' | 'decision'>;
-  readonly redisCommandDuration: Histogram<'command' | 'result'>;
+  readonly redisCommandDuration: PathHistogram<'command' | 'result'>;
   readonly upstreamErrors: Counter<'route' | 'kind'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccess: Gauge;
   readonly configLastReloadSuccessful: Gauge;
   readonly xSessionSigned: Counter<'reused'>;
   readonly sessionDataWrites: Counter<'route' | 'outcome'>;
+  /** Every Redis command of a request without the cache is observed here: one map lookup. */
+  redisCommand(command: string, seconds: number, ok: boolean): void {
+    this.redisCommandDuration.observeAs(ok ? command : `${command}\nerror`, seconds, redisCommandLabels);
+  }
   private readonly requestTally = new Tally<'route' | 'method' | 'status_class' | 'code'>();
   private readonly lookupTally = new Tally<'outcome' | 'source'>();
   private readonly decisionTally = new Tally<'route' | 'decision'>();
@@ -150,7 +170,7 @@ export class GatewayMetrics {
       registers,
       collect: () => this.requestTally.flush(this.requests),
     });
-    this.requestDuration = new PathHistogram('sessiongate_request_duration_seconds', 'Time from request to response, by route', 'route', LATENCY_BUCKETS);
+    this.requestDuration = new PathHistogram('sessiongate_request_duration_seconds', 'Time from request to response, by route', ['route'], LATENCY_BUCKETS);
     this.registry.registerMetric(this.requestDuration as unknown as Histogram<'route'>);
     this.sessionLookups = new Counter({
       name: 'sessiongate_session_lookups_total',
@@ -171,13 +191,13 @@ export class GatewayMetrics {
       registers,
       collect: () => this.decisionTally.flush(this.decisions),
     });
-    this.redisCommandDuration = new Histogram({
-      name: 'sessiongate_redis_command_duration_seconds',
-      help: 'Latency of the Redis commands the gateway sends, by command and result',
-      labelNames: ['command', 'result'],
-      buckets: REDIS_BUCKETS,
-      registers,
-    });
+    this.redisCommandDuration = new PathHistogram(
+      'sessiongate_redis_command_duration_seconds',
+      'Latency of the Redis commands the gateway sends, by command and result',
+      ['command', 'result'],
+      REDIS_BUCKETS,
+    );
+    this.registry.registerMetric(this.redisCommandDuration as unknown as Histogram<'command' | 'result'>);
     this.upstreamErrors = new Counter({
       name: 'sessiongate_upstream_errors_total',
       help: 'Failed upstream requests by route and kind (timeout, unavailable, reset, other)',

@@ -333,17 +333,30 @@ export class SessionResolver {
     return kind.parse(ref, await this.read(kind, ref, null), touchedAt);
   }
 
-  /** One command of the request path (GETEX when a refresh rides along); notes whether Redis answered. */
-  private async read(kind: Kind, ref: SessionRef, refreshTtl: number | null): Promise<string | null> {
+  /**
+   * One command of the request path (GETEX when a refresh rides along); notes whether Redis
+   * answered. No async frame of its own: the uncached path awaits it on every request.
+   */
+  private read(kind: Kind, ref: SessionRef, refreshTtl: number | null): Promise<string | null> {
+    let reading: Promise<string | null>;
     try {
-      const raw = await kind.read(ref, refreshTtl);
-      this.health.failing = false;
-      return raw;
+      reading = kind.read(ref, refreshTtl);
     } catch (err) {
       this.health.failing = true;
-      throw err;
+      return Promise.reject(err);
     }
+    return reading.then(this.answered, this.unanswered);
   }
+
+  private readonly answered = (raw: string | null): string | null => {
+    this.health.failing = false;
+    return raw;
+  };
+
+  private readonly unanswered = (err: unknown): never => {
+    this.health.failing = true;
+    throw err;
+  };
 
   /**
    * The answer for an entry just found. On the way, a session past its absolute expiry is
