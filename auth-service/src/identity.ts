@@ -1,9 +1,16 @@
-import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import { SettingError } from '@sessiongate/service-kit';
-import { KeyConfigError, loadKeySet, type KeySet } from '@sessiongate/session';
+import {
+  KeyConfigError,
+  loadKeySet,
+  verificationKeyFor as keyNamedBy,
+  verificationKeys,
+  type KeySet,
+  type VerificationKey,
+  type VerificationKeys,
+} from '@sessiongate/session';
 import { Unauthenticated } from './errors.js';
 
 // X-Session verification: the auth service is an upstream like any other. It checks the
@@ -12,18 +19,7 @@ import { Unauthenticated } from './errors.js';
 /** Clock skew tolerated between the gateway and this service, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 5;
 
-/** One key an X-Session may be signed with: the public part for EdDSA, the secret for HS256. */
-export interface VerificationKey {
-  readonly kid: string;
-  readonly alg: 'HS256' | 'EdDSA';
-  readonly key: KeyObject;
-}
-
-export interface VerificationKeys {
-  readonly keys: readonly VerificationKey[];
-  /** Only these algorithms are accepted: those present in the set. */
-  readonly algorithms: readonly ('HS256' | 'EdDSA')[];
-}
+export type { VerificationKey, VerificationKeys };
 
 /** Who sent the request, from a verified X-Session. */
 export interface Identity {
@@ -51,9 +47,7 @@ export function loadVerificationKeys(value: string | undefined): VerificationKey
     if (!(err instanceof KeyConfigError)) throw err;
     throw new SettingError('X_SESSION_KEYS', err.message.replace(/^X_SESSION_KEYS:?\s*/, ''));
   }
-  const keys = set.keys.map((k): VerificationKey => Object.freeze({ kid: k.kid, alg: k.alg, key: k.alg === 'HS256' ? k.secret : k.publicKey }));
-  const algorithms = [...new Set(keys.map((k) => k.alg))];
-  return Object.freeze({ keys: Object.freeze(keys), algorithms: Object.freeze(algorithms) });
+  return verificationKeys(set);
 }
 
 /**
@@ -61,9 +55,7 @@ export function loadVerificationKeys(value: string | undefined): VerificationKey
  * that `alg`). Throws when there is none.
  */
 export function verificationKeyFor(keys: VerificationKeys, token: string): VerificationKey {
-  const header = decodeProtectedHeader(token);
-  const candidates = keys.keys.filter((k) => k.alg === header.alg && (header.kid === undefined || k.kid === header.kid));
-  const key = header.kid === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates[0];
+  const key = keyNamedBy(keys, decodeProtectedHeader(token));
   if (!key) throw new joseErrors.JWKSNoMatchingKey();
   return key;
 }

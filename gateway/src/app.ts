@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import Fastify, { LogController, type FastifyRequest, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GatewayConfig } from './settings.js';
-import { Draining, buildOpsApp, frameworkErrorHandler, rawErrorResponse } from '@sessiongate/service-kit';
+import { Draining, buildOpsApp, frameworkErrorHandler, infoEnabled, rawErrorResponse } from '@sessiongate/service-kit';
 import { BadRequest, HeadersTooLarge, InvalidConfig, RequestTimeout, errorResponse } from './errors.js';
 import { JwtVerifier } from './session/bearer-jwt.js';
 import type { ForwardAuth } from './forward-auth/endpoint.js';
@@ -159,7 +159,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     metrics.request(route, request.raw.method ?? 'GET', status);
     metrics.requestDuration.observe({ route }, seconds);
     // the line is built only when it will be written (LOG_LEVEL=warn skips it at no cost)
-    if ((request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) {
+    if (!infoEnabled(request.log)) {
       done();
       return;
     }

@@ -21,7 +21,7 @@ export {
 /** Durations (`90s`, `30m`) and byte sizes (`1mb`). */
 export { parseByteSize, parseDuration } from './duration.js';
 /** Logger options with the redaction every service needs. */
-export { REDACT_PATHS, loggerOptions, type LoggerChoice, type LoggerOptions } from './logging.js';
+export { REDACT_PATHS, infoEnabled, loggerOptions, type LoggerChoice, type LoggerOptions } from './logging.js';
 /** Error bodies: each service's own codes, plain HTTP statuses, no internal text in a 5xx. */
 export { STATUS_ERROR_CODES, errorResponder, prefersHtml, type ErrorBody, type ErrorResponder } from './errors.js';
 /** Raw HTTP answers, Fastify's framework errors, hop-by-hop headers. */

@@ -47,3 +47,11 @@ export function loggerOptions(choice: LoggerChoice = {}): LoggerOptions {
       : {}),
   };
 }
+
+/**
+ * Whether `log` writes info lines: a line built only to be dropped (LOG_LEVEL=warn) costs the
+ * request path for nothing, so callers ask first.
+ */
+export function infoEnabled(log: object): boolean {
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') !== false;
+}

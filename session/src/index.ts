@@ -121,12 +121,16 @@ export {
   generateKeySet,
   loadKeySet,
   parseKeySet,
+  verificationKeyFor,
+  verificationKeys,
   type Ed25519SigningKey,
   type HmacSigningKey,
   type KeySet,
   type KeySetUse,
   type SigningAlg,
   type SigningKey,
+  type VerificationKey,
+  type VerificationKeys,
 } from './keys.js';
 
 /** API keys: the key format, the record (only a hash of the key), its store in the owner's slot. */

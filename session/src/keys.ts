@@ -165,6 +165,34 @@ export function parseKeySet(json: string, origin: string, use: KeySetUse = 'sign
   });
 }
 
+/** One key an X-Session may be signed with, as a verifier uses it: the public part for EdDSA, the secret for HS256. */
+export interface VerificationKey {
+  readonly kid: string;
+  readonly alg: SigningAlg;
+  readonly key: KeyObject;
+}
+
+export interface VerificationKeys {
+  readonly keys: readonly VerificationKey[];
+  /** Only these algorithms are accepted: those present in the set. */
+  readonly algorithms: readonly SigningAlg[];
+}
+
+/** What verifying X-Session headers needs of a key set: every key, never a private part. */
+export function verificationKeys(set: KeySet): VerificationKeys {
+  const keys = set.keys.map((k): VerificationKey => Object.freeze({ kid: k.kid, alg: k.alg, key: k.alg === 'HS256' ? k.secret : k.publicKey }));
+  return Object.freeze({ keys: Object.freeze(keys), algorithms: Object.freeze([...new Set(keys.map((k) => k.alg))]) });
+}
+
+/**
+ * The key a token's protected header names (by `alg` and `kid`; without a `kid`, the only key
+ * of that `alg`), or undefined.
+ */
+export function verificationKeyFor(keys: VerificationKeys, header: { alg?: unknown; kid?: unknown }): VerificationKey | undefined {
+  const candidates = keys.keys.filter((k) => k.alg === header.alg && (header.kid === undefined || k.kid === header.kid));
+  return header.kid === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates[0];
+}
+
 /**
  * A fresh key as a one-key JWK set: what `sessiongate keys generate` prints. The default
  * kid is the date plus a random suffix, so operators can tell keys apart and see their age.

@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
-import { prefersHtml } from '@sessiongate/service-kit';
+import { infoEnabled, prefersHtml } from '@sessiongate/service-kit';
 import { BadRequest, errorResponse, NotFound } from '../errors.js';
 import type { IdentityReuse } from '../identity/reuse.js';
 import type { Admission } from '../policy/admission.js';
@@ -167,7 +167,7 @@ function notFound(req: IncomingMessage, res: ServerResponse): void {
 }
 
 function logAnswer(log: FastifyBaseLogger, req: IncomingMessage, method: string, route: string, status: number, sub?: string, reason?: string): void {
-  if ((log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) return;
+  if (!infoEnabled(log)) return;
   // the reported URI is the client's: it is not logged, as the proxy logs it already
   log.info({ route, method, status, forwardAuth: true, ...(sub ? { sub } : {}), ...(reason ? { reason } : {}), peer: req.socket.remoteAddress }, 'forward auth');
 }

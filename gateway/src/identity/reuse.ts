@@ -60,6 +60,14 @@ class SignedRing {
 
 const NO_NAMESPACES: readonly string[] = Object.freeze([]);
 
+/** The key a reader route's headers are kept under, made once per loaded route (its `reads` list). */
+const readerKeys = new WeakMap<readonly string[], string>();
+function readerKey(aud: string, reads: readonly string[]): string {
+  let key = readerKeys.get(reads);
+  if (key === undefined) readerKeys.set(reads, (key = `${aud}\n${reads.join(' ')}`));
+  return key;
+}
+
 /** The X-Session `amr` claim for each way of authenticating. */
 const AMR: Readonly<Record<CredentialVia, readonly string[]>> = Object.freeze({
   session: Object.freeze(['session']),
@@ -92,7 +100,7 @@ export class IdentityReuse {
     const slot = session.slot;
     const held = slot.derived as SignedHeaders | undefined;
     // what a route reads may change with a routes reload: a header is kept for both together
-    const use = reads.length === 0 ? aud : `${aud}\n${reads.join(' ')}`;
+    const use = reads.length === 0 ? aud : readerKey(aud, reads);
     const cached = held?.get(use);
     if (cached && cached.reuseUntil > now) {
       this.metrics?.xSession(true);

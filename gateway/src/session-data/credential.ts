@@ -1,6 +1,5 @@
-import type { KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { KeySet } from '@sessiongate/session';
+import { verificationKeyFor, verificationKeys, type KeySet, type VerificationKeys } from '@sessiongate/session';
 import { SessionDataUnauthenticated } from '../errors.js';
 
 // A session data write is authorised by the X-Session the gateway sent with the request it
@@ -19,15 +18,13 @@ export interface WriteCredential {
 }
 
 export class CredentialVerifier {
-  readonly #keys: readonly { kid: string; alg: 'HS256' | 'EdDSA'; key: KeyObject }[];
-  readonly #algorithms: string[];
+  readonly #keys: VerificationKeys;
 
   constructor(
     keys: KeySet,
     private readonly issuer: string,
   ) {
-    this.#keys = keys.keys.map((k) => ({ kid: k.kid, alg: k.alg, key: k.alg === 'HS256' ? k.secret : k.publicKey }));
-    this.#algorithms = [...new Set(this.#keys.map((k) => k.alg))];
+    this.#keys = verificationKeys(keys);
   }
 
   /** @throws SessionDataUnauthenticated naming what is wrong (never the token). */
@@ -35,10 +32,9 @@ export class CredentialVerifier {
     if (typeof header !== 'string' || header === '') throw new SessionDataUnauthenticated('no X-Session header');
     let payload: JWTPayload;
     try {
-      const { kid, alg } = decodeProtectedHeader(header);
-      const key = this.#keys.find((k) => k.kid === kid && k.alg === alg);
+      const key = verificationKeyFor(this.#keys, decodeProtectedHeader(header));
       if (!key) throw new SessionDataUnauthenticated('it is not signed with a key of this gateway');
-      ({ payload } = await jwtVerify(header, key.key, { issuer: this.issuer, algorithms: this.#algorithms }));
+      ({ payload } = await jwtVerify(header, key.key, { issuer: this.issuer, algorithms: [key.alg] }));
     } catch (err) {
       if (err instanceof SessionDataUnauthenticated) throw err;
       if (err instanceof joseErrors.JWTExpired) throw new SessionDataUnauthenticated('it has expired');

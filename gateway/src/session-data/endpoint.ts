@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWTPayload } from 'jose';
+import { infoEnabled } from '@sessiongate/service-kit';
 import { SESSION_DATA_CLAIM, parseDataPatch, type SessionStore } from '@sessiongate/session';
 import {
   MethodNotAllowed,
@@ -171,7 +172,7 @@ const sessionDataEndpoint: FastifyPluginAsync<SessionDataEndpointOptions> = asyn
 };
 
 function logWritten(log: FastifyBaseLogger, route: string, namespace: string, bytes: number, sub: string): void {
-  if ((log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === false) return;
+  if (!infoEnabled(log)) return;
   log.info({ route, namespace, bytes, sub }, 'session data written');
 }
 
