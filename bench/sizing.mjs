@@ -137,6 +137,23 @@ async function main() {
     const usedPerSession = (m1 - m0) / N;
     const example = await redis.get(store.keys.session(sampled[0].refs[0]));
 
+    // users holding one session each: every session pays a whole index
+    let singleBytes = 0;
+    for (let u = 0; u < SAMPLE; u++) {
+      const sub = randomUUID();
+      const s = await store.create({
+        sub,
+        roles: ROLE_SETS[u % ROLE_SETS.length],
+        claims: { email: `firstname.lastname.${u}@example.com` },
+        userAgent: UAS[u % UAS.length],
+        idleTimeoutMs: 30 * 60_000,
+        absoluteTimeoutMs: 12 * 3600_000,
+      });
+      singleBytes += await redis.memory('USAGE', store.keys.userIndex(sub), 'SAMPLES', '0');
+      singleBytes += await redis.memory('USAGE', store.keys.session(s.ref), 'SAMPLES', '0');
+    }
+    const perSingle = singleBytes / SAMPLE;
+
     // the sampled sessions again, each holding ~100 bytes of session data in one namespace
     // (a tenant, a cart id, a count, a flag), written as the session data endpoint writes it;
     // the figures above are of the sessions before, without data
@@ -181,6 +198,7 @@ async function main() {
       `- **Redis memory per live session: ${perSession.toFixed(0)} B** by MEMORY USAGE (record ${perRecord.toFixed(0)} B + its share of the user index ${perIndex.toFixed(0)} B, over ${int(sessions)} sessions); ` +
         `INFO used_memory grew ${usedPerSession.toFixed(0)} B per session (adds Redis' keyspace and expiry tables)`,
     );
+    say(`- users holding one session each: **${perSingle.toFixed(0)} B per live session** by MEMORY USAGE (the record and a whole index, over ${int(SAMPLE)} users)`);
     say(
       `- **with ~100 B of session data: ${perDataSession.toFixed(0)} B per live session** by MEMORY USAGE (record ${perDataRecord.toFixed(0)} B + index ${perIndex.toFixed(0)} B), ` +
         `${(perDataSession - perSession).toFixed(0)} B more than the same sessions without data, for ${(dataNsBytes / sessions).toFixed(0)} B of data (one namespace: a tenant, a cart id, a count, a flag); ` +

@@ -80,10 +80,11 @@ describe('pruning on login', () => {
       for (let i = 0; i < logins; i++) expect((await t.login('walt', USERS.walt.password)).statusCode).toBe(204);
       const stats = (await t.redis.info('commandstats')).match(/cmdstat_exists:calls=(\d+)/);
       const exists = Number(stats?.[1] ?? 0);
-      // every session is still alive: one EXISTS per live session and login would be 780
+      // every session is still alive: one EXISTS per live session and login would be 780; a
+      // login runs one to look for an index of the earlier release, and pruning at most two
       expect((await t.store.list('walt')).length).toBe(logins);
-      expect(exists).toBeGreaterThan(0);
-      expect(exists).toBeLessThanOrEqual(2 * logins);
+      expect(exists).toBeGreaterThan(logins);
+      expect(exists).toBeLessThanOrEqual(3 * logins);
     } finally {
       await t.close();
       await redis.stop();

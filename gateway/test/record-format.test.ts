@@ -18,12 +18,13 @@ import {
 import { SessionResolver } from '../src/session/resolver.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 
-// The stored record, version 2: compact (the user id, then one JSON array: no other key names,
-// no sid, the user agent summarised). The target is 400 bytes of Redis memory per live session
-// with its index entry, measured with the default key prefix over users holding 1–3 sessions
-// each (one session per user costs more: docs/sizing.md). Records of version 1 still in Redis
-// during an upgrade keep working: read,
-// listed, and rewritten as version 2 by a change of roles.
+// The stored record, version 2: compact (`2:` and one JSON array, the user id first: no key
+// names, no sid, the user agent summarised), and the user's index named by a hash of the user
+// id. The target is 400 bytes of Redis memory per live session with its index entry, measured
+// with the default key prefix, whether users hold one session or several. What earlier
+// releases stored keeps working through an upgrade: version 1 records and the object form of
+// version 2 are read, listed and rewritten by a change of roles, and indexes named by the user
+// id are moved to their new name by the first script that takes them.
 
 const MIN = 60_000;
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
@@ -43,9 +44,15 @@ afterAll(async () => {
   await redis?.quit();
 });
 
-/** The record as the previous release wrote it: a JSON object with the sid inside. */
+/** The record as the release before version 2 wrote it: a JSON object with the sid inside. */
 function versionOne(r: SessionRecord): string {
   return JSON.stringify({ ...r, v: 1 });
+}
+
+/** Version 2 as the previous release wrote it: `{"sub":…,"2":[the rest of the array]}`. */
+function objectForm(r: SessionRecord): string {
+  const [sub, ...rest] = JSON.parse(serializeRecord(r).slice(2)) as unknown[];
+  return `{"sub":${JSON.stringify(sub)},"2":${JSON.stringify(rest)}}`;
 }
 
 describe('record format', () => {
@@ -59,7 +66,7 @@ describe('record format', () => {
       absoluteTimeoutMs: 12 * 60 * MIN,
     });
     const raw = (await redis.get(store.keys.session(s.ref)))!;
-    expect(raw.startsWith('{"sub":')).toBe(true);
+    expect(raw.startsWith('2:["alice","user admin",')).toBe(true);
     expect(raw).not.toContain(s.ref.sid);
     expect(raw.length).toBeLessThan(versionOne(s.record).length * 0.6);
     expect(parseRecord(raw, s.ref.sid)).toEqual(s.record);
@@ -100,12 +107,85 @@ describe('record format', () => {
       expect((await store.list('bob')).map((x) => [x.sid, x.userAgent])).toEqual([[s.ref.sid, CHROME]]);
       expect(await store.setRoles('bob', ['user', 'admin'])).toBe(1);
       const raw = (await redis.get(key))!;
-      expect(raw.startsWith('{"sub":')).toBe(true);
+      expect(raw.startsWith('2:["bob",')).toBe(true);
       expect(await resolver.resolve(s.token)).toMatchObject({ outcome: 'valid', session: { record: { roles: ['user', 'admin'] } } });
       expect(await redis.pttl(key)).toBeGreaterThan(0);
     } finally {
       await resolver.stop();
     }
+  });
+
+  it('upgrades what the previous release stored: object-form records, an index named by the user id', async () => {
+    const sub = 'ivy@example.com'; // escaped in the old index name
+    const made = [];
+    for (const ua of [CHROME, SAFARI_IOS]) {
+      made.push(await store.create({ sub, roles: ['user'], claims: { email: sub }, userAgent: ua, idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN }));
+    }
+    const index = store.keys.userIndex(sub);
+    const legacy = store.keys.legacyUserIndex(sub);
+    expect(legacy).toBe(`${store.keys.prefix}u:{${userTag(sub)}}ivy%40example.com`);
+    // what the previous release left in Redis: the object form, the index under the user id
+    for (const s of made) await redis.set(store.keys.session(s.ref), objectForm(s.record), 'KEEPTTL');
+    expect(await redis.rename(index, legacy)).toBe('OK');
+    const resolver = new SessionResolver(store, { cache: { enabled: false } });
+    try {
+      for (const s of made) expect(await resolver.resolve(s.token)).toMatchObject({ outcome: 'valid', session: { record: { sub, roles: ['user'] } } });
+      // listing moves the index, keeping its expiry
+      expect((await store.list(sub)).map((x) => x.sid).sort()).toEqual(made.map((s) => s.ref.sid).sort());
+      expect(await redis.exists(legacy)).toBe(0);
+      expect((await redis.zrange(index, 0, -1)).sort()).toEqual(made.map((s) => s.ref.sid).sort());
+      const expiry = Number(await redis.call('PEXPIRETIME', index));
+      expect(expiry).toBe(made[1]!.record.absoluteExpiresAt);
+      // session data lands in an object-form record, which keeps its form
+      expect((await store.writeData(sub, made[0]!.ref.sid, 'cart', { set: CART, remove: [] }, LIMITS)).outcome).toBe('ok');
+      expect(parseRecord((await redis.get(store.keys.session(made[0]!.ref)))!, made[0]!.ref.sid).data).toEqual({ cart: CART });
+      // a role change rewrites both as version 2 as written now
+      expect(await store.setRoles(sub, ['user', 'admin'])).toBe(2);
+      for (const s of made) {
+        expect((await redis.get(store.keys.session(s.ref)))!.startsWith(`2:[${JSON.stringify(sub)},"user admin",`)).toBe(true);
+        expect(await resolver.resolve(s.token)).toMatchObject({ outcome: 'valid', session: { record: { roles: ['user', 'admin'] } } });
+      }
+      // the data survives the rewrite
+      expect((await store.list(sub)).flatMap((x) => x.data.map((d) => d.namespace))).toEqual(['cart']);
+    } finally {
+      await resolver.stop();
+    }
+  });
+
+  it('moves an index named by the user id on login, revocation and logout everywhere, losing no session', async () => {
+    const open = (sub: string) => store.create({ sub, roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
+    const asBefore = async (sub: string, ...sessions: { ref: { tag: string; sid: string }; record: SessionRecord }[]) => {
+      for (const s of sessions) await redis.set(store.keys.session(s.ref), objectForm(s.record), 'KEEPTTL');
+      await redis.rename(store.keys.userIndex(sub), store.keys.legacyUserIndex(sub));
+    };
+    // login: the new session joins the old ones, under the new name
+    const a = await open('jude');
+    await asBefore('jude', a);
+    const b = await open('jude');
+    expect(await redis.exists(store.keys.legacyUserIndex('jude'))).toBe(0);
+    expect((await redis.zrange(store.keys.userIndex('jude'), 0, -1)).sort()).toEqual([a.ref.sid, b.ref.sid].sort());
+    // logout everywhere ends the sessions the old index listed
+    const c = await open('kim');
+    const d = await open('kim');
+    await asBefore('kim', c, d);
+    expect(await store.destroyAll('kim')).toBe(2);
+    expect(await redis.exists(store.keys.session(c.ref), store.keys.session(d.ref), store.keys.legacyUserIndex('kim'), store.keys.userIndex('kim'))).toBe(0);
+    // one session ended by its sid: listed only in the old index
+    const e = await open('lou');
+    await asBefore('lou', e);
+    expect(await store.destroyBySid('lou', e.ref.sid)).toBe(true);
+    expect(await redis.exists(store.keys.session(e.ref), store.keys.legacyUserIndex('lou'))).toBe(0);
+    // an object-form record missing from every index is ended only for its own user, not for
+    // another whose keys share its slot tag
+    const [owner, other] = sameTagUsers();
+    const f = await open(owner);
+    const raw = objectForm(f.record);
+    await redis.set(store.keys.session(f.ref), raw, 'KEEPTTL');
+    expect(await redis.zrem(store.keys.userIndex(owner), f.ref.sid)).toBe(1);
+    expect(await store.destroyBySid(other, f.ref.sid)).toBe(false);
+    expect(await redis.get(store.keys.session(f.ref))).toBe(raw);
+    expect(await store.destroyBySid(owner, f.ref.sid)).toBe(true);
+    expect(await redis.exists(store.keys.session(f.ref))).toBe(0);
   });
 
   it('refuses a version 1 record under another session key', async () => {
@@ -147,10 +227,11 @@ describe('record format', () => {
         return bytes / sessions;
       };
       const spread = await mix(300, (u) => 1 + (u % 3));
-      // one session per user pays the whole index: reported (docs/sizing.md), not bounded here
+      // one session per user pays the whole index
       const single = await mix(300, () => 1);
       console.log(`[record] Redis memory per live session (record + share of the user index): ${spread.toFixed(0)} B with 1–3 sessions per user, ${single.toFixed(0)} B with one`);
       expect(spread).toBeLessThanOrEqual(400);
+      expect(single).toBeLessThanOrEqual(400);
     } finally {
       await client.quit();
       await own.stop();
@@ -274,9 +355,8 @@ describe('records with session data', () => {
     const s = await store.create({ sub: 'hal', roles: ['user'], claims: { email: 'hal@example.com' }, userAgent: SAFARI_IOS, idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
     const raw = (await redis.get(store.keys.session(s.ref)))!;
     expect(raw).not.toContain('\n');
-    // the version 2 object, as the release before session data wrote it
-    const [sub, ...rest] = [s.record.sub, 'user', s.record.createdAt, 3600, 1800, { email: 'hal@example.com' }, 'Safari 18 on iOS'];
-    expect(raw).toBe(`{"sub":${JSON.stringify(sub)},"2":${JSON.stringify(rest)}}`);
+    // version 2, one line
+    expect(raw).toBe(`2:${JSON.stringify([s.record.sub, 'user', s.record.createdAt, 3600, 1800, { email: 'hal@example.com' }, 'Safari 18 on iOS'])}`);
     expect(parseRecord(raw, s.ref.sid)).not.toHaveProperty('data');
     expect((await store.list('hal'))[0]!.data).toEqual([]);
     // a write that removes the last key leaves it that way again

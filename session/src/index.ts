@@ -12,7 +12,7 @@ export {
   keyPrefixProblem,
   mintToken,
   parseRecord,
-  recordStart,
+  recordStarts,
   remainingLifetimeMs,
   serializeRecord,
   sessionRef,

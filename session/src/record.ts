@@ -6,15 +6,17 @@ import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 // service writes them; both import this module so the two can never drift apart.
 
 /**
- * Format version of the record written now: a JSON object, the user id and one array (see serializeRecord).
- * Records of version 1 (a JSON object) are still read; any other version is refused.
+ * Format version of the record written now: `2:` then one JSON array, the user id first (see
+ * serializeRecord). Records of version 1 (a JSON object) and the object form of version 2
+ * (`{"sub":…,"2":[…]}`) are still read; any other version is refused.
  */
 export const RECORD_VERSION = 2;
 /** The first format: a JSON object with long keys and the sid stored twice. Read, never written. */
 const LEGACY_RECORD_VERSION = 1;
+/** How a version 2 record starts as written now: the version, then a JSON array. */
 const RECORD_PREFIX = `${RECORD_VERSION}:`;
-/** How a version 2 record starts: a JSON object whose first member is the user id. */
-const COMPACT_START = '{"sub":';
+/** How the object form of version 2 starts (written by earlier releases; read, never written). */
+const OBJECT_FORM_START = '{"sub":';
 
 /** Bytes of randomness in a session token (256 bits). */
 export const TOKEN_BYTES = 32;
@@ -75,6 +77,9 @@ export function userTag(sub: string): string {
   return hash('sha256', sub, 'base64url').slice(0, USER_TAG_LENGTH);
 }
 
+/** Characters of SHA-256(sub) after the tag that name a user's index: 96 bits, 120 with the tag. */
+const USER_KEY_LENGTH = 16;
+
 /** A new token for a session of `sub`: 256 random bits, then the user's slot tag. */
 export function mintToken(sub: string): string {
   return `${randomBytes(TOKEN_BYTES).toString('base64url')}.${userTag(sub)}`;
@@ -107,8 +112,10 @@ export function sessionRef(token: string): SessionRef {
  * The Redis key layout. A session key and its user's index share a hash tag, the user slot
  * tag, so on Redis Cluster they live in one slot and a script can write or delete both at
  * once:
- *   `<prefix>s:{<tag>}<sid>`  the record of one session (a string, with the idle TTL)
- *   `<prefix>u:{<tag>}<sub>`  the user's sessions (a sorted set: member sid, score absolute expiry)
+ *   `<prefix>s:{<tag>}<sid>`   the record of one session (a string, with the idle TTL)
+ *   `<prefix>u:{<tag>}<hash>`  the user's sessions (a sorted set: member sid, score absolute
+ *                              expiry); <hash> is more of SHA-256(sub), so the user id is
+ *                              stored once, in the records, and every index key is as short
  */
 export class KeyLayout {
   readonly prefix: string;
@@ -132,6 +139,15 @@ export class KeyLayout {
 
   /** Sorted set of one user's sessions: member sid, score absolute expiry (ms). */
   userIndex(sub: string): string {
+    const h = hash('sha256', sub, 'base64url');
+    return `${this.prefix}u:{${h.slice(0, USER_TAG_LENGTH)}}${h.slice(USER_TAG_LENGTH, USER_TAG_LENGTH + USER_KEY_LENGTH)}`;
+  }
+
+  /**
+   * Where earlier releases kept a user's index, named by the user id itself. The store's
+   * scripts move what they find there into userIndex (same slot) before anything else.
+   */
+  legacyUserIndex(sub: string): string {
     return `${this.prefix}u:{${userTag(sub)}}${encodeURIComponent(sub)}`;
   }
 
@@ -178,8 +194,8 @@ export function parseRecord(raw: string, sid: string): SessionRecord {
 }
 
 function parseIdentity(raw: string, sid: string): SessionRecord {
-  if (raw.startsWith(COMPACT_START)) return parseCompactObject(raw, sid);
   if (raw.startsWith(RECORD_PREFIX)) return parseCompact(parseJson(raw.slice(RECORD_PREFIX.length)), sid);
+  if (raw.startsWith(OBJECT_FORM_START)) return parseCompactObject(raw, sid);
   // a record written before version 2, still in Redis during an upgrade (it ends with its session)
   if (raw.startsWith('{')) return parseLegacy(raw, sid);
   const version = /^(\d{1,6}):/.exec(raw)?.[1];
@@ -217,7 +233,7 @@ function parseCompact(a: unknown, sid: string): SessionRecord {
   });
 }
 
-/** Version 2 as written: `{"sub":…,"2":[roles, createdAt, …]}` (the array above without its sub). */
+/** Version 2 in the object form of earlier releases: `{"sub":…,"2":[roles, createdAt, …]}` (the array above without its sub). */
 function parseCompactObject(raw: string, sid: string): SessionRecord {
   const v = parseJson(raw);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidRecordError('not a version 2 record');
@@ -260,14 +276,14 @@ function checked(r: Record<string, unknown>): SessionRecord {
 }
 
 /**
- * The stored form, version 2: `{"sub":<sub>,"2":[roles, createdAt (ms), absolute timeout (s),
- * idle timeout (s), claims?, user agent?]}` (an early form, `2:` then the same array with the
- * sub first, is still read),
- * roles joined by spaces into one string unless one holds a space,
- * trailing empty parts left out (claims `0` when only the user agent follows), then the
- * services' data, if any, after a newline (session-data.ts). No key names,
- * no sid (the key holds it), the absolute expiry as a duration: less than half the bytes of
- * version 1 (docs/sizing.md).
+ * The stored form, version 2: `2:[sub, roles, createdAt (ms), absolute timeout (s), idle
+ * timeout (s), claims?, user agent?]` (the object form of earlier releases,
+ * `{"sub":<sub>,"2":[roles, …]}`, is still read), roles joined by spaces into one string
+ * unless one holds a space, trailing empty parts left out (claims `0` when only the user
+ * agent follows), then the services' data, if any, after a newline (session-data.ts). No key
+ * names, no sid (the key holds it), the absolute expiry as a duration: less than half the
+ * bytes of version 1 (docs/sizing.md). The user id comes first, so a script can tell whose
+ * record it is from how it starts (recordStarts).
  */
 export function serializeRecord(record: SessionRecord): string {
   const a: unknown[] = [
@@ -280,19 +296,19 @@ export function serializeRecord(record: SessionRecord): string {
   const hasClaims = Object.keys(record.claims).length > 0;
   if (record.userAgent !== undefined) a.push(hasClaims ? record.claims : 0, record.userAgent);
   else if (hasClaims) a.push(record.claims);
-  // the user id under its own name: a script (and an operator) can tell whose record it is
-  const [sub, ...rest] = a;
-  const identity = `${COMPACT_START}${JSON.stringify(sub)},"${RECORD_VERSION}":${JSON.stringify(rest)}}`;
+  const identity = `${RECORD_PREFIX}${JSON.stringify(a)}`;
   const data = record.data;
   return data && Object.keys(data).length > 0 ? `${identity}${DATA_SEPARATOR}${JSON.stringify(data)}` : identity;
 }
 
 /**
- * How every stored record of `sub` starts: the write script checks it, so a session key can
- * only take data for the user the write names.
+ * How every stored record of `sub` starts, in the form written now and in the object form of
+ * earlier releases: the scripts check it, so a session key can only take data for, or be
+ * ended on behalf of, the user a call names.
  */
-export function recordStart(sub: string): string {
-  return `${COMPACT_START}${JSON.stringify(sub)},`;
+export function recordStarts(sub: string): readonly [string, string] {
+  const name = JSON.stringify(sub);
+  return [`${RECORD_PREFIX}[${name},`, `${OBJECT_FORM_START}${name},`];
 }
 
 /** Longest user agent kept as it is; a longer one is summarised ("Chrome 131 on Windows"). */

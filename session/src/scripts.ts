@@ -9,6 +9,22 @@ import type { Cluster, Redis } from 'ioredis';
 
 type Client = Redis | Cluster;
 
+/**
+ * Moves a user's index from where earlier releases kept it (named by the user id) into its
+ * place now (named by a hash of it), keeping the later expiry of the two; the scripts that
+ * take a user's index run it first, so an upgrade loses no session to revocation or listing.
+ * The legacy key is optional: the API key store, which shares the scripts, has none.
+ */
+const ADOPT_LEGACY_INDEX = `
+local function adopt(index, legacy)
+  if not legacy or redis.call('EXISTS', legacy) == 0 then return end
+  redis.call('ZUNIONSTORE', index, 2, index, legacy, 'AGGREGATE', 'MAX')
+  redis.call('DEL', legacy)
+  local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', index, last[2])
+end
+`;
+
 /** A script sent once per server by its SHA1, and in full when the server does not know it yet. */
 export class LuaScript {
   readonly sha: string;
@@ -34,11 +50,13 @@ export class LuaScript {
  * Pruning rides along at a fixed cost: entries past their absolute expiry go (each entry goes
  * once), and a few entries picked at random are checked for sessions that ended idle. Past
  * the cap, the oldest entries go until it holds; the sessions of those still alive end.
- * KEYS: index, session. ARGV: sid, record, ttl ms, absolute expiry ms, now ms, cap, session
- * key prefix of the slot, how many entries to sample. Returns the sids of the sessions ended.
+ * KEYS: index, session, legacy index. ARGV: sid, record, ttl ms, absolute expiry ms, now ms,
+ * cap, session key prefix of the slot, how many entries to sample. Returns the sids of the
+ * sessions ended.
  */
-export const CREATE = new LuaScript(`
+export const CREATE = new LuaScript(`${ADOPT_LEGACY_INDEX}
 local index, key = KEYS[1], KEYS[2]
+adopt(index, KEYS[3])
 local sid, prefix = ARGV[1], ARGV[7]
 local cap, sample = tonumber(ARGV[6]), tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[5])
@@ -66,10 +84,11 @@ return ended
 /**
  * The sessions of a user: sid, record and PTTL of each live one. Entries whose session is
  * gone are dropped: creation is atomic, so such an entry can never come back to life.
- * KEYS: index. ARGV: session key prefix of the slot, now ms. Returns sid, raw, pttl, ….
+ * KEYS: index, legacy index (optional). ARGV: session key prefix of the slot, now ms. Returns sid, raw, pttl, ….
  */
-export const SNAPSHOT = new LuaScript(`
+export const SNAPSHOT = new LuaScript(`${ADOPT_LEGACY_INDEX}
 local index, prefix = KEYS[1], ARGV[1]
+adopt(index, KEYS[2])
 redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[2])
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', index, 0, -1)) do
@@ -89,10 +108,11 @@ return out
 /**
  * Ends every session the index lists and removes exactly those entries, in one step: a
  * session created before it is ended, one created after it is a new login.
- * KEYS: index. ARGV: session key prefix of the slot. Returns {sessions ended, sids listed}.
+ * KEYS: index, legacy index (optional). ARGV: session key prefix of the slot. Returns {sessions ended, sids listed}.
  */
-export const DESTROY_ALL = new LuaScript(`
+export const DESTROY_ALL = new LuaScript(`${ADOPT_LEGACY_INDEX}
 local index, prefix = KEYS[1], ARGV[1]
+adopt(index, KEYS[2])
 local members = redis.call('ZRANGE', index, 0, -1)
 local ended = 0
 for _, m in ipairs(members) do ended = ended + redis.call('DEL', prefix .. m) end
@@ -105,18 +125,24 @@ return {ended, members}
 /**
  * Ends one session of a user. A session missing from the index (none should be) is ended
  * only when its record names this user, so nobody ends another user's session by its sid.
- * KEYS: index, session. ARGV: sid, sub. Returns {listed, ended}.
+ * KEYS: index, session, legacy index (optional). ARGV: sid, sub, how the user's records start
+ * now (recordStarts; optional). Returns {listed, ended}.
  */
-export const DESTROY_ONE = new LuaScript(`
+export const DESTROY_ONE = new LuaScript(`${ADOPT_LEGACY_INDEX}
+adopt(KEYS[1], KEYS[3])
 local listed = redis.call('ZREM', KEYS[1], ARGV[1])
 if listed == 0 then
   local raw = redis.call('GET', KEYS[2])
   if not raw then return {0, 0} end
-  -- the identity ends where the services' data starts
-  local nl = string.find(raw, '\\n', 1, true)
-  if nl then raw = string.sub(raw, 1, nl - 1) end
-  local ok, record = pcall(cjson.decode, raw)
-  if not ok or type(record) ~= 'table' or record.sub ~= ARGV[2] then return {0, 0} end
+  local start = ARGV[3]
+  if not start or string.sub(raw, 1, #start) ~= start then
+    -- records of earlier releases are JSON objects naming their user; the identity ends
+    -- where the services' data starts
+    local nl = string.find(raw, '\\n', 1, true)
+    if nl then raw = string.sub(raw, 1, nl - 1) end
+    local ok, record = pcall(cjson.decode, raw)
+    if not ok or type(record) ~= 'table' or record.sub ~= ARGV[2] then return {0, 0} end
+  end
 end
 return {listed, redis.call('DEL', KEYS[2])}
 `);
@@ -125,11 +151,12 @@ return {listed, redis.call('DEL', KEYS[2])}
  * Rewrites records read by SNAPSHOT, each only if it is still exactly what was read (and
  * keeps its TTL; XX never recreates one deleted meanwhile). Records changed meanwhile, and
  * entries added since the snapshot, come back to be read again.
- * KEYS: index. ARGV: session key prefix of the slot, then sid, value read, new value (''
- * to leave it) for each session read. Returns {sids rewritten, sids to read again}.
+ * KEYS: index, legacy index (optional). ARGV: session key prefix of the slot, then sid, value read, new
+ * value ('' to leave it) for each session read. Returns {sids rewritten, sids to read again}.
  */
-export const REWRITE = new LuaScript(`
+export const REWRITE = new LuaScript(`${ADOPT_LEGACY_INDEX}
 local index, prefix = KEYS[1], ARGV[1]
+adopt(index, KEYS[2])
 local seen, rewritten, again = {}, {}, {}
 for i = 2, #ARGV, 3 do
   local sid, read, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -159,14 +186,15 @@ return {rewritten, again}
  * changes its expiry (KEEPTTL). Refused ('too_large') when the namespace would pass its cap
  * or the data of all namespaces would pass what X-Session has room for, leaving it as it was.
  * KEYS: session. ARGV: namespace, keys to set (a JSON object), keys to delete (a JSON list),
- * namespace cap (bytes), room for all data (bytes), how the record must start.
+ * namespace cap (bytes), room for all data (bytes), how the record must start (recordStarts:
+ * as written now, or in the object form of earlier releases).
  * Returns {'ok', namespace bytes, data bytes} or {reason, namespace bytes, data bytes}.
  */
 export const WRITE_DATA = new LuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'gone', 0, 0} end
-local start = ARGV[6]
-if string.sub(raw, 1, #start) ~= start then return {'foreign', 0, 0} end
+local now, before = ARGV[6], ARGV[7]
+if string.sub(raw, 1, #now) ~= now and string.sub(raw, 1, #before) ~= before then return {'foreign', 0, 0} end
 local identity, data = raw, {}
 local nl = string.find(raw, '\\n', 1, true)
 if nl then

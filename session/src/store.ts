@@ -4,7 +4,7 @@ import {
   RECORD_VERSION,
   mintToken,
   parseRecord,
-  recordStart,
+  recordStarts,
   remainingLifetimeMs,
   serializeRecord,
   shortUserAgent,
@@ -177,7 +177,7 @@ export class SessionStore {
     };
     const evicted = (await CREATE.run(
       this.redis,
-      [this.keys.userIndex(record.sub), this.keys.session(ref)],
+      [this.keys.userIndex(record.sub), this.keys.session(ref), this.keys.legacyUserIndex(record.sub)],
       [
         ref.sid,
         serializeRecord(record),
@@ -194,7 +194,8 @@ export class SessionStore {
 
   /** sid, stored value and PTTL of each live session of a user (entries of ended ones are dropped). */
   private async snapshot(sub: string, now: number): Promise<{ sid: string; raw: string; pttl: number }[]> {
-    const flat = (await SNAPSHOT.run(this.redis, [this.keys.userIndex(sub)], [this.keys.sessionPrefix(userTag(sub)), now])) as (
+    const indexes = [this.keys.userIndex(sub), this.keys.legacyUserIndex(sub)];
+    const flat = (await SNAPSHOT.run(this.redis, indexes, [this.keys.sessionPrefix(userTag(sub)), now])) as (
       | string
       | number
     )[];
@@ -240,7 +241,7 @@ export class SessionStore {
     limits: { maxBytes: number; maxDataBytes: number },
   ): Promise<DataWriteResult> {
     const key = this.keys.session({ tag: userTag(sub), sid });
-    const args = [namespace, JSON.stringify(patch.set), JSON.stringify(patch.remove), limits.maxBytes, limits.maxDataBytes, recordStart(sub)];
+    const args = [namespace, JSON.stringify(patch.set), JSON.stringify(patch.remove), limits.maxBytes, limits.maxDataBytes, ...recordStarts(sub)];
     const [outcome, namespaceBytes, dataBytes] = (await this.timed('eval', () => WRITE_DATA.run(this.redis, [key], args))) as [
       DataWriteOutcome,
       number,
@@ -255,19 +256,15 @@ export class SessionStore {
    */
   async destroyBySid(sub: string, sid: string): Promise<boolean> {
     const ref = { tag: userTag(sub), sid };
-    const [listed, ended] = (await DESTROY_ONE.run(this.redis, [this.keys.userIndex(sub), this.keys.session(ref)], [sid, sub])) as [
-      number,
-      number,
-    ];
+    const keys = [this.keys.userIndex(sub), this.keys.session(ref), this.keys.legacyUserIndex(sub)];
+    const [listed, ended] = (await DESTROY_ONE.run(this.redis, keys, [sid, sub, recordStarts(sub)[0]])) as [number, number];
     return ended > 0;
   }
 
   /** Ends every session of a user; resolves how many were alive. Every gateway hears of it from Redis. */
   async destroyAll(sub: string): Promise<number> {
-    const [ended, sids] = (await DESTROY_ALL.run(this.redis, [this.keys.userIndex(sub)], [this.keys.sessionPrefix(userTag(sub))])) as [
-      number,
-      string[],
-    ];
+    const indexes = [this.keys.userIndex(sub), this.keys.legacyUserIndex(sub)];
+    const [ended, sids] = (await DESTROY_ALL.run(this.redis, indexes, [this.keys.sessionPrefix(userTag(sub))])) as [number, string[]];
     return ended;
   }
 
@@ -277,7 +274,7 @@ export class SessionStore {
    * and sessions created meanwhile are read too, until none is left over.
    */
   async setRoles(sub: string, roles: readonly string[], now = Date.now()): Promise<number> {
-    const index = this.keys.userIndex(sub);
+    const indexes = [this.keys.userIndex(sub), this.keys.legacyUserIndex(sub)];
     const prefix = this.keys.sessionPrefix(userTag(sub));
     let changed = 0;
     for (let round = 0; round < REWRITE_ROUNDS; round++) {
@@ -292,7 +289,7 @@ export class SessionStore {
         }
         args.push(sid, raw, next);
       }
-      const [rewritten, again] = (await REWRITE.run(this.redis, [index], args)) as [string[], string[]];
+      const [rewritten, again] = (await REWRITE.run(this.redis, indexes, args)) as [string[], string[]];
       changed += rewritten.length;
       if (!again.length) return changed;
       now = Date.now();
