@@ -133,7 +133,7 @@ describe('record format', () => {
       // listing moves the index, keeping its expiry
       expect((await store.list(sub)).map((x) => x.sid).sort()).toEqual(made.map((s) => s.ref.sid).sort());
       expect(await redis.exists(legacy)).toBe(0);
-      expect((await redis.zrange(index, 0, -1)).sort()).toEqual(made.map((s) => s.ref.sid).sort());
+      expect((await redis.zrange(index, 0, '-1')).sort()).toEqual(made.map((s) => s.ref.sid).sort());
       const expiry = Number(await redis.call('PEXPIRETIME', index));
       expect(expiry).toBe(made[1]!.record.absoluteExpiresAt);
       // session data lands in an object-form record, which keeps its form
@@ -163,7 +163,7 @@ describe('record format', () => {
     await asBefore('jude', a);
     const b = await open('jude');
     expect(await redis.exists(store.keys.legacyUserIndex('jude'))).toBe(0);
-    expect((await redis.zrange(store.keys.userIndex('jude'), 0, -1)).sort()).toEqual([a.ref.sid, b.ref.sid].sort());
+    expect((await redis.zrange(store.keys.userIndex('jude'), 0, '-1')).sort()).toEqual([a.ref.sid, b.ref.sid].sort());
     // logout everywhere ends the sessions the old index listed
     const c = await open('kim');
     const d = await open('kim');
