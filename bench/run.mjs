@@ -18,6 +18,11 @@ import { Redis, sessionLookups, redisCommandCount, redisCommandStats, gatewayCou
 import { memoryCheck } from './lib/rss.mjs';
 import { startServers } from './lib/servers.mjs';
 
+/** What a target's interval is compared with: the mean of the baseline intervals before and after it. */
+function meanOf(a, b) {
+  return { rps: (a.rps + b.rps) / 2, p99: (a.p99 + b.p99) / 2, cpuPerReqUs: (a.cpuPerReqUs + b.cpuPerReqUs) / 2 };
+}
+
 async function main() {
   const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes } = await startServers();
   // --- header ----------------------------------------------------------------------------
@@ -93,7 +98,11 @@ async function main() {
         : []),
     ].filter((t) => !process.env.BENCH_TARGETS || process.env.BENCH_TARGETS.split(',').map((s) => s.trim()).includes(t.id));
     if (!targets.some((t) => t.id === 'baseline')) throw new Error('BENCH_TARGETS must include baseline: every ratio is to it');
-    say(`- procedure: ${WARMUP_S} s warm-up per target, then ${ROUNDS} rounds; in each round every target gets ${SETTLE_S} s of unmeasured load then ${DURATION_S} s measured, in an order rotated every round; figures are medians over rounds, ratios are medians of per-round ratios to the baseline of the same round`);
+    say(
+      `- procedure: ${WARMUP_S} s warm-up per target, then ${ROUNDS} rounds; in each round every target gets ${SETTLE_S} s of unmeasured load then ${DURATION_S} s measured, in an order rotated every round, ` +
+        'and the baseline is measured before the first target and again after each one; figures are medians over rounds; a ratio to the baseline compares each interval with the mean of the two baseline intervals around it ' +
+        '(a machine that speeds up or slows down during the run moves both alike), and is the median of those per-round ratios',
+    );
     say();
 
     if (WARMUP_S > 0) {
@@ -105,8 +114,14 @@ async function main() {
     }
 
     rounds = targets.map(() => []);
+    const bi = targets.findIndex((t) => t.id === 'baseline');
+    const others = targets.map((_, i) => i).filter((i) => i !== bi);
     for (let r = 0; r < ROUNDS; r++) {
-      const order = targets.map((_, i) => (i + r) % targets.length);
+      // the baseline brackets every target: B T1 B T2 … Tn B
+      const order = [bi];
+      for (let k = 0; k < others.length; k++) order.push(others[(k + r) % others.length], bi);
+      let before = null;
+      let pending = null;
       for (const i of order) {
         const t = targets[i];
         await drive(t.port, t.cookies, { path: t.path, header: t.header, seconds: SETTLE_S });
@@ -151,6 +166,16 @@ async function main() {
           m.fromRedis = perReq(gw1.fromRedis - gw0.fromRedis);
           m.writes = perReq(gw1.writes - gw0.writes);
         }
+        if (i === bi) {
+          m.base = m;
+          // the target measured before this baseline interval gets the mean of the two around it
+          if (pending) pending.base = meanOf(before, m);
+          before = m;
+          pending = null;
+        } else {
+          pending = m;
+        }
+        m.round = r;
         rounds[i].push(m);
         log(
           `round ${r + 1}/${ROUNDS}  ${t.label.padEnd(40)} ${fmtInt(m.rps).padStart(7)} req/s  p50 ${fmt(m.p50)} ms  p99 ${fmt(m.p99)} ms  ` +
@@ -164,8 +189,6 @@ async function main() {
     }
 
     // --- summary -------------------------------------------------------------------------
-    const bi = targets.findIndex((t) => t.id === 'baseline');
-    const baseRounds = rounds[bi];
     const summary = targets.map((t, i) => {
       const rs = rounds[i];
       return {
@@ -173,12 +196,12 @@ async function main() {
         rps: median(rs.map((m) => m.rps)),
         p50: median(rs.map((m) => m.p50)),
         p99: median(rs.map((m) => m.p99)),
-        ratio: median(rs.map((m, k) => m.rps / baseRounds[k].rps)),
-        p99Ratio: median(rs.map((m, k) => m.p99 / baseRounds[k].p99)),
+        ratio: median(rs.map((m) => m.rps / m.base.rps)),
+        p99Ratio: median(rs.map((m) => m.p99 / m.base.p99)),
         cmds: median(rs.map((m) => m.cmdsPerReq)),
         serverCpu: median(rs.map((m) => m.serverCpu)),
         cpuPerReqUs: median(rs.map((m) => m.cpuPerReqUs)),
-        cpuRatio: median(rs.map((m, k) => baseRounds[k].cpuPerReqUs / m.cpuPerReqUs)),
+        cpuRatio: median(rs.map((m) => m.base.cpuPerReqUs / m.cpuPerReqUs)),
         bad: rs.reduce((a, m) => a + m.other + m.errors, 0),
         ...(t.detail
           ? {
@@ -203,10 +226,11 @@ async function main() {
         'Redis cmds/req: every command of INFO commandstats except connection plumbing (info, ping, subscribe, client, hello, select), over the requests the gateway handled.',
     );
     const byId = (id) => summary.find((s) => s.target.id === id);
-    const ratioOf = (a, b) => {
+    // two targets of the same round, each first taken relative to the baseline around it
+    const ratioOf = (a, b, field = 'rps') => {
       const ia = targets.findIndex((t) => t.id === a);
       const ib = targets.findIndex((t) => t.id === b);
-      return median(rounds[ia].map((m, k) => m.rps / rounds[ib][k].rps));
+      return median(rounds[ia].map((m, k) => m[field] / m.base[field] / (rounds[ib][k][field] / rounds[ib][k].base[field])));
     };
     if (byId('on-pool-w2') && byId('on-pool')) {
       say();
@@ -265,7 +289,12 @@ async function main() {
     say(`Per round, req/s (${ROUNDS} × ${DURATION_S} s):`);
     say();
     for (let i = 0; i < targets.length; i++) {
-      say(`- ${targets[i].label}: ${rounds[i].map((m) => fmtInt(m.rps)).join(' / ')}`);
+      if (i === bi) {
+        const perRound = Array.from({ length: ROUNDS }, (_, r) => rounds[i].filter((m) => m.round === r).map((m) => fmtInt(m.rps)).join(', '));
+        say(`- ${targets[i].label} (every interval of each round): ${perRound.join(' / ')}`);
+      } else {
+        say(`- ${targets[i].label}: ${rounds[i].map((m) => fmtInt(m.rps)).join(' / ')}`);
+      }
     }
     if (PIN) {
       const foreign = Math.max(...rounds.flat().map((m) => m.foreign).filter(Number.isFinite));
@@ -299,12 +328,9 @@ async function main() {
     const faR = summary.find((x) => x.target.id === 'fa-reference');
     const faP = summary.find((x) => x.target.id === 'fa-plain');
     if (faS && faR && faP) {
-      // same-round ratios, as for the gateway's own targets
-      const si = targets.indexOf(faS.target);
-      const ri = targets.indexOf(faR.target);
-      const pi = targets.indexOf(faP.target);
-      const vsRef = median(rounds[si].map((m, k) => m.rps / rounds[ri][k].rps));
-      const p99VsPlain = median(rounds[si].map((m, k) => m.p99 / rounds[pi][k].p99));
+      // same-round ratios, each side relative to the baseline around it
+      const vsRef = ratioOf('fa-sessiongate', 'fa-reference');
+      const p99VsPlain = ratioOf('fa-sessiongate', 'fa-plain', 'p99');
       const okRef = vsRef >= TARGETS.forwardAuthVsReference;
       const okP99 = p99VsPlain <= TARGETS.forwardAuthP99;
       say(

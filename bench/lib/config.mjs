@@ -20,7 +20,8 @@ Options:
 
 Environment:
   BENCH_DURATION      seconds measured per target per round      (5; --quick: 2)
-  BENCH_ROUNDS        rounds; targets alternate within each        (3; --quick: 2)
+  BENCH_ROUNDS        rounds; targets alternate within each, the   (3; --quick: 2)
+                      baseline measured between every two
   BENCH_WARMUP        seconds of warm-up per target before round 1 (5; --quick: 1); every
                       measured interval is also preceded by 1 s of unmeasured load
   BENCH_CONNECTIONS   concurrent connections                       (50)
