@@ -227,6 +227,19 @@ describe('on a 3-master Redis Cluster', () => {
     expect((await access(gwA, carol)).statusCode).toBe(200);
   });
 
+  it('moves an index of the previous release (named by the user id) on the master holding it: logout everywhere still ends every session', async () => {
+    const tokens: string[] = [];
+    for (let i = 0; i < 3; i++) tokens.push(await login(gwA, 'alice'));
+    // what the previous release left: the same sorted set under the user id, in the same slot
+    expect(await data.rename(keys.userIndex('alice'), keys.legacyUserIndex('alice'))).toBe('OK');
+    for (const t of tokens) expect((await access(gwB, t)).statusCode).toBe(200);
+    expect((await post(gwB, '/auth/logout-all', tokens[1]!)).statusCode).toBe(204);
+    for (const t of tokens) expect(await msUntilRefused(gwA, t, 1000)).toBeLessThan(1000);
+    expect(await data.exists(keys.legacyUserIndex('alice'))).toBe(0);
+    expect(await data.exists(keys.userIndex('alice'))).toBe(0);
+    for (const t of tokens) expect(await data.exists(keys.session(sessionRef(t)))).toBe(0);
+  });
+
   it('has every master tell every gateway of a change to a session key, whoever makes it', async () => {
     // tracking is per node: each gateway holds one tracking connection on every master
     const tracking = await trackingPerNode();
