@@ -35,8 +35,8 @@ async function sessionOf(token) {
   if (hit) return hit;
   const raw = await redis.getex(`${keyPrefix}s:{${token.slice(TOKEN_RANDOM_LENGTH + 1)}}${hash}`, 'PX', idleMs);
   if (raw === null) return null;
-  // the record format, version 2: `2:[sub, "role role", createdAt ms, absolute timeout s, …]`
-  const [sub, roles, createdAt, absoluteS] = JSON.parse(raw.slice(2));
+  // the record format, version 2: `{"sub":…,"2":["role role", createdAt ms, absolute timeout s, …]}`
+  const { sub, 2: [roles, createdAt, absoluteS] } = JSON.parse(raw);
   const record = { sub, roles: typeof roles === 'string' ? roles.split(' ') : roles };
   if (createdAt + absoluteS * 1000 <= Date.now()) return null;
   cache?.set(hash, record);

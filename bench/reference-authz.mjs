@@ -26,9 +26,9 @@ const server = http.createServer(async (req, res) => {
   try {
     const token = SID.exec(req.headers.cookie ?? '')?.[1];
     const raw = token ? await redis.get(keyOf(token)) : null;
-    // the record format, version 2: `2:[sub, "role role", createdAt ms, absolute timeout s, …]`
-    const stored = raw === null ? null : JSON.parse(raw.slice(2));
-    const record = stored && { sub: stored[0], roles: stored[1].split(' '), absoluteExpiresAt: stored[2] + stored[3] * 1000 };
+    // the record format, version 2: `{"sub":…,"2":["role role", createdAt ms, absolute timeout s, …]}`
+    const stored = raw === null ? null : JSON.parse(raw);
+    const record = stored && { sub: stored.sub, roles: stored[2][0].split(' '), absoluteExpiresAt: stored[2][1] + stored[2][2] * 1000 };
     if (!record || record.absoluteExpiresAt <= Date.now()) {
       res.writeHead(401, { 'cache-control': 'no-store', 'content-length': '0' });
       res.end();

@@ -69,8 +69,8 @@ describe('POST /auth/login', () => {
     // the index is named by more of the same hash: the user id is stored once, in the records
     const userHash = createHash('sha256').update('alice').digest('base64url').slice(4, 20);
     expect(t.keys.userIndex('alice')).toBe(`${t.keyPrefix}u:{${tag}}${userHash}`);
-    // the record starts with its version and its user id
-    expect(await t.redis.get(key)).toMatch(/^2:\["alice",/);
+    // the record is one JSON object that names its user first
+    expect(await t.redis.get(key)).toMatch(/^\{"sub":"alice","2":\[/);
     const raw = await t.redis.get(key);
     expect(raw).not.toBeNull();
     expect(raw).not.toContain(token);

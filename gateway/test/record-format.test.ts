@@ -18,13 +18,13 @@ import {
 import { SessionResolver } from '../src/session/resolver.js';
 import { startRedisServer } from '../../test/support/redis-server.js';
 
-// The stored record, version 2: compact (`2:` and one JSON array, the user id first: no key
-// names, no sid, the user agent summarised), and the user's index named by a hash of the user
-// id. The target is 400 bytes of Redis memory per live session with its index entry, measured
-// with the default key prefix, whether users hold one session or several. What earlier
-// releases stored keeps working through an upgrade: version 1 records and the object form of
-// version 2 are read, listed and rewritten by a change of roles, and indexes named by the user
-// id are moved to their new name by the first script that takes them.
+// The stored record, version 2: compact (the user id, then one JSON array: no other key names,
+// no sid, the user agent summarised), and the user's index named by a hash of the user id, so
+// the user id is stored once. The target is 400 bytes of Redis memory per live session with its
+// index entry, measured with the default key prefix, whether users hold one session or several.
+// What earlier releases stored keeps working through an upgrade: version 1 records and the
+// early form of version 2 are read, listed and rewritten by a change of roles, and indexes
+// named by the user id are moved to their new name by the first script that takes them.
 
 const MIN = 60_000;
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
@@ -49,10 +49,10 @@ function versionOne(r: SessionRecord): string {
   return JSON.stringify({ ...r, v: 1 });
 }
 
-/** Version 2 as the previous release wrote it: `{"sub":…,"2":[the rest of the array]}`. */
-function objectForm(r: SessionRecord): string {
-  const [sub, ...rest] = JSON.parse(serializeRecord(r).slice(2)) as unknown[];
-  return `{"sub":${JSON.stringify(sub)},"2":${JSON.stringify(rest)}}`;
+/** The early form of version 2, as an earlier release wrote it: `2:[sub, the rest of the array]`. */
+function earlyForm(r: SessionRecord): string {
+  const { sub, 2: rest } = JSON.parse(serializeRecord(r)) as { sub: string; 2: unknown[] };
+  return `2:${JSON.stringify([sub, ...rest])}`;
 }
 
 describe('record format', () => {
@@ -66,7 +66,7 @@ describe('record format', () => {
       absoluteTimeoutMs: 12 * 60 * MIN,
     });
     const raw = (await redis.get(store.keys.session(s.ref)))!;
-    expect(raw.startsWith('2:["alice","user admin",')).toBe(true);
+    expect(raw.startsWith('{"sub":"alice","2":["user admin",')).toBe(true);
     expect(raw).not.toContain(s.ref.sid);
     expect(raw.length).toBeLessThan(versionOne(s.record).length * 0.6);
     expect(parseRecord(raw, s.ref.sid)).toEqual(s.record);
@@ -107,7 +107,7 @@ describe('record format', () => {
       expect((await store.list('bob')).map((x) => [x.sid, x.userAgent])).toEqual([[s.ref.sid, CHROME]]);
       expect(await store.setRoles('bob', ['user', 'admin'])).toBe(1);
       const raw = (await redis.get(key))!;
-      expect(raw.startsWith('2:["bob",')).toBe(true);
+      expect(raw.startsWith('{"sub":"bob",')).toBe(true);
       expect(await resolver.resolve(s.token)).toMatchObject({ outcome: 'valid', session: { record: { roles: ['user', 'admin'] } } });
       expect(await redis.pttl(key)).toBeGreaterThan(0);
     } finally {
@@ -115,7 +115,7 @@ describe('record format', () => {
     }
   });
 
-  it('upgrades what the previous release stored: object-form records, an index named by the user id', async () => {
+  it('upgrades what earlier releases stored: an index named by the user id, a record of the early version 2 form', async () => {
     const sub = 'ivy@example.com'; // escaped in the old index name
     const made = [];
     for (const ua of [CHROME, SAFARI_IOS]) {
@@ -124,8 +124,8 @@ describe('record format', () => {
     const index = store.keys.userIndex(sub);
     const legacy = store.keys.legacyUserIndex(sub);
     expect(legacy).toBe(`${store.keys.prefix}u:{${userTag(sub)}}ivy%40example.com`);
-    // what the previous release left in Redis: the object form, the index under the user id
-    for (const s of made) await redis.set(store.keys.session(s.ref), objectForm(s.record), 'KEEPTTL');
+    // what earlier releases left in Redis: the index under the user id, one record in the early form
+    await redis.set(store.keys.session(made[0]!.ref), earlyForm(made[0]!.record), 'KEEPTTL');
     expect(await redis.rename(index, legacy)).toBe('OK');
     const resolver = new SessionResolver(store, { cache: { enabled: false } });
     try {
@@ -136,13 +136,14 @@ describe('record format', () => {
       expect((await redis.zrange(index, 0, '-1')).sort()).toEqual(made.map((s) => s.ref.sid).sort());
       const expiry = Number(await redis.call('PEXPIRETIME', index));
       expect(expiry).toBe(made[1]!.record.absoluteExpiresAt);
-      // session data lands in an object-form record, which keeps its form
+      // session data lands in an early-form record, which keeps its form
       expect((await store.writeData(sub, made[0]!.ref.sid, 'cart', { set: CART, remove: [] }, LIMITS)).outcome).toBe('ok');
       expect(parseRecord((await redis.get(store.keys.session(made[0]!.ref)))!, made[0]!.ref.sid).data).toEqual({ cart: CART });
+      expect((await redis.get(store.keys.session(made[0]!.ref)))!.startsWith(`2:[${JSON.stringify(sub)},`)).toBe(true);
       // a role change rewrites both as version 2 as written now
       expect(await store.setRoles(sub, ['user', 'admin'])).toBe(2);
       for (const s of made) {
-        expect((await redis.get(store.keys.session(s.ref)))!.startsWith(`2:[${JSON.stringify(sub)},"user admin",`)).toBe(true);
+        expect((await redis.get(store.keys.session(s.ref)))!.startsWith(`{"sub":${JSON.stringify(sub)},"2":["user admin",`)).toBe(true);
         expect(await resolver.resolve(s.token)).toMatchObject({ outcome: 'valid', session: { record: { roles: ['user', 'admin'] } } });
       }
       // the data survives the rewrite
@@ -155,7 +156,7 @@ describe('record format', () => {
   it('moves an index named by the user id on login, revocation and logout everywhere, losing no session', async () => {
     const open = (sub: string) => store.create({ sub, roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
     const asBefore = async (sub: string, ...sessions: { ref: { tag: string; sid: string }; record: SessionRecord }[]) => {
-      for (const s of sessions) await redis.set(store.keys.session(s.ref), objectForm(s.record), 'KEEPTTL');
+      for (const s of sessions) await redis.set(store.keys.session(s.ref), earlyForm(s.record), 'KEEPTTL');
       await redis.rename(store.keys.userIndex(sub), store.keys.legacyUserIndex(sub));
     };
     // login: the new session joins the old ones, under the new name
@@ -175,11 +176,11 @@ describe('record format', () => {
     await asBefore('lou', e);
     expect(await store.destroyBySid('lou', e.ref.sid)).toBe(true);
     expect(await redis.exists(store.keys.session(e.ref), store.keys.legacyUserIndex('lou'))).toBe(0);
-    // an object-form record missing from every index is ended only for its own user, not for
+    // an early-form record missing from every index is ended only for its own user, not for
     // another whose keys share its slot tag
     const [owner, other] = sameTagUsers();
     const f = await open(owner);
-    const raw = objectForm(f.record);
+    const raw = earlyForm(f.record);
     await redis.set(store.keys.session(f.ref), raw, 'KEEPTTL');
     expect(await redis.zrem(store.keys.userIndex(owner), f.ref.sid)).toBe(1);
     expect(await store.destroyBySid(other, f.ref.sid)).toBe(false);
@@ -355,8 +356,9 @@ describe('records with session data', () => {
     const s = await store.create({ sub: 'hal', roles: ['user'], claims: { email: 'hal@example.com' }, userAgent: SAFARI_IOS, idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
     const raw = (await redis.get(store.keys.session(s.ref)))!;
     expect(raw).not.toContain('\n');
-    // version 2, one line
-    expect(raw).toBe(`2:${JSON.stringify([s.record.sub, 'user', s.record.createdAt, 3600, 1800, { email: 'hal@example.com' }, 'Safari 18 on iOS'])}`);
+    // the version 2 object, as the release before session data wrote it
+    const [sub, ...rest] = [s.record.sub, 'user', s.record.createdAt, 3600, 1800, { email: 'hal@example.com' }, 'Safari 18 on iOS'];
+    expect(raw).toBe(`{"sub":${JSON.stringify(sub)},"2":${JSON.stringify(rest)}}`);
     expect(parseRecord(raw, s.ref.sid)).not.toHaveProperty('data');
     expect((await store.list('hal'))[0]!.data).toEqual([]);
     // a write that removes the last key leaves it that way again

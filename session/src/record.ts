@@ -6,16 +6,16 @@ import { MAX_ROLES, MAX_VALUE_LENGTH, UNSAFE_CHARS } from './x-session.js';
 // service writes them; both import this module so the two can never drift apart.
 
 /**
- * Format version of the record written now: `2:` then one JSON array, the user id first (see
- * serializeRecord). Records of version 1 (a JSON object) and the object form of version 2
- * (`{"sub":…,"2":[…]}`) are still read; any other version is refused.
+ * Format version of the record written now: a JSON object, the user id and one array (see
+ * serializeRecord). Records of version 1 (a JSON object) and the early form of version 2
+ * (`2:` and an array) are still read; any other version is refused.
  */
 export const RECORD_VERSION = 2;
 /** The first format: a JSON object with long keys and the sid stored twice. Read, never written. */
 const LEGACY_RECORD_VERSION = 1;
-/** How a version 2 record starts as written now: the version, then a JSON array. */
+/** How the early form of version 2 starts: the version, then a JSON array (read, never written). */
 const RECORD_PREFIX = `${RECORD_VERSION}:`;
-/** How the object form of version 2 starts (written by earlier releases; read, never written). */
+/** How a version 2 record starts as written now: a JSON object whose first member is the user id. */
 const OBJECT_FORM_START = '{"sub":';
 
 /** Bytes of randomness in a session token (256 bits). */
@@ -194,8 +194,8 @@ export function parseRecord(raw: string, sid: string): SessionRecord {
 }
 
 function parseIdentity(raw: string, sid: string): SessionRecord {
-  if (raw.startsWith(RECORD_PREFIX)) return parseCompact(parseJson(raw.slice(RECORD_PREFIX.length)), sid);
   if (raw.startsWith(OBJECT_FORM_START)) return parseCompactObject(raw, sid);
+  if (raw.startsWith(RECORD_PREFIX)) return parseCompact(parseJson(raw.slice(RECORD_PREFIX.length)), sid);
   // a record written before version 2, still in Redis during an upgrade (it ends with its session)
   if (raw.startsWith('{')) return parseLegacy(raw, sid);
   const version = /^(\d{1,6}):/.exec(raw)?.[1];
@@ -233,7 +233,7 @@ function parseCompact(a: unknown, sid: string): SessionRecord {
   });
 }
 
-/** Version 2 in the object form of earlier releases: `{"sub":…,"2":[roles, createdAt, …]}` (the array above without its sub). */
+/** Version 2 as written: `{"sub":…,"2":[roles, createdAt, …]}` (the array above without its sub). */
 function parseCompactObject(raw: string, sid: string): SessionRecord {
   const v = parseJson(raw);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidRecordError('not a version 2 record');
@@ -276,14 +276,14 @@ function checked(r: Record<string, unknown>): SessionRecord {
 }
 
 /**
- * The stored form, version 2: `2:[sub, roles, createdAt (ms), absolute timeout (s), idle
- * timeout (s), claims?, user agent?]` (the object form of earlier releases,
- * `{"sub":<sub>,"2":[roles, …]}`, is still read), roles joined by spaces into one string
- * unless one holds a space, trailing empty parts left out (claims `0` when only the user
- * agent follows), then the services' data, if any, after a newline (session-data.ts). No key
- * names, no sid (the key holds it), the absolute expiry as a duration: less than half the
- * bytes of version 1 (docs/sizing.md). The user id comes first, so a script can tell whose
- * record it is from how it starts (recordStarts).
+ * The stored form, version 2: `{"sub":<sub>,"2":[roles, createdAt (ms), absolute timeout (s),
+ * idle timeout (s), claims?, user agent?]}` (an early form, `2:` then the same array with the
+ * sub first, is still read), roles joined by spaces into one string unless one holds a space,
+ * trailing empty parts left out (claims `0` when only the user agent follows), then the
+ * services' data, if any, after a newline (session-data.ts). No other key names, no sid (the
+ * key holds it), the absolute expiry as a duration: less than half the bytes of version 1
+ * (docs/sizing.md). It stays one JSON object, which operators and scripts read, and names its
+ * user first, so a script can also tell whose record it is from how it starts (recordStarts).
  */
 export function serializeRecord(record: SessionRecord): string {
   const a: unknown[] = [
@@ -296,19 +296,20 @@ export function serializeRecord(record: SessionRecord): string {
   const hasClaims = Object.keys(record.claims).length > 0;
   if (record.userAgent !== undefined) a.push(hasClaims ? record.claims : 0, record.userAgent);
   else if (hasClaims) a.push(record.claims);
-  const identity = `${RECORD_PREFIX}${JSON.stringify(a)}`;
+  const [sub, ...rest] = a;
+  const identity = `${OBJECT_FORM_START}${JSON.stringify(sub)},"${RECORD_VERSION}":${JSON.stringify(rest)}}`;
   const data = record.data;
   return data && Object.keys(data).length > 0 ? `${identity}${DATA_SEPARATOR}${JSON.stringify(data)}` : identity;
 }
 
 /**
- * How every stored record of `sub` starts, in the form written now and in the object form of
- * earlier releases: the scripts check it, so a session key can only take data for, or be
- * ended on behalf of, the user a call names.
+ * How every stored record of `sub` starts, in the form written now and in the early form of
+ * version 2: the scripts check it, so a session key can only take data for, or be ended on
+ * behalf of, the user a call names.
  */
-export function recordStarts(sub: string): readonly [string, string] {
+export function recordStarts(sub: string): { readonly written: string; readonly early: string } {
   const name = JSON.stringify(sub);
-  return [`${RECORD_PREFIX}[${name},`, `${OBJECT_FORM_START}${name},`];
+  return { written: `${OBJECT_FORM_START}${name},`, early: `${RECORD_PREFIX}[${name},` };
 }
 
 /** Longest user agent kept as it is; a longer one is summarised ("Chrome 131 on Windows"). */

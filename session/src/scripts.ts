@@ -125,8 +125,9 @@ return {ended, members}
 /**
  * Ends one session of a user. A session missing from the index (none should be) is ended
  * only when its record names this user, so nobody ends another user's session by its sid.
- * KEYS: index, session, legacy index (optional). ARGV: sid, sub, how the user's records start
- * now (recordStarts; optional). Returns {listed, ended}.
+ * KEYS: index, session, legacy index (optional). ARGV: sid, sub, how the user's records of the
+ * early version 2 form start (recordStarts; optional: the other forms are JSON objects,
+ * decoded). Returns {listed, ended}.
  */
 export const DESTROY_ONE = new LuaScript(`${ADOPT_LEGACY_INDEX}
 adopt(KEYS[1], KEYS[3])
@@ -134,10 +135,9 @@ local listed = redis.call('ZREM', KEYS[1], ARGV[1])
 if listed == 0 then
   local raw = redis.call('GET', KEYS[2])
   if not raw then return {0, 0} end
-  local start = ARGV[3]
-  if not start or string.sub(raw, 1, #start) ~= start then
-    -- records of earlier releases are JSON objects naming their user; the identity ends
-    -- where the services' data starts
+  local early = ARGV[3]
+  if not early or string.sub(raw, 1, #early) ~= early then
+    -- a JSON object naming its user; the identity ends where the services' data starts
     local nl = string.find(raw, '\\n', 1, true)
     if nl then raw = string.sub(raw, 1, nl - 1) end
     local ok, record = pcall(cjson.decode, raw)
@@ -187,14 +187,14 @@ return {rewritten, again}
  * or the data of all namespaces would pass what X-Session has room for, leaving it as it was.
  * KEYS: session. ARGV: namespace, keys to set (a JSON object), keys to delete (a JSON list),
  * namespace cap (bytes), room for all data (bytes), how the record must start (recordStarts:
- * as written now, or in the object form of earlier releases).
+ * as written now, or in the early version 2 form).
  * Returns {'ok', namespace bytes, data bytes} or {reason, namespace bytes, data bytes}.
  */
 export const WRITE_DATA = new LuaScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'gone', 0, 0} end
-local now, before = ARGV[6], ARGV[7]
-if string.sub(raw, 1, #now) ~= now and string.sub(raw, 1, #before) ~= before then return {'foreign', 0, 0} end
+local written, early = ARGV[6], ARGV[7]
+if string.sub(raw, 1, #written) ~= written and string.sub(raw, 1, #early) ~= early then return {'foreign', 0, 0} end
 local identity, data = raw, {}
 local nl = string.find(raw, '\\n', 1, true)
 if nl then

@@ -5,7 +5,7 @@ import { UNSAFE_CHARS } from './x-session.js';
 // identity and a newline, so reading a session reads its data in the same GET, and a write
 // changes the session key, which every gateway's cache hears of through key tracking.
 //
-//   2:["alice",…]\n{"cart":{"id":"c-42","items":3},"tenant":{"id":"acme"}}
+//   {"sub":"alice","2":[…]}\n{"cart":{"id":"c-42","items":3},"tenant":{"id":"acme"}}
 //
 // JSON text never holds a raw newline, so the identity ends at the first one.
 

@@ -241,7 +241,8 @@ export class SessionStore {
     limits: { maxBytes: number; maxDataBytes: number },
   ): Promise<DataWriteResult> {
     const key = this.keys.session({ tag: userTag(sub), sid });
-    const args = [namespace, JSON.stringify(patch.set), JSON.stringify(patch.remove), limits.maxBytes, limits.maxDataBytes, ...recordStarts(sub)];
+    const starts = recordStarts(sub);
+    const args = [namespace, JSON.stringify(patch.set), JSON.stringify(patch.remove), limits.maxBytes, limits.maxDataBytes, starts.written, starts.early];
     const [outcome, namespaceBytes, dataBytes] = (await this.timed('eval', () => WRITE_DATA.run(this.redis, [key], args))) as [
       DataWriteOutcome,
       number,
@@ -257,7 +258,7 @@ export class SessionStore {
   async destroyBySid(sub: string, sid: string): Promise<boolean> {
     const ref = { tag: userTag(sub), sid };
     const keys = [this.keys.userIndex(sub), this.keys.session(ref), this.keys.legacyUserIndex(sub)];
-    const [listed, ended] = (await DESTROY_ONE.run(this.redis, keys, [sid, sub, recordStarts(sub)[0]])) as [number, number];
+    const [listed, ended] = (await DESTROY_ONE.run(this.redis, keys, [sid, sub, recordStarts(sub).early])) as [number, number];
     return ended > 0;
   }
 
