@@ -68,7 +68,7 @@ describe('POST /auth/login', () => {
     expect(t.keys.session(sessionRef(token))).toBe(key);
     // the index is named by more of the same hash: the user id is stored once, in the records
     const userHash = createHash('sha256').update('alice').digest('base64url').slice(4, 20);
-    expect(t.keys.userIndex('alice')).toBe(`${t.keyPrefix}u:{${tag}}${userHash}`);
+    expect(t.keys.userIndex('alice')).toBe(`${t.keyPrefix}i:{${tag}}${userHash}`);
     // the record is one JSON object that names its user first
     expect(await t.redis.get(key)).toMatch(/^\{"sub":"alice","2":\[/);
     const raw = await t.redis.get(key);

@@ -189,6 +189,19 @@ describe('record format', () => {
     expect(await redis.exists(store.keys.session(f.ref))).toBe(0);
   });
 
+  it('gives new roles only to records of the user named, whatever the index lists', async () => {
+    const [owner, other] = sameTagUsers();
+    const mine = await store.create({ sub: owner, roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
+    const theirs = await store.create({ sub: other, roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
+    // the other user's session listed in this user's index (same slot: the tags match)
+    await redis.zadd(store.keys.userIndex(owner), theirs.record.absoluteExpiresAt, theirs.ref.sid);
+    const before = await redis.get(store.keys.session(theirs.ref));
+    expect(await store.setRoles(owner, ['user', 'admin'])).toBe(1);
+    expect(await redis.get(store.keys.session(theirs.ref))).toBe(before);
+    expect(parseRecord((await redis.get(store.keys.session(mine.ref)))!, mine.ref.sid).roles).toEqual(['user', 'admin']);
+    expect((await store.list(owner)).map((s) => s.sid)).toEqual([mine.ref.sid]);
+  });
+
   it('refuses a version 1 record under another session key', async () => {
     const a = await store.create({ sub: 'carol', roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });
     const b = await store.create({ sub: 'carol', roles: ['user'], idleTimeoutMs: 30 * MIN, absoluteTimeoutMs: 60 * MIN });

@@ -189,7 +189,7 @@ describe('on a 3-master Redis Cluster', () => {
     const users = ['alice', 'bob', 'carol'] as const;
     const tokens: string[] = [];
     for (let i = 0; i < 12; i++) tokens.push(await login(i % 2 ? gwA : gwB, users[i % 3]!));
-    const indexes = await Promise.all(cluster.nodes.map((_, n) => nodeKeys(cluster.node(n), `${keys.prefix}u:*`)));
+    const indexes = await Promise.all(cluster.nodes.map((_, n) => nodeKeys(cluster.node(n), `${keys.prefix}i:*`)));
     const keysNow = await sessionKeysPerNode();
     for (const [i, token] of tokens.entries()) {
       const node = keysNow.findIndex((k) => k.includes(keys.session(sessionRef(token))));

@@ -113,9 +113,11 @@ export function sessionRef(token: string): SessionRef {
  * tag, so on Redis Cluster they live in one slot and a script can write or delete both at
  * once:
  *   `<prefix>s:{<tag>}<sid>`   the record of one session (a string, with the idle TTL)
- *   `<prefix>u:{<tag>}<hash>`  the user's sessions (a sorted set: member sid, score absolute
+ *   `<prefix>i:{<tag>}<hash>`  the user's sessions (a sorted set: member sid, score absolute
  *                              expiry); <hash> is more of SHA-256(sub), so the user id is
- *                              stored once, in the records, and every index key is as short
+ *                              stored once, in the records, and every index key is as short.
+ *                              Earlier releases named it `<prefix>u:{<tag>}<sub>`: another
+ *                              type letter, so no user id can ever name another user's index.
  */
 export class KeyLayout {
   readonly prefix: string;
@@ -140,7 +142,7 @@ export class KeyLayout {
   /** Sorted set of one user's sessions: member sid, score absolute expiry (ms). */
   userIndex(sub: string): string {
     const h = hash('sha256', sub, 'base64url');
-    return `${this.prefix}u:{${h.slice(0, USER_TAG_LENGTH)}}${h.slice(USER_TAG_LENGTH, USER_TAG_LENGTH + USER_KEY_LENGTH)}`;
+    return `${this.prefix}i:{${h.slice(0, USER_TAG_LENGTH)}}${h.slice(USER_TAG_LENGTH, USER_TAG_LENGTH + USER_KEY_LENGTH)}`;
   }
 
   /**

@@ -284,7 +284,8 @@ export class SessionStore {
         let next = '';
         try {
           const record = parseRecord(raw, sid);
-          if (!sameRoles(record.roles, roles)) next = serializeRecord({ ...record, roles: [...roles] });
+          // only this user's records, whatever an index lists
+          if (record.sub === sub && !sameRoles(record.roles, roles)) next = serializeRecord({ ...record, roles: [...roles] });
         } catch {
           // a record the gateway refuses anyway is left as it is
         }
