@@ -96,6 +96,16 @@ async function main() {
     await redis.ping();
     const version = /redis_version:(\S+)/.exec(await redis.info('server'))[1];
     const store = new session.SessionStore(redis, new session.KeyLayout());
+    // a session as the auth service writes one: n picks its roles and user agent
+    const login = (sub, n, email) =>
+      store.create({
+        sub,
+        roles: ROLE_SETS[n % ROLE_SETS.length],
+        claims: { email },
+        userAgent: UAS[n % UAS.length],
+        idleTimeoutMs: 30 * 60_000,
+        absoluteTimeoutMs: 12 * 3600_000,
+      });
     const m0 = await usedMemory(redis);
     const sampled = [];
     let created = 0;
@@ -106,18 +116,7 @@ async function main() {
       const count = Math.min(N - created, 1 + (users % 3));
       const email = `firstname.lastname.${users}@example.com`;
       const made = [];
-      for (let k = 0; k < count; k++) {
-        made.push(
-          store.create({
-            sub,
-            roles: ROLE_SETS[(users + k) % ROLE_SETS.length],
-            claims: { email },
-            userAgent: UAS[(users + k) % UAS.length],
-            idleTimeoutMs: 30 * 60_000,
-            absoluteTimeoutMs: 12 * 3600_000,
-          }),
-        );
-      }
+      for (let k = 0; k < count; k++) made.push(login(sub, users + k, email));
       const done = await Promise.all(made);
       created += count;
       if (sampled.length < SAMPLE) sampled.push({ sub, refs: done.map((d) => d.ref) });
@@ -141,14 +140,7 @@ async function main() {
     let singleBytes = 0;
     for (let u = 0; u < SAMPLE; u++) {
       const sub = randomUUID();
-      const s = await store.create({
-        sub,
-        roles: ROLE_SETS[u % ROLE_SETS.length],
-        claims: { email: `firstname.lastname.${u}@example.com` },
-        userAgent: UAS[u % UAS.length],
-        idleTimeoutMs: 30 * 60_000,
-        absoluteTimeoutMs: 12 * 3600_000,
-      });
+      const s = await login(sub, u, `firstname.lastname.${u}@example.com`);
       singleBytes += await redis.memory('USAGE', store.keys.userIndex(sub), 'SAMPLES', '0');
       singleBytes += await redis.memory('USAGE', store.keys.session(s.ref), 'SAMPLES', '0');
     }

@@ -141,8 +141,7 @@ export class KeyLayout {
 
   /** Sorted set of one user's sessions: member sid, score absolute expiry (ms). */
   userIndex(sub: string): string {
-    const h = hash('sha256', sub, 'base64url');
-    return `${this.prefix}i:{${h.slice(0, USER_TAG_LENGTH)}}${h.slice(USER_TAG_LENGTH, USER_TAG_LENGTH + USER_KEY_LENGTH)}`;
+    return this.userIndexes(sub)[0];
   }
 
   /**
@@ -150,7 +149,14 @@ export class KeyLayout {
    * scripts move what they find there into userIndex (same slot) before anything else.
    */
   legacyUserIndex(sub: string): string {
-    return `${this.prefix}u:{${userTag(sub)}}${encodeURIComponent(sub)}`;
+    return this.userIndexes(sub)[1];
+  }
+
+  /** userIndex and legacyUserIndex of one user, from one hash: what the store's scripts take. */
+  userIndexes(sub: string): [index: string, legacy: string] {
+    const h = hash('sha256', sub, 'base64url');
+    const tag = h.slice(0, USER_TAG_LENGTH);
+    return [`${this.prefix}i:{${tag}}${h.slice(USER_TAG_LENGTH, USER_TAG_LENGTH + USER_KEY_LENGTH)}`, `${this.prefix}u:{${tag}}${encodeURIComponent(sub)}`];
   }
 
   /** Login throttling counters. */

@@ -175,9 +175,10 @@ export class SessionStore {
       // only "my sessions" shows it: a summary, not the whole string
       ...(input.userAgent ? { userAgent: shortUserAgent(input.userAgent) } : {}),
     };
+    const [index, legacy] = this.keys.userIndexes(record.sub);
     const evicted = (await CREATE.run(
       this.redis,
-      [this.keys.userIndex(record.sub), this.keys.session(ref), this.keys.legacyUserIndex(record.sub)],
+      [index, this.keys.session(ref), legacy],
       [
         ref.sid,
         serializeRecord(record),
@@ -194,8 +195,7 @@ export class SessionStore {
 
   /** sid, stored value and PTTL of each live session of a user (entries of ended ones are dropped). */
   private async snapshot(sub: string, now: number): Promise<{ sid: string; raw: string; pttl: number }[]> {
-    const indexes = [this.keys.userIndex(sub), this.keys.legacyUserIndex(sub)];
-    const flat = (await SNAPSHOT.run(this.redis, indexes, [this.keys.sessionPrefix(userTag(sub)), now])) as (
+    const flat = (await SNAPSHOT.run(this.redis, this.keys.userIndexes(sub), [this.keys.sessionPrefix(userTag(sub)), now])) as (
       | string
       | number
     )[];
@@ -257,15 +257,14 @@ export class SessionStore {
    */
   async destroyBySid(sub: string, sid: string): Promise<boolean> {
     const ref = { tag: userTag(sub), sid };
-    const keys = [this.keys.userIndex(sub), this.keys.session(ref), this.keys.legacyUserIndex(sub)];
-    const [listed, ended] = (await DESTROY_ONE.run(this.redis, keys, [sid, sub, recordStarts(sub).early])) as [number, number];
+    const [index, legacy] = this.keys.userIndexes(sub);
+    const [, ended] = (await DESTROY_ONE.run(this.redis, [index, this.keys.session(ref), legacy], [sid, sub, recordStarts(sub).early])) as [number, number];
     return ended > 0;
   }
 
   /** Ends every session of a user; resolves how many were alive. Every gateway hears of it from Redis. */
   async destroyAll(sub: string): Promise<number> {
-    const indexes = [this.keys.userIndex(sub), this.keys.legacyUserIndex(sub)];
-    const [ended, sids] = (await DESTROY_ALL.run(this.redis, indexes, [this.keys.sessionPrefix(userTag(sub))])) as [number, string[]];
+    const [ended] = (await DESTROY_ALL.run(this.redis, this.keys.userIndexes(sub), [this.keys.sessionPrefix(userTag(sub))])) as [number, string[]];
     return ended;
   }
 
@@ -275,7 +274,7 @@ export class SessionStore {
    * and sessions created meanwhile are read too, until none is left over.
    */
   async setRoles(sub: string, roles: readonly string[], now = Date.now()): Promise<number> {
-    const indexes = [this.keys.userIndex(sub), this.keys.legacyUserIndex(sub)];
+    const indexes = this.keys.userIndexes(sub);
     const prefix = this.keys.sessionPrefix(userTag(sub));
     let changed = 0;
     for (let round = 0; round < REWRITE_ROUNDS; round++) {
