@@ -23,7 +23,7 @@ beforeAll(async () => {
   base = stack.base;
   idpPassword = /^ {2}olivia +(\S+) +mapped roles /m.exec(stack.output())?.[1] ?? '';
   expect(idpPassword).not.toBe('');
-}, 30_000);
+}, 70_000);
 
 afterEach(() => stack.closePages());
 

@@ -39,7 +39,7 @@ beforeAll(async () => {
   await stack.start(demoEnv({ SESSIONGATE_BRAND_NAME: BRAND }));
   base = stack.base;
   passwords = demoPasswords(stack.output());
-}, 40_000);
+}, 70_000);
 
 afterEach(() => stack.closePages());
 

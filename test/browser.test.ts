@@ -43,7 +43,7 @@ beforeAll(async () => {
   expect(Object.keys(passwords)).toContain('alice');
   // what a user reads first
   expect(stack.output()).toContain(`open ${base}/app`);
-}, 30_000);
+}, 70_000);
 
 afterEach(() => stack.closePages());
 

@@ -147,7 +147,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     expect(existsSync(path.join(runDir, 'secrets'))).toBe(false);
     expect(readFileSync(path.join(runDir, 'logs/gateway.log'), 'utf8')).toMatch(/shutdown complete/);
     rmSync(runDir, { recursive: true, force: true });
-  }, 40_000);
+  }, 90_000);
 
   it('--eddsa: starts a private redis-server, verifies through the JWKS, and stops everything when a service dies', async () => {
     const env = demoEnv({});
@@ -181,7 +181,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     expect(demo.output()).toMatch(/node-upstream stopped unexpectedly \(killed by SIGKILL\)\. Its last lines:\n {4}node-upstream listening on/);
     expect(pids.filter(alive).map((p) => `${p} ${commandOf(p)}`)).toEqual([]);
     rmSync(runDirOf(out), { recursive: true, force: true });
-  }, 40_000);
+  }, 90_000);
 
   it('stops with a message naming both ways to get Redis when there is neither REDIS_URL nor redis-server', async () => {
     const emptyBin = mkdtempSync(path.join(tmpdir(), 'sessiongate-nopath-'));
@@ -216,7 +216,7 @@ describe('npm start (scripts/demo.mjs)', () => {
     } finally {
       rmSync(emptyBin, { recursive: true, force: true });
     }
-  }, 40_000);
+  }, 90_000);
 
   it('refuses a port already in use, naming it and the way out', async () => {
     const port = await freePort();

@@ -101,8 +101,10 @@ describe('session cache', () => {
   });
 
   it('an invalidation that arrives while the read is in flight keeps that read out of the cache', async () => {
-    const h = await cachedResolver();
+    // a heartbeat that a busy machine cannot miss: the read below must go through the cache
+    const h = await cachedResolver({ heartbeat: { timeoutMs: 30_000 } });
     const s = await h.login();
+    expect(h.resolver.cacheActive).toBe(true);
     // Redis paused: the read is sent and waits on the socket
     server.pause();
     let pending: ReturnType<SessionResolver['resolve']>;

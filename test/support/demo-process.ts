@@ -35,8 +35,11 @@ export function demoEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, DEMO_BASE_PORT: '0', SESSIONGATE_REDIS_PREFIX: `sgtest:${randomUUID()}:`, ...extra };
 }
 
-/** Resolves with the first match of `re` in the output. */
-export async function waitForOutput(d: Demo, re: RegExp, timeoutMs = 25_000): Promise<RegExpMatchArray> {
+/**
+ * Resolves with the first match of `re` in the output. The default wait allows for a loaded
+ * machine: the demo starts five processes and hashes three passwords before it is ready.
+ */
+export async function waitForOutput(d: Demo, re: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
   const deadline = Date.now() + timeoutMs;
   let done = false;
   void d.exited.then(() => (done = true));
