@@ -146,7 +146,8 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     onRedisCommand: (command, seconds, ok) => metrics.redisCommand(command, seconds, ok),
   });
 
-  // while draining, every response closes its connection, so keep-alive clients let go
+  // while draining, every response closes its connection, so keep-alive clients let go (the
+  // request path's proxied answers bypass onSend: the plugin is told through `closing`)
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining.active()) reply.header('connection', 'close');
     done(null, payload);
@@ -185,6 +186,7 @@ export async function buildGateway(config: GatewayConfig, opts: BuildGatewayOpti
     ...sessiongateOptions(config, routes, app.sessions.resolver),
     ...(jwt.configured ? { jwt: (token: string) => jwt.resolve(token) } : {}),
     metrics,
+    closing: draining.active,
   });
   forwardAuth = app.sessiongate.forwardAuth;
   const fa = forwardAuth;

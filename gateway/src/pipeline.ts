@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { pageHeaders, prefersHtml, type Brand } from '@sessiongate/service-kit';
@@ -25,10 +24,11 @@ import { errorPage, errorPageContext } from './pages/error-page.js';
 import { createAdmission, type GateState, type JwtResolver } from './policy/admission.js';
 import { BearerThrottle, type BearerThrottleSettings } from './policy/bearer-throttle.js';
 import { BODY_ERRORS, forwardedBody, hasBody } from './proxy/body.js';
-import { REQUEST_HOP_BY_HOP, clientResponseHeaders, upstreamRequestHeaders } from './proxy/headers.js';
-import { upstreamFailure } from './proxy/upstream-errors.js';
+import { UpstreamForwarder } from './proxy/forwarder.js';
+import { clientResponseHeaders, plainRequestDropped, upstreamRequestHeaders, type ForwardContext } from './proxy/headers.js';
+import { brokenUpstreamResponse, upstreamFailure } from './proxy/upstream-errors.js';
 import { UpgradeProxy } from './proxy/upgrade.js';
-import { upstreamUrl } from './routes/match.js';
+import { upstreamPath, upstreamUrl } from './routes/match.js';
 import type { RouteSet } from './routes/types.js';
 import type { ResolvedSession, SessionResolver } from './session/resolver.js';
 
@@ -71,6 +71,8 @@ export interface SessionGateOptions {
     /** @default DEFAULT_UPSTREAM_KEEP_ALIVE_MS */
     keepAliveTimeoutMs?: number;
   };
+  /** While true, every proxied response closes its client connection (the server is draining). */
+  closing?: () => boolean;
   /** How long a WebSocket (or other upgraded connection) may stay silent both ways. @default DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS */
   websocketIdleTimeoutMs?: number;
   /** The forward-auth endpoint (docs/forward-auth.md); off when neither field is set. */
@@ -179,41 +181,59 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
     );
   }
 
-  /** Everything the upstream needs to know about this request. */
-  function forwardContext(g: GateState, _raw: IncomingMessage) {
-    const xSession = g.session ? identities.headerFor(g.session, g.route.name, Date.now(), g.route.reads) : null;
+  /** What the gateway tells the upstream about this request: its headers' part. */
+  function forwardHeaders(g: GateState): ForwardContext {
     const addr = g.client;
     return {
-      // without the query: reply-from appends the client's query exactly as received
-      url: upstreamUrl(g.route, g.path),
-      query: g.query,
-      headers: {
-        cookie: g.cookie,
-        xSession,
-        forwardedFor: addr.forwardedFor,
-        forwardedProto: addr.proto,
-        forwardedHost: addr.host ?? undefined,
-        dropAuthorization: g.dropAuthorization,
-      },
+      cookie: g.cookie,
+      xSession: g.session ? identities.headerFor(g.session, g.route.name, Date.now(), g.route.reads) : null,
+      forwardedFor: addr.forwardedFor,
+      forwardedProto: addr.proto,
+      forwardedHost: addr.host ?? undefined,
+      dropAuthorization: g.dropAuthorization,
     };
   }
+
+  /** Everything the upstream needs to know about an upgrade request. */
+  function forwardContext(g: GateState, _raw: IncomingMessage) {
+    // without the query: the client's is appended exactly as received
+    return { url: upstreamUrl(g.route, g.path), query: g.query, headers: forwardHeaders(g) };
+  }
+
+  const upstream = new UpstreamForwarder(
+    {
+      connections: opts.upstreamPool?.connections ?? DEFAULT_UPSTREAM_CONNECTIONS,
+      keepAliveTimeoutMs: opts.upstreamPool?.keepAliveTimeoutMs ?? DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
+    },
+    opts.closing,
+  );
+  fastify.addHook('onClose', () => upstream.close());
 
   async function forward(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const g = request.gate;
     if (!g) throw new NotFound();
     const route = g.route;
-    const fwd = forwardContext(g, request.raw);
+    const raw = request.raw;
     // the auth service throttles logins per client: it gets the address signed, so it need
     // not trust whatever hop the gateway's request reaches it through
     const assertion = route.name === authRoute && g.client.ip ? assertions.sign(route.name, g.client.ip) : null;
-    return reply.from(fwd.url, {
-      timeout: route.timeout,
-      rewriteRequestHeaders: (_req, headers) => withClientAssertion(upstreamRequestHeaders(headers, fwd.headers, REQUEST_HOP_BY_HOP), assertion),
-      rewriteHeaders: (headers) => clientResponseHeaders(headers, route.name === authRoute, cookieName),
-      onError: (rep, { error }) => {
-        void rep.send(upstreamFailure(error, route, rep.request.log, metrics));
-      },
-    });
+    const headers = upstreamRequestHeaders(raw.headers, forwardHeaders(g), plainRequestDropped(raw.headers));
+    try {
+      await upstream.forward(raw, reply.raw, {
+        upstream: route.upstream,
+        path: upstreamPath(route, g.path) + g.query,
+        method: raw.method ?? 'GET',
+        headers: withClientAssertion(headers, assertion),
+        body: (request.body as Readable | undefined) ?? null,
+        timeoutMs: route.timeout,
+        responseHeaders: (h) => clientResponseHeaders(h, route.name === authRoute, cookieName),
+        onBrokenResponse: (err) => brokenUpstreamResponse(err, route, request.log, metrics),
+      });
+    } catch (err) {
+      throw upstreamFailure(err, route, request.log, metrics);
+    }
+    // the answer is on its way: Fastify sends nothing more (its onResponse hooks still run)
+    return reply.hijack();
   }
 
   await fastify.register(jwks, { getKeys: () => opts.keys });
@@ -236,14 +256,6 @@ const sessiongate: FastifyPluginAsync<SessionGateOptions> = async (fastify, opts
   });
 
   await fastify.register(async function proxyContext(instance: FastifyInstance) {
-    await instance.register(replyFrom, {
-      disableRequestLogging: true,
-      undici: {
-        connections: opts.upstreamPool?.connections ?? DEFAULT_UPSTREAM_CONNECTIONS,
-        pipelining: 1,
-        keepAliveTimeout: opts.upstreamPool?.keepAliveTimeoutMs ?? DEFAULT_UPSTREAM_KEEP_ALIVE_MS,
-      },
-    });
     // bodies stream through untouched; the route's limit is enforced on the way
     instance.removeAllContentTypeParsers();
     function bodyOf(request: FastifyRequest, payload: IncomingMessage, done: (err: Error | null, body?: Readable) => void): void {

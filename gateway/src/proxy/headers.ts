@@ -67,6 +67,22 @@ function isOwnedHeader(name: string): boolean {
  */
 export const REQUEST_HOP_BY_HOP: ReadonlySet<string> = new Set(['expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings']);
 
+// on a plain request, also Connection itself and the framing, which the upstream client writes anew
+const PLAIN_DROPPED: ReadonlySet<string> = new Set([...REQUEST_HOP_BY_HOP, 'connection', 'transfer-encoding']);
+
+/**
+ * The request headers never forwarded on a plain (not upgraded) request: the hop-by-hop
+ * ones, Connection, Transfer-Encoding, and every header the client's Connection lists
+ * (RFC 9110 §7.6.1).
+ */
+export function plainRequestDropped(headers: IncomingHttpHeaders): ReadonlySet<string> {
+  const listed = connectionListed(headers.connection);
+  if (listed === null || listed === KEEP_ALIVE_ONLY || listed === CLOSE_ONLY) return PLAIN_DROPPED;
+  const out = new Set(PLAIN_DROPPED);
+  for (const name of listed) out.add(name);
+  return out;
+}
+
 export interface ForwardContext {
   /** The Cookie header without the session cookie, or null. */
   cookie: string | null;

@@ -11,20 +11,23 @@ export interface UpstreamErrorObserver {
   readonly upstreamErrors: { inc(labels: { route: string; kind: UpstreamErrorKind }): void };
 }
 
-/** What went wrong with an upstream, by the proxy library's error code (the metric's `kind`). */
+/** What went wrong with an upstream, by the error code of the HTTP client or the system (the metric's `kind`). */
 export function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
   switch (code) {
-    case 'FST_REPLY_FROM_GATEWAY_TIMEOUT':
-    case 'FST_REPLY_FROM_TIMEOUT':
-    case 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
       return 'timeout';
     case 'ECONNRESET':
+    case 'EPIPE':
     case 'UND_ERR_SOCKET':
       return 'reset';
-    case 'FST_REPLY_FROM_SERVICE_UNAVAILABLE':
-    case 'FST_REPLY_FROM_INTERNAL_SERVER_ERROR':
-    case 'FST_REPLY_FROM_BAD_GATEWAY':
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
       return 'unavailable';
     default:
       return 'other';
@@ -44,4 +47,15 @@ export function upstreamFailure(error: unknown, route: Route, log: FastifyBaseLo
   metrics?.upstreamErrors.inc({ route: route.name, kind });
   log.warn({ route: route.name, kind, code: err.code }, 'upstream request failed');
   return kind === 'timeout' ? new UpstreamTimeout() : new UpstreamUnavailable();
+}
+
+/**
+ * An upstream that failed after its response head was sent (a reset, a body timeout, fewer
+ * bytes than announced): the client's response is cut short, and the failure counted and logged.
+ */
+export function brokenUpstreamResponse(error: Error, route: Route, log: FastifyBaseLogger, metrics?: UpstreamErrorObserver): void {
+  const code = (error as Error & { code?: string }).code;
+  const kind = upstreamErrorKind(code);
+  metrics?.upstreamErrors.inc({ route: route.name, kind });
+  log.warn({ route: route.name, kind, code }, 'upstream response broke off');
 }
