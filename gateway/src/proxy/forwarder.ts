@@ -123,8 +123,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     const out = this.up.responseHeaders(headers);
     // a body the client is still sending that nobody will read: the connection cannot carry another request
     if (this.closing() || !this.req.complete) out.connection = 'close';
+    try {
+      this.res.writeHead(statusCode, out);
+    } catch (err) {
+      // a header value Node will not write: nothing was sent, so it is answered as a failure
+      controller.abort(err as Error);
+      return;
+    }
     this.headSent = true;
-    this.res.writeHead(statusCode, out);
     this.settle();
   }
 
