@@ -14,7 +14,7 @@ import path from 'node:path';
 import { HERE, flags, DURATION_S, ROUNDS, WARMUP_S, SETTLE_S, QUIESCE_MS, CONNECTIONS, POOL_SIZE, RUN_THROUGHPUT, RUN_RSS, REQUEST_PATH, PUBLIC_PREFIX, DATA_PATH, WRITE_PATH, REFRESH_INTERVAL_MS, LOG_LEVEL, TARGETS, REFERENCES } from './lib/config.mjs';
 import { keepLogs, log, out, say, sleep, which, versionOf, median, treeCpuSeconds, coreTimes, coreBusyPct, loadavg, workDir, cores, tasksetPath, PIN, SERVER_CORE, DRIVER_CORE, pinned, stopChildren } from './lib/proc.mjs';
 import { LOADGEN, loadgenVersion, drive } from './lib/load.mjs';
-import { Redis, sessionLookups, redisCommandCount, redisCommandStats, gatewayCounts, fmt, fmtInt } from './lib/checks.mjs';
+import { Redis, sessionLookups, redisCommandCount, redisCommandStats, gatewayCounts, gcMs, fmt, fmtInt } from './lib/checks.mjs';
 import { memoryCheck } from './lib/rss.mjs';
 import { startServers } from './lib/servers.mjs';
 
@@ -129,6 +129,7 @@ async function main() {
         await sleep(QUIESCE_MS);
         const lookups0 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
         const gw0 = t.detail ? await gatewayCounts(t.metricsPort) : null;
+        const gc0 = t.metricsPort ? await gcMs(t.metricsPort) : null;
         const byName0 = t.detail ? await redisCommandStats(redis) : null;
         const cmds0 = await redisCommandCount(redis);
         const cpu0 = treeCpuSeconds(t.pid);
@@ -140,6 +141,7 @@ async function main() {
         const cmds1 = await redisCommandCount(redis);
         const byName1 = t.detail ? await redisCommandStats(redis) : null;
         const gw1 = t.detail ? await gatewayCounts(t.metricsPort) : null;
+        const gc1 = t.metricsPort ? await gcMs(t.metricsPort) : null;
         const lookups1 = t.metricsPort ? await sessionLookups(t.metricsPort) : 0;
         const serverCpu = cpu0 !== null && cpu1 !== null ? ((cpu1 - cpu0) / res.elapsed) * 100 : NaN;
         const serverCoreBusy = coreBusyPct(core0, core1, String(SERVER_CORE));
@@ -154,6 +156,9 @@ async function main() {
           foreign: PIN ? Math.max(0, serverCoreBusy - serverCpu) : NaN,
           driverBusy: PIN ? coreBusyPct(core0, core1, String(DRIVER_CORE)) : NaN,
           load1: os.loadavg()[0],
+          // garbage collection of the gateway, ms per second measured (pauses and background work alike)
+          gcMinor: gc0 && gc1 ? (gc1.minor - gc0.minor) / res.elapsed : NaN,
+          gcMajor: gc0 && gc1 ? (gc1.major - gc0.major) / res.elapsed : NaN,
         };
         if (t.detail) {
           // where the commands come from: by name, and the gateway's own counts of re-reads and writes
@@ -182,6 +187,7 @@ async function main() {
             `redis ${fmt(m.cmdsPerReq, 4)}/req  server CPU ${fmt(m.serverCpu, 0)}% ${fmt(m.cpuPerReqUs, 0)} µs/req` +
             (PIN ? `  core ${SERVER_CORE} other ${fmt(m.foreign, 0)}%  core ${DRIVER_CORE} busy ${fmt(m.driverBusy, 0)}%` : '') +
             `  load ${fmt(m.load1)}` +
+            (t.metricsPort ? `  gc ${fmt(m.gcMinor, 1)}+${fmt(m.gcMajor, 1)} ms/s` : '') +
             (t.detail ? `  read from Redis ${fmt(m.fromRedis, 3)}/req, writes ${fmt(m.writes, 3)}/req` : '') +
             (m.other || m.errors ? `  !! ${m.other} non-2xx ${JSON.stringify(m.statuses)}, ${m.errors} errors` : ''),
         );

@@ -44,6 +44,13 @@ export async function redisCommandCount(redis) {
   return Object.values(await redisCommandStats(redis)).reduce((a, b) => a + b, 0);
 }
 
+/** Garbage collection time of a Node process so far, by kind, in ms (prom-client's default metrics). */
+export async function gcMs(metricsPort) {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const of = (kind) => Number(new RegExp(`^nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\} ([\\d.e+-]+)`, 'm').exec(text)?.[1] ?? 0) * 1000;
+  return { minor: of('minor'), major: of('major') + of('incremental') };
+}
+
 /** A gateway's own counts: session lookups (all, and those Redis answered) and session data writes. */
 export async function gatewayCounts(metricsPort) {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
