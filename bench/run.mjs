@@ -83,7 +83,7 @@ async function main() {
       ...(gwOtel
         ? [{ id: 'on-pool-otel', label: `sessiongate, cache on, ${POOL_SIZE} sessions, tracing on (OTLP)`, port: gwOtel.port, metricsPort: gwOtel.metricsPort, pid: gwOtel.child.pid, cookies: poolCookies, info: true }]
         : []),
-      { id: 'none', label: 'sessiongate, `auth: none` route', port: gwOn.port, pid: gwOn.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
+      { id: 'none', label: 'sessiongate, `auth: none` route', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
       // a hand-rolled session proxy, for reference (quick-gateway.mjs)
       { id: 'quick', label: `reference: fastify + ioredis GETEX + HMAC, no cache, ${POOL_SIZE} sessions`, port: quickNoCache.value, pid: quickNoCache.child.pid, cookies: poolCookies, info: true },
       { id: 'quick-lru', label: `reference: the same with a 1 s lru-cache, ${POOL_SIZE} sessions`, port: quickLru.value, pid: quickLru.child.pid, cookies: poolCookies, info: true },
@@ -159,6 +159,7 @@ async function main() {
           // garbage collection of the gateway, ms per second measured (pauses and background work alike)
           gcMinor: gc0 && gc1 ? (gc1.minor - gc0.minor) / res.elapsed : NaN,
           gcMajor: gc0 && gc1 ? (gc1.major - gc0.major) / res.elapsed : NaN,
+          heapMb: gc1 ? gc1.heapMb : NaN,
         };
         if (t.detail) {
           // where the commands come from: by name, and the gateway's own counts of re-reads and writes
@@ -187,7 +188,7 @@ async function main() {
             `redis ${fmt(m.cmdsPerReq, 4)}/req  server CPU ${fmt(m.serverCpu, 0)}% ${fmt(m.cpuPerReqUs, 0)} µs/req` +
             (PIN ? `  core ${SERVER_CORE} other ${fmt(m.foreign, 0)}%  core ${DRIVER_CORE} busy ${fmt(m.driverBusy, 0)}%` : '') +
             `  load ${fmt(m.load1)}` +
-            (t.metricsPort ? `  gc ${fmt(m.gcMinor, 1)}+${fmt(m.gcMajor, 1)} ms/s` : '') +
+            (t.metricsPort ? `  gc ${fmt(m.gcMinor, 1)}+${fmt(m.gcMajor, 1)} ms/s, heap ${fmt(m.heapMb, 0)} MB` : '') +
             (t.detail ? `  read from Redis ${fmt(m.fromRedis, 3)}/req, writes ${fmt(m.writes, 3)}/req` : '') +
             (m.other || m.errors ? `  !! ${m.other} non-2xx ${JSON.stringify(m.statuses)}, ${m.errors} errors` : ''),
         );

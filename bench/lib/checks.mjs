@@ -44,11 +44,12 @@ export async function redisCommandCount(redis) {
   return Object.values(await redisCommandStats(redis)).reduce((a, b) => a + b, 0);
 }
 
-/** Garbage collection time of a Node process so far, by kind, in ms (prom-client's default metrics). */
+/** Garbage collection time of a Node process so far, by kind, in ms, and its V8 heap in use, MB (prom-client's default metrics). */
 export async function gcMs(metricsPort) {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const of = (kind) => Number(new RegExp(`^nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\} ([\\d.e+-]+)`, 'm').exec(text)?.[1] ?? 0) * 1000;
-  return { minor: of('minor'), major: of('major') + of('incremental') };
+  const heap = Number(/^nodejs_heap_size_used_bytes ([\d.e+-]+)/m.exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return { minor: of('minor'), major: of('major') + of('incremental'), heapMb: heap };
 }
 
 /** A gateway's own counts: session lookups (all, and those Redis answered) and session data writes. */
