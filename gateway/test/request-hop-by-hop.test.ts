@@ -1,29 +1,16 @@
 import net from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { usePublicGateway } from '../../test/support/gateway.js';
 import { rawRequest } from '../../test/support/raw-http.js';
-import { headerValues, startUpstream, type Upstream } from '../../test/support/upstream.js';
+import { headerValues } from '../../test/support/upstream.js';
 
 // Request headers about the client's own connection (Expect, Keep-Alive, Proxy-Connection,
 // TE, and an Upgrade without Connection: upgrade) are the gateway's to handle, not the
 // upstream's: the request goes through without them, never as a 502.
 
-let up: Upstream;
-let t: TestGateway;
-let port: number;
+const g = usePublicGateway();
 
-beforeAll(async () => {
-  up = await startUpstream('svc');
-  t = await startTestGateway({ redisUrl: inject('redisUrl'), routes: routesYaml({ public: up.url }) });
-  port = await t.listen();
-});
-
-afterAll(async () => {
-  await t?.close();
-  await up?.close();
-});
-
-beforeEach(() => up.clear());
+beforeEach(() => g.up.clear());
 
 /**
  * An upload the way curl sends one: the head with `Expect: 100-continue`, the body only
@@ -31,7 +18,7 @@ beforeEach(() => up.clear());
  */
 function uploadWithContinue(target: string, body: string): Promise<{ interim: string; final: string }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect(g.port, '127.0.0.1');
     let got = '';
     let interim = '';
     socket.on('error', reject);
@@ -46,7 +33,7 @@ function uploadWithContinue(target: string, body: string): Promise<{ interim: st
     });
     socket.on('end', () => resolve({ interim, final: got }));
     socket.write(
-      `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: text/plain\r\n` +
+      `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nContent-Type: text/plain\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
     );
   });
@@ -59,25 +46,25 @@ describe('connection-level request headers on plain requests', () => {
     expect(interim).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
     expect(final).toMatch(/^HTTP\/1\.1 200 /);
     expect(JSON.parse(final.slice(final.indexOf('\r\n\r\n') + 4))).toEqual({ upstream: 'svc', method: 'POST', url: '/public/upload' });
-    expect(up.last().body).toBe(body);
-    expect(headerValues(up.last(), 'expect')).toEqual([]);
+    expect(g.up.last().body).toBe(body);
+    expect(headerValues(g.up.last(), 'expect')).toEqual([]);
   });
 
   it('forwards a request with a stray Keep-Alive, Proxy-Connection or TE header without them', async () => {
     for (const header of [['Keep-Alive', 'timeout=5, max=100'], ['Proxy-Connection', 'keep-alive'], ['TE', 'trailers']] as [string, string][]) {
-      up.clear();
-      const res = await rawRequest(port, { target: '/public/x', headers: [header] });
+      g.up.clear();
+      const res = await rawRequest(g.port, { target: '/public/x', headers: [header] });
       expect(res.status, `${header[0]}: ${res.body}`).toBe(200);
       expect(res.json()).toEqual({ upstream: 'svc', method: 'GET', url: '/public/x' });
-      expect(headerValues(up.last(), header[0])).toEqual([]);
+      expect(headerValues(g.up.last(), header[0])).toEqual([]);
     }
   });
 
   it('forwards a request with Upgrade but no Connection: upgrade as a plain request, without Upgrade', async () => {
-    const res = await rawRequest(port, { method: 'POST', target: '/public/x', headers: [['Upgrade', 'websocket'], ['Content-Type', 'text/plain']], body: 'hi' });
+    const res = await rawRequest(g.port, { method: 'POST', target: '/public/x', headers: [['Upgrade', 'websocket'], ['Content-Type', 'text/plain']], body: 'hi' });
     expect(res.status, res.body).toBe(200);
     expect(res.json()).toEqual({ upstream: 'svc', method: 'POST', url: '/public/x' });
-    expect(up.last().body).toBe('hi');
-    expect(headerValues(up.last(), 'upgrade')).toEqual([]);
+    expect(g.up.last().body).toBe('hi');
+    expect(headerValues(g.up.last(), 'upgrade')).toEqual([]);
   });
 });

@@ -1,34 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
-import { startUpstream, type Upstream } from '../../test/support/upstream.js';
+import { describe, expect, it } from 'vitest';
+import { usePublicGateway } from '../../test/support/gateway.js';
 
 // How answers stream from an upstream to the client, over real sockets: once and as sent
 // (no retry of a 503), with backpressure from a client that stops reading back to the
 // upstream, the upstream request abandoned when the client goes away, and a body cut short
 // by the upstream cut short for the client too, counted.
 
-let up: Upstream;
-let t: TestGateway;
-let port: number;
-
-beforeAll(async () => {
-  up = await startUpstream('svc');
-  t = await startTestGateway({ redisUrl: inject('redisUrl'), routes: routesYaml({ public: up.url }) });
-  port = await t.listen();
-});
-
-afterAll(async () => {
-  await t?.close();
-  await up?.close();
-});
+const g = usePublicGateway();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function upstreamErrors(kind: string): Promise<number> {
-  const text = await t.gw.metrics.registry.metrics();
+  const text = await g.t.gw.metrics.registry.metrics();
   const line = text.split('\n').find((l) => l.startsWith(`sessiongate_upstream_errors_total{route="public",kind="${kind}"}`));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
@@ -36,25 +22,25 @@ async function upstreamErrors(kind: string): Promise<number> {
 /** A GET through the gateway on a socket of its own; the response is handed over unread. */
 function get(path: string): Promise<{ res: http.IncomingMessage; req: http.ClientRequest }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => resolve({ res, req }));
+    const req = http.get({ host: '127.0.0.1', port: g.port, path, agent: false }, (res) => resolve({ res, req }));
     req.on('error', reject);
   });
 }
 
 describe('answers streamed from the upstream', () => {
   it("passes an upstream's 503 through as it came, asking the upstream once", async () => {
-    up.clear();
-    up.respond((_req, res) => {
+    g.up.clear();
+    g.up.respond((_req, res) => {
       res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
       res.end('busy');
     });
-    const res = await fetch(`http://127.0.0.1:${port}/public/busy`);
+    const res = await fetch(`http://127.0.0.1:${g.port}/public/busy`);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
     expect(await res.text()).toBe('busy');
     // a retry could send a request twice to an upstream that did act on it
     await sleep(300);
-    expect(up.received.map((r) => r.url)).toEqual(['/public/busy']);
+    expect(g.up.received.map((r) => r.url)).toEqual(['/public/busy']);
   });
 
   it('holds the upstream back while the client does not read, and delivers every byte', async () => {
@@ -63,7 +49,7 @@ describe('answers streamed from the upstream', () => {
     let written = 0;
     let writtenWhenBlocked = -1;
     const sent = createHash('sha256');
-    up.respond((_req, res) => {
+    g.up.respond((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(total) });
       const pump = () => {
         while (written < total) {
@@ -102,7 +88,7 @@ describe('answers streamed from the upstream', () => {
   it('lets go of the upstream request when the client goes away', async () => {
     let upstreamClosed = false;
     let writes = 0;
-    up.respond((_req, res) => {
+    g.up.respond((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       const timer = setInterval(() => {
         writes++;
@@ -125,14 +111,14 @@ describe('answers streamed from the upstream', () => {
 
   it('cuts the response short when the upstream breaks off after its head, and counts it', async () => {
     const before = (await upstreamErrors('reset')) + (await upstreamErrors('other'));
-    up.respond((_req, res) => {
+    g.up.respond((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
       res.write('only part of it');
       setTimeout(() => res.socket?.destroy(), 50);
     });
     // the raw bytes: the head and the part, then the gateway closes instead of finishing
     const raw = await new Promise<string>((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => s.write('GET /public/cut HTTP/1.1\r\nHost: gw\r\n\r\n'));
+      const s = net.connect(g.port, '127.0.0.1', () => s.write('GET /public/cut HTTP/1.1\r\nHost: gw\r\n\r\n'));
       let text = '';
       s.on('data', (d) => (text += d.toString('latin1')));
       s.on('close', () => resolve(text));

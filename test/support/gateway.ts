@@ -3,7 +3,9 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { buildGateway, formatProblems, gatewayConfigFromEnv, generateKeySet, parseRoutes, type Gateway, type GatewayConfig } from 'sessiongate';
 import type { Redis } from 'ioredis';
 import { KeyLayout, SessionStore, createRedisClient, waitUntilReady } from '@sessiongate/session';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { deletePrefix } from './redis-commands.js';
+import { startUpstream, type Upstream } from './upstream.js';
 
 export interface TestGatewayOptions {
   redisUrl: string;
@@ -147,4 +149,29 @@ ${extra}`;
 export function replaceFile(file: string, text: string): void {
   writeFileSync(`${file}.tmp`, text);
   renameSync(`${file}.tmp`, file);
+}
+
+/** A gateway with one `public` route (`auth: none`) in front of a recording upstream, listening on a free port. */
+export interface PublicGateway {
+  readonly up: Upstream;
+  readonly t: TestGateway;
+  readonly port: number;
+}
+
+/**
+ * Starts a {@link PublicGateway} before the file's tests and stops it after them (the
+ * fields are set once the file's `beforeAll` hooks have run).
+ */
+export function usePublicGateway(): PublicGateway {
+  const fixture = {} as { up: Upstream; t: TestGateway; port: number };
+  beforeAll(async () => {
+    fixture.up = await startUpstream('svc');
+    fixture.t = await startTestGateway({ redisUrl: inject('redisUrl'), routes: routesYaml({ public: fixture.up.url }) });
+    fixture.port = await fixture.t.listen();
+  });
+  afterAll(async () => {
+    await fixture.t?.close();
+    await fixture.up?.close();
+  });
+  return fixture;
 }
