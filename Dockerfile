@@ -42,5 +42,5 @@ USER node
 ENV HOST=0.0.0.0
 # gateway 8080 (metrics 9091), auth service 4000 (metrics 9092), node example 4001
 EXPOSE 8080 9091 4000 9092 4001
-ENTRYPOINT ["node", "gateway/bin/sessiongate.js"]
+ENTRYPOINT ["node", "--no-memory-reducer", "gateway/bin/sessiongate.js"]
 CMD ["gateway"]

@@ -88,7 +88,8 @@ export async function startServers() {
   async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE } = {}) {
     const port = await freePort();
     const metricsPort = await freePort();
-    const { child } = await startChild(name, core, process.execPath, [...nodeFlags, cli, 'gateway'], {
+    // the way the `sessiongate` command and the image start it (gateway/bin/sessiongate.js)
+    const { child } = await startChild(name, core, process.execPath, ['--no-memory-reducer', ...nodeFlags, cli, 'gateway'], {
       env: {
         REDIS_URL: redisUrl,
         HOST: '127.0.0.1',
