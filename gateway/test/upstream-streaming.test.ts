@@ -109,6 +109,18 @@ describe('answers streamed from the upstream', () => {
     expect(writes).toBe(after);
   });
 
+  it('answers 502 for a status code no HTTP/1.1 client may be sent, and counts it', async () => {
+    const before = await upstreamErrors('other');
+    g.up.respond((_req, res) => {
+      // the raw bytes of an answer Node's own server would refuse to write
+      res.socket!.end('HTTP/1.1 600 Odd\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi');
+    });
+    const res = await fetch(`http://127.0.0.1:${g.port}/public/odd`);
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: 'upstream_unavailable', message: expect.any(String) });
+    expect(await upstreamErrors('other')).toBe(before + 1);
+  });
+
   it('cuts the response short when the upstream breaks off after its head, and counts it', async () => {
     const before = (await upstreamErrors('reset')) + (await upstreamErrors('other'));
     g.up.respond((_req, res) => {
