@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestGateway, routesYaml, type TestGateway } from '../../test/support/gateway.js';
+import { startTestGateway, routesYaml, upstreamErrorCount, type TestGateway } from '../../test/support/gateway.js';
 import { freePort } from '../../test/support/redis-server.js';
 import { startUpstream, type Upstream } from '../../test/support/upstream.js';
 
@@ -47,12 +47,7 @@ afterAll(async () => {
   await hangup?.close();
 });
 
-/** The counter's value for one route and kind (0 when never incremented). */
-async function upstreamErrors(route: string, kind: string): Promise<number> {
-  const text = await t.gw.metrics.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`sessiongate_upstream_errors_total{route="${route}",kind="${kind}"}`));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
+const upstreamErrors = (route: string, kind: string) => upstreamErrorCount(t, route, kind);
 
 function expectNoInternals(body: string) {
   expect(body).not.toMatch(/ECONN|UND_ERR|FST_|socket|refused|127\.0\.0\.1|localhost|\bat .+:\d+:\d+/i);

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { usePublicGateway } from '../../test/support/gateway.js';
+import { upstreamErrorCount, usePublicGateway } from '../../test/support/gateway.js';
 
 // How answers stream from an upstream to the client, over real sockets: once and as sent
 // (no retry of a 503), with backpressure from a client that stops reading back to the
@@ -13,11 +13,7 @@ const g = usePublicGateway();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function upstreamErrors(kind: string): Promise<number> {
-  const text = await g.t.gw.metrics.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`sessiongate_upstream_errors_total{route="public",kind="${kind}"}`));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
+const upstreamErrors = (kind: string) => upstreamErrorCount(g.t, 'public', kind);
 
 /** A GET through the gateway on a socket of its own; the response is handed over unread. */
 function get(path: string): Promise<{ res: http.IncomingMessage; req: http.ClientRequest }> {

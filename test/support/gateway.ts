@@ -151,6 +151,13 @@ export function replaceFile(file: string, text: string): void {
   renameSync(`${file}.tmp`, file);
 }
 
+/** `sessiongate_upstream_errors_total` for one route and kind (0 when never counted). */
+export async function upstreamErrorCount(t: TestGateway, route: string, kind: string): Promise<number> {
+  const text = await t.gw.metrics.registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(`sessiongate_upstream_errors_total{route="${route}",kind="${kind}"}`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
 /** A gateway with one `public` route (`auth: none`) in front of a recording upstream, listening on a free port. */
 export interface PublicGateway {
   readonly up: Upstream;

@@ -28,7 +28,7 @@ interface Origin {
 }
 
 /** An upstream answered with a status code no HTTP/1.1 client may be sent. */
-export class InvalidUpstreamStatus extends Error {
+class InvalidUpstreamStatus extends Error {
   override readonly name = 'InvalidUpstreamStatus';
   readonly code = 'SG_UPSTREAM_INVALID_STATUS';
 }

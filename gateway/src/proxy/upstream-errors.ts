@@ -34,6 +34,14 @@ export function upstreamErrorKind(code: string | undefined): UpstreamErrorKind {
   }
 }
 
+/** Counts and logs one upstream failure; its `kind`. */
+function noteFailure(code: string | undefined, route: Route, log: FastifyBaseLogger, metrics: UpstreamErrorObserver | undefined, what: string): UpstreamErrorKind {
+  const kind = upstreamErrorKind(code);
+  metrics?.upstreamErrors.inc({ route: route.name, kind });
+  log.warn({ route: route.name, kind, code }, what);
+  return kind;
+}
+
 /**
  * The coded error to answer a failed upstream request with: when the request body's stream
  * failed it on purpose (over the route's limit, a `_method` part, an unreadable form), that
@@ -43,9 +51,7 @@ export function upstreamFailure(error: unknown, route: Route, log: FastifyBaseLo
   const err = error as Error & { code?: string };
   const bodyErr = [err, err.cause as (Error & { code?: string }) | undefined].find((e) => e?.code !== undefined && BODY_ERRORS.has(e.code));
   if (bodyErr) return bodyErr;
-  const kind = upstreamErrorKind(err.code);
-  metrics?.upstreamErrors.inc({ route: route.name, kind });
-  log.warn({ route: route.name, kind, code: err.code }, 'upstream request failed');
+  const kind = noteFailure(err.code, route, log, metrics, 'upstream request failed');
   return kind === 'timeout' ? new UpstreamTimeout() : new UpstreamUnavailable();
 }
 
@@ -54,8 +60,5 @@ export function upstreamFailure(error: unknown, route: Route, log: FastifyBaseLo
  * bytes than announced): the client's response is cut short, and the failure counted and logged.
  */
 export function brokenUpstreamResponse(error: Error, route: Route, log: FastifyBaseLogger, metrics?: UpstreamErrorObserver): void {
-  const code = (error as Error & { code?: string }).code;
-  const kind = upstreamErrorKind(code);
-  metrics?.upstreamErrors.inc({ route: route.name, kind });
-  log.warn({ route: route.name, kind, code }, 'upstream response broke off');
+  noteFailure((error as Error & { code?: string }).code, route, log, metrics, 'upstream response broke off');
 }
