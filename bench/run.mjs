@@ -395,7 +395,10 @@ async function main() {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    if (process.env.BENCH_KEEP_LOGS === '1') log(`logs kept in ${workDir}`);
+    process.exit(code);
+  },
   async (err) => {
     keepLogs();
     log(`bench failed: ${err?.stack ?? err}`);

@@ -43,6 +43,10 @@ Environment:
                       auth_request → the hand-rolled bench/reference-authz.mjs
   BENCH_GATEWAY_BIN   the sessiongate CLI to run                   (gateway/bin/sessiongate.js)
   BENCH_GATEWAY_NODE_OPTIONS  NODE_OPTIONS of the gateway processes only (e.g. --max-old-space-size=96)
+  BENCH_GATEWAY_NODE_ARGS     node flags of the gateway processes that NODE_OPTIONS refuses, after
+                              the --no-memory-reducer they run with (e.g. "--trace-gc-nvp", or
+                              "--memory-reducer" to see the gateway without it)
+  BENCH_KEEP_LOGS     1: keep the work folder with every process's log (its path is printed)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
                       (A/B a change: copy gateway/, change it, point this at its bin/)
 `;

@@ -126,7 +126,7 @@ export const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 
 export const children = new Set();
 export const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sessiongate-bench-'));
-let keepWorkDir = false;
+let keepWorkDir = process.env.BENCH_KEEP_LOGS === '1';
 /** Keeps the work folder (the logs) when the bench ends: something went wrong. */
 export function keepLogs() {
   keepWorkDir = true;

@@ -89,7 +89,8 @@ export async function startServers() {
     const port = await freePort();
     const metricsPort = await freePort();
     // the way the `sessiongate` command and the image start it (gateway/bin/sessiongate.js)
-    const { child } = await startChild(name, core, process.execPath, ['--no-memory-reducer', ...nodeFlags, cli, 'gateway'], {
+    const extraArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const { child } = await startChild(name, core, process.execPath, ['--no-memory-reducer', ...extraArgs, ...nodeFlags, cli, 'gateway'], {
       env: {
         REDIS_URL: redisUrl,
         HOST: '127.0.0.1',
