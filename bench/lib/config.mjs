@@ -49,6 +49,8 @@ Environment:
   BENCH_KEEP_LOGS     1: keep the work folder with every process's log (its path is printed)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
                       (A/B a change: copy gateway/, change it, point this at its bin/)
+  BENCH_COMPARE_NODE_ARGS  node flags of the B gateways instead of BENCH_GATEWAY_NODE_ARGS (A/B a
+                      node flag: BENCH_COMPARE_BIN=gateway/bin/sessiongate.js and the flag here)
 `;
 
 // ---------------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ export const QUICK = flags.quick;
 export const DURATION_S = envNumber('BENCH_DURATION', QUICK ? 2 : 5, { min: 1 });
 export const ROUNDS = envNumber('BENCH_ROUNDS', QUICK ? 2 : 3, { min: 1, integer: true });
 export const WARMUP_S = envNumber('BENCH_WARMUP', QUICK ? 1 : 5, { min: 0 });
-export const SETTLE_S = 1;
+export const SETTLE_S = envNumber('BENCH_SETTLE', 1, { min: 0 });
 export const QUIESCE_MS = 200;
 export const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50, { min: 1, integer: true });
 export const POOL_SIZE = envNumber('BENCH_SESSIONS', 1000, { min: 1, integer: true });

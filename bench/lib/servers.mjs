@@ -85,11 +85,11 @@ export async function startServers() {
   const plainRoutesFile = path.join(workDir, 'routes-cookie-only.yaml');
   fs.writeFileSync(plainRoutesFile, routesText(''));
 
-  async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE } = {}) {
+  async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE, nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS } = {}) {
     const port = await freePort();
     const metricsPort = await freePort();
     // the way the `sessiongate` command and the image start it (gateway/bin/sessiongate.js)
-    const extraArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const extraArgs = (nodeArgs ?? '').split(/\s+/).filter(Boolean);
     const { child } = await startChild(name, core, process.execPath, ['--no-memory-reducer', ...extraArgs, ...nodeFlags, cli, 'gateway'], {
       env: {
         REDIS_URL: redisUrl,
@@ -143,8 +143,13 @@ export async function startServers() {
   const gwOtel = sink
     ? await startGateway('sessiongate-tracing', true, cliEntry, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.value}`, OTEL_SERVICE_NAME: 'sessiongate-bench' } })
     : null;
+  // B runs with node flags of its own when BENCH_COMPARE_NODE_ARGS is set (A/B a flag on one build)
+  const compareNodeArgs = process.env.BENCH_COMPARE_NODE_ARGS ?? process.env.BENCH_GATEWAY_NODE_ARGS;
   const gwB = RUN_THROUGHPUT && compareEntry
-    ? { on: await startGateway('B-cache-on', true, compareEntry), off: await startGateway('B-cache-off', false, compareEntry) }
+    ? {
+        on: await startGateway('B-cache-on', true, compareEntry, { nodeArgs: compareNodeArgs }),
+        off: await startGateway('B-cache-off', false, compareEntry, { nodeArgs: compareNodeArgs }),
+      }
     : null;
 
   // --- forward auth: nginx in front of the same upstream ---------------------------------

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, errors, type Dispatcher } from 'undici';
 
 /** One request to send upstream, already decided on and rewritten. */
 export interface UpstreamRequest {
@@ -13,7 +13,10 @@ export interface UpstreamRequest {
   headers: IncomingHttpHeaders;
   /** The request body as it is forwarded (`forwardedBody`), or null. */
   body: Readable | null;
-  /** Longest wait for the response head, and between two chunks of its body. */
+  /**
+   * Longest wait for the response head (from when the request, body included, was handed
+   * over), and between two chunks of its body while the client reads.
+   */
   timeoutMs: number;
   /** The headers the client receives, from the upstream's (`clientResponseHeaders`). */
   responseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders;
@@ -63,10 +66,8 @@ export class UpstreamForwarder {
     up.headers.host = host;
     return new Promise<void>((resolve, reject) => {
       const exchange = new Exchange(req, res, up, this.closing, resolve, reject);
-      this.agent.dispatch(
-        { origin, path: up.path, method: up.method as Dispatcher.HttpMethod, headers: up.headers, body: up.body, headersTimeout: up.timeoutMs, bodyTimeout: up.timeoutMs },
-        exchange,
-      );
+      // the exchange keeps time itself (see Exchange): undici's own timers are off
+      this.agent.dispatch({ origin, path: up.path, method: up.method as Dispatcher.HttpMethod, headers: up.headers, body: up.body, headersTimeout: 0, bodyTimeout: 0 }, exchange);
     });
   }
 
@@ -86,16 +87,42 @@ export class UpstreamForwarder {
   }
 }
 
-/** One request and its answer: undici's handler, writing into the client's response. */
+/**
+ * One request and its answer: undici's handler, writing into the client's response.
+ *
+ * It keeps the upstream timeout with one plain timer of its own, re-armed on every chunk,
+ * which dies with the request. undici's timers, which it switches between on every request of
+ * a kept-alive connection, sit in a shared list for up to a second after they are cleared:
+ * long enough to be promoted to the old generation, about a hundred bytes a request, and the
+ * mark-compacts that garbage called for were the gateway's slowest pauses.
+ */
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private headSent = false;
   private settled = false;
+  private paused = false;
+  private timer: NodeJS.Timeout | null = null;
+  /** The timeout ran out before undici handed over the request's controller. */
+  private expired: Error | null = null;
   private readonly onClientClose = (): void => {
     // the client went away before the whole answer: stop asking the upstream for it
     if (!this.res.writableFinished) this.controller?.abort(new Error('client closed the connection'));
   };
-  private readonly onDrain = (): void => this.controller?.resume();
+  private readonly onDrain = (): void => {
+    this.paused = false;
+    this.arm();
+    this.controller?.resume();
+  };
+  private readonly onTimeout = (): void => {
+    this.timer = null;
+    // a client that does not read holds the upstream back: that is not the upstream's delay
+    if (this.paused) return;
+    const err = this.headSent ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError();
+    if (this.controller) this.controller.abort(err);
+    else this.expired = err;
+  };
+  // the wait for the head starts once the request body, if any, is all handed over
+  private readonly startWaiting = (): void => this.arm();
 
   constructor(
     private readonly req: IncomingMessage,
@@ -106,11 +133,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly reject: (err: Error) => void,
   ) {
     res.once('close', this.onClientClose);
+    if (up.body === null) this.arm();
+    else up.body.once('end', this.startWaiting);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.res.destroyed) controller.abort(new Error('client closed the connection'));
+    if (this.expired) controller.abort(this.expired);
+    else if (this.res.destroyed) controller.abort(new Error('client closed the connection'));
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -131,22 +161,30 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.headSent = true;
+    // from here the timeout is the longest wait between two chunks of the body
+    this.arm();
     this.settle();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.res.write(chunk)) {
+    if (this.res.write(chunk)) {
+      this.arm();
+    } else {
+      this.paused = true;
       controller.pause();
       this.res.once('drain', this.onDrain);
     }
   }
 
   onResponseEnd(): void {
+    this.disarm();
     this.res.off('close', this.onClientClose);
     this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.disarm();
+    this.up.body?.off('end', this.startWaiting);
     this.res.off('close', this.onClientClose);
     this.res.off('drain', this.onDrain);
     if (this.headSent) {
@@ -159,6 +197,18 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.settled = true;
       this.reject(err);
     }
+  }
+
+  /** Starts the timeout, or starts it over. */
+  private arm(): void {
+    if (this.timer === null) this.timer = setTimeout(this.onTimeout, this.up.timeoutMs);
+    else this.timer.refresh();
+  }
+
+  private disarm(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
   }
 
   private settle(): void {
