@@ -23,7 +23,9 @@ Environment:
   BENCH_ROUNDS        rounds; targets alternate within each, the   (3; --quick: 2)
                       baseline measured between every two
   BENCH_WARMUP        seconds of warm-up per target before round 1 (5; --quick: 1); every
-                      measured interval is also preceded by 1 s of unmeasured load
+                      measured interval is also preceded by BENCH_SETTLE s of unmeasured load
+  BENCH_SETTLE        seconds of unmeasured load before each measured (1)
+                      interval
   BENCH_CONNECTIONS   concurrent connections                       (50)
   BENCH_SESSIONS      size of the session pool                     (1000)
   BENCH_RSS_SESSIONS  distinct sessions of the memory check        (100000)
