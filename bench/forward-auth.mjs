@@ -41,7 +41,7 @@ function shippedSite({ listen, endpoint, upstream }) {
 }
 
 function plainSite({ listen, upstream }) {
-  return `upstream app {\n    server ${upstream};\n    keepalive 16;\n}\nserver {\n    listen ${listen};\n    location / {\n` +
+  return `upstream app {\n    server ${upstream};\n    keepalive 64;\n}\nserver {\n    listen ${listen};\n    location / {\n` +
     '        proxy_pass http://app;\n        proxy_http_version 1.1;\n        proxy_set_header Connection "";\n        proxy_set_header Host $host;\n    }\n}\n';
 }
 
