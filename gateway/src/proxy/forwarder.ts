@@ -113,14 +113,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.arm();
     this.controller?.resume();
   };
-  private readonly onTimeout = (): void => {
-    this.timer = null;
-    // a client that does not read holds the upstream back: that is not the upstream's delay
-    if (this.paused) return;
-    const err = this.headSent ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError();
-    if (this.controller) this.controller.abort(err);
-    else this.expired = err;
-  };
   // the wait for the head starts once the request body, if any, is all handed over
   private readonly startWaiting = (): void => this.arm();
 
@@ -199,9 +191,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
+  /** The route's timeout ran out (the timer's callback, shared by every exchange). */
+  timedOut(): void {
+    this.timer = null;
+    // a client that does not read holds the upstream back: that is not the upstream's delay
+    if (this.paused) return;
+    const err = this.headSent ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError();
+    if (this.controller) this.controller.abort(err);
+    else this.expired = err;
+  }
+
   /** Starts the timeout, or starts it over. */
   private arm(): void {
-    if (this.timer === null) this.timer = setTimeout(this.onTimeout, this.up.timeoutMs);
+    if (this.timer === null) this.timer = setTimeout(onExchangeTimeout, this.up.timeoutMs, this);
     else this.timer.refresh();
   }
 
@@ -216,4 +218,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.settled = true;
     this.resolve();
   }
+}
+
+// one function for every exchange's timer, which gets its exchange as the argument
+function onExchangeTimeout(exchange: Exchange): void {
+  exchange.timedOut();
 }
