@@ -2,8 +2,8 @@
 // sessiongate benchmark: `npm run bench` (builds first), or `node bench/run.mjs` after a build.
 //
 // Starts a private redis-server, a plain node:http upstream, a plain fastify +
-// @fastify/http-proxy baseline, two real `sessiongate gateway` processes (cache on, cache
-// off) and, for reference, a hand-rolled fastify + ioredis session proxy (quick-gateway.mjs,
+// @fastify/http-proxy baseline, real `sessiongate gateway` processes (cache on; cache on for
+// the session data and forward-auth rows; cache off) and, for reference, a hand-rolled fastify + ioredis session proxy (quick-gateway.mjs,
 // with and without a 1 s cache), a 2-worker gateway and a tracing-on gateway, drives them in alternating rounds with one load generator, and prints req/s, p50/p99
 // latency, the ratio to the baseline and Redis commands per request for each target, then
 // checks the gateway's memory with 100 000 distinct live sessions. docs/performance.md explains the figures.
@@ -24,7 +24,7 @@ function meanOf(a, b) {
 }
 
 async function main() {
-  const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes } = await startServers();
+  const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOther, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes } = await startServers();
   // --- header ----------------------------------------------------------------------------
   const placement = PIN
     ? `taskset: servers under test (baseline, sessiongate) on core ${SERVER_CORE}; load generator (this process), redis-server and the upstream on core ${DRIVER_CORE}`
@@ -39,7 +39,7 @@ async function main() {
   say(`- placement: ${placement}`);
   say(`- load average at start: ${loadAtStart} (anything else running on these cores disturbs the figures)`);
   say(
-    `- sessiongate: real \`sessiongate gateway\` processes, LOG_LEVEL=${LOG_LEVEL} (a log line per request would dominate the cost), X-Session HS256, SESSION_CACHE_TTL 5s, SESSION_CACHE_MAX 100000, SESSION_REFRESH_FRACTION 0.1 (defaults)`,
+    `- sessiongate: real \`sessiongate gateway\` processes, each serving only its own rows (the judged cache-on rows and \`auth: none\` one process; the session data and forward-auth rows another; cache off a third), as the baseline serves only its own, LOG_LEVEL=${LOG_LEVEL} (a log line per request would dominate the cost), X-Session HS256, SESSION_CACHE_TTL 5s, SESSION_CACHE_MAX 100000, SESSION_REFRESH_FRACTION 0.1 (defaults)`,
   );
   say(
     `- sessions: "${POOL_SIZE} sessions": each request carries the next of ${POOL_SIZE} distinct valid cookies in turn (round robin across all connections, so each session recurs every ${POOL_SIZE} requests); "1 session" sends one cookie; the baseline gets the same ${POOL_SIZE} cookies (and ignores them); session ages are spread over one refresh interval (${REFRESH_INTERVAL_MS / 60_000} min) so expiry refreshes arrive at their steady rate`,
@@ -48,7 +48,7 @@ async function main() {
   if (writer) {
     say(
       `- session data: "with session data": ${POOL_SIZE} other sessions, each holding ${fmt(cartBytes, 0)} bytes in namespace \`cart\` (written beforehand through the session data endpoint), sent to GET ${DATA_PATH} (route \`cart\`, which declares that namespace, so its X-Session carries it as sg_data); ` +
-        `"a write on every request": ${POOL_SIZE} more sessions, GET ${WRITE_PATH} (route \`visits\`), whose upstream PATCHes \`{"hits": n}\` to the cache-on gateway's SESSION_DATA_PORT with the X-Session it got, then answers`,
+        `"a write on every request": ${POOL_SIZE} more sessions, GET ${WRITE_PATH} (route \`visits\`), whose upstream PATCHes \`{"hits": n}\` to its gateway's SESSION_DATA_PORT with the X-Session it got, then answers`,
     );
   }
 
@@ -63,8 +63,8 @@ async function main() {
       // session data: what reading it costs (nothing extra, by design) and what a write per request costs
       ...(writer
         ? [
-            { id: 'on-data', label: `sessiongate, cache on, ${POOL_SIZE} sessions with session data (reader route)`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: dataCookies, path: DATA_PATH, info: true, detail: true },
-            { id: 'on-write', label: 'sessiongate, cache on, a write on every request', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: writeCookies, path: WRITE_PATH, info: true, detail: true },
+            { id: 'on-data', label: `sessiongate, cache on, ${POOL_SIZE} sessions with session data (reader route)`, port: gwOther.port, metricsPort: gwOther.metricsPort, pid: gwOther.child.pid, cookies: dataCookies, path: DATA_PATH, info: true, detail: true },
+            { id: 'on-write', label: 'sessiongate, cache on, a write on every request', port: gwOther.port, metricsPort: gwOther.metricsPort, pid: gwOther.child.pid, cookies: writeCookies, path: WRITE_PATH, info: true, detail: true },
           ]
         : []),
       { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
@@ -73,7 +73,7 @@ async function main() {
       ...(fa
         ? [
             { id: 'fa-plain', label: 'forward auth: nginx, plain proxy_pass (no auth)', port: fa.plain.port, pid: fa.plain.child.pid, cookies: poolCookies, info: true },
-            { id: 'fa-sessiongate', label: `forward auth: nginx auth_request → sessiongate, cache on, ${POOL_SIZE} sessions`, port: fa.viaSg.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, info: true },
+            { id: 'fa-sessiongate', label: `forward auth: nginx auth_request → sessiongate, cache on, ${POOL_SIZE} sessions`, port: fa.viaSg.port, metricsPort: gwOther.metricsPort, pid: gwOther.child.pid, cookies: poolCookies, info: true },
             { id: 'fa-reference', label: `forward auth: nginx auth_request → hand-rolled endpoint (Redis GET + HMAC), ${POOL_SIZE} sessions`, port: fa.viaRef.port, pid: fa.ref.child.pid, cookies: poolCookies, info: true },
           ]
         : []),
