@@ -138,9 +138,13 @@ export const PIN = Boolean(tasksetPath) && cores >= 2 && process.platform === 'l
 export const SERVER_CORE = 0;
 export const DRIVER_CORE = 1;
 
-/** `core` null: not pinned (a multi-process gateway gets every core). */
+// the cores this process may use before the bench pins itself to DRIVER_CORE: a child pinned
+// to none would inherit that one core
+const allCores = PIN ? (/^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? `0-${cores - 1}`) : null;
+
+/** `core` null: every core (a multi-process gateway), not the one the bench itself runs on. */
 export function pinned(core, cmd, args) {
-  return PIN && core !== null ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args];
+  return PIN ? ['taskset', ['-c', core === null ? allCores : String(core), cmd, ...args]] : [cmd, args];
 }
 
 /** Spawns a child, keeps its output in a log file, resolves when `ready(line)` is true. */
