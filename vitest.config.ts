@@ -1,10 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  resolve: {
-    // workspace packages resolve to their TypeScript sources under test
-    conditions: ['source'],
-  },
+  // Workspace packages resolve to their built dist/ here, as in production and in the child
+  // processes the tests start: `npm test` builds first; after editing src/, rebuild
+  // (`npx tsc -b`) before running vitest alone.
   test: {
     include: ['gateway/test/**/*.test.ts', 'auth-service/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
