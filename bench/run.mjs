@@ -90,6 +90,7 @@ async function main() {
       ...(gwB
         ? [
             { id: 'b-on-pool', label: `B: cache on, ${POOL_SIZE} sessions`, port: gwB.on.port, metricsPort: gwB.on.metricsPort, pid: gwB.on.child.pid, cookies: poolCookies, cache: true },
+            { id: 'b-on-bearer', label: `B: cache on, ${POOL_SIZE} API keys (Bearer)`, port: gwB.on.port, metricsPort: gwB.on.metricsPort, pid: gwB.on.child.pid, cookies: poolKeys, header: 'authorization', cache: true },
             { id: 'b-on-single', label: 'B: cache on, 1 session', port: gwB.on.port, metricsPort: gwB.on.metricsPort, pid: gwB.on.child.pid, cookies: single, cache: true },
             { id: 'b-off-pool', label: `B: cache off, ${POOL_SIZE} sessions`, port: gwB.off.port, metricsPort: gwB.off.metricsPort, pid: gwB.off.child.pid, cookies: poolCookies, cache: false },
             { id: 'b-off-single', label: 'B: cache off, 1 session', port: gwB.off.port, metricsPort: gwB.off.metricsPort, pid: gwB.off.child.pid, cookies: single, cache: false },
