@@ -23,6 +23,11 @@ function meanOf(a, b) {
   return { rps: (a.rps + b.rps) / 2, p99: (a.p99 + b.p99) / 2, cpuPerReqUs: (a.cpuPerReqUs + b.cpuPerReqUs) / 2 };
 }
 
+/** The port, metrics port and pid of a gateway, for a target it serves. */
+function servedBy(gw) {
+  return { port: gw.port, metricsPort: gw.metricsPort, pid: gw.child.pid };
+}
+
 async function main() {
   const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOther, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes } = await startServers();
   // --- header ----------------------------------------------------------------------------
@@ -57,18 +62,18 @@ async function main() {
   if (RUN_THROUGHPUT) {
     const targets = [
       { id: 'baseline', label: 'plain proxy (baseline)', port: base.value, pid: base.child.pid, cookies: poolCookies },
-      { id: 'on-pool', label: `sessiongate, cache on, ${POOL_SIZE} sessions`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, cache: true },
-      { id: 'on-bearer', label: `sessiongate, cache on, ${POOL_SIZE} API keys (Bearer)`, port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolKeys, header: 'authorization', cache: true },
-      { id: 'on-single', label: 'sessiongate, cache on, 1 session', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: single, cache: true },
+      { id: 'on-pool', label: `sessiongate, cache on, ${POOL_SIZE} sessions`, ...servedBy(gwOn), cookies: poolCookies, cache: true },
+      { id: 'on-bearer', label: `sessiongate, cache on, ${POOL_SIZE} API keys (Bearer)`, ...servedBy(gwOn), cookies: poolKeys, header: 'authorization', cache: true },
+      { id: 'on-single', label: 'sessiongate, cache on, 1 session', ...servedBy(gwOn), cookies: single, cache: true },
       // session data: what reading it costs (nothing extra, by design) and what a write per request costs
       ...(writer
         ? [
-            { id: 'on-data', label: `sessiongate, cache on, ${POOL_SIZE} sessions with session data (reader route)`, port: gwOther.port, metricsPort: gwOther.metricsPort, pid: gwOther.child.pid, cookies: dataCookies, path: DATA_PATH, info: true, detail: true },
-            { id: 'on-write', label: 'sessiongate, cache on, a write on every request', port: gwOther.port, metricsPort: gwOther.metricsPort, pid: gwOther.child.pid, cookies: writeCookies, path: WRITE_PATH, info: true, detail: true },
+            { id: 'on-data', label: `sessiongate, cache on, ${POOL_SIZE} sessions with session data (reader route)`, ...servedBy(gwOther), cookies: dataCookies, path: DATA_PATH, info: true, detail: true },
+            { id: 'on-write', label: 'sessiongate, cache on, a write on every request', ...servedBy(gwOther), cookies: writeCookies, path: WRITE_PATH, info: true, detail: true },
           ]
         : []),
-      { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: poolCookies, cache: false },
-      { id: 'off-single', label: 'sessiongate, cache off, 1 session', port: gwOff.port, metricsPort: gwOff.metricsPort, pid: gwOff.child.pid, cookies: single, cache: false },
+      { id: 'off-pool', label: `sessiongate, cache off, ${POOL_SIZE} sessions`, ...servedBy(gwOff), cookies: poolCookies, cache: false },
+      { id: 'off-single', label: 'sessiongate, cache off, 1 session', ...servedBy(gwOff), cookies: single, cache: false },
       // not a target: the gateway's cost without any session work, for diagnosis
       ...(fa
         ? [
@@ -81,23 +86,23 @@ async function main() {
         ? [{ id: 'on-pool-w2', label: `sessiongate, cache on, ${POOL_SIZE} sessions, 2 workers (not pinned)`, port: gwW2.port, metricsPort: gwW2.metricsPort, pid: gwW2.child.pid, cookies: poolCookies, info: true }]
         : []),
       ...(gwOtel
-        ? [{ id: 'on-pool-otel', label: `sessiongate, cache on, ${POOL_SIZE} sessions, tracing on (OTLP)`, port: gwOtel.port, metricsPort: gwOtel.metricsPort, pid: gwOtel.child.pid, cookies: poolCookies, info: true }]
+        ? [{ id: 'on-pool-otel', label: `sessiongate, cache on, ${POOL_SIZE} sessions, tracing on (OTLP)`, ...servedBy(gwOtel), cookies: poolCookies, info: true }]
         : []),
-      { id: 'none', label: 'sessiongate, `auth: none` route', port: gwOn.port, metricsPort: gwOn.metricsPort, pid: gwOn.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
+      { id: 'none', label: 'sessiongate, `auth: none` route', ...servedBy(gwOn), cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
       // a hand-rolled session proxy, for reference (quick-gateway.mjs)
       { id: 'quick', label: `reference: fastify + ioredis GETEX + HMAC, no cache, ${POOL_SIZE} sessions`, port: quickNoCache.value, pid: quickNoCache.child.pid, cookies: poolCookies, info: true },
       { id: 'quick-lru', label: `reference: the same with a 1 s lru-cache, ${POOL_SIZE} sessions`, port: quickLru.value, pid: quickLru.child.pid, cookies: poolCookies, info: true },
       ...(gwB
         ? [
-            { id: 'b-on-pool', label: `B: cache on, ${POOL_SIZE} sessions`, port: gwB.on.port, metricsPort: gwB.on.metricsPort, pid: gwB.on.child.pid, cookies: poolCookies, cache: true },
-            { id: 'b-on-bearer', label: `B: cache on, ${POOL_SIZE} API keys (Bearer)`, port: gwB.on.port, metricsPort: gwB.on.metricsPort, pid: gwB.on.child.pid, cookies: poolKeys, header: 'authorization', cache: true },
-            { id: 'b-on-single', label: 'B: cache on, 1 session', port: gwB.on.port, metricsPort: gwB.on.metricsPort, pid: gwB.on.child.pid, cookies: single, cache: true },
-            { id: 'b-off-pool', label: `B: cache off, ${POOL_SIZE} sessions`, port: gwB.off.port, metricsPort: gwB.off.metricsPort, pid: gwB.off.child.pid, cookies: poolCookies, cache: false },
-            { id: 'b-off-single', label: 'B: cache off, 1 session', port: gwB.off.port, metricsPort: gwB.off.metricsPort, pid: gwB.off.child.pid, cookies: single, cache: false },
+            { id: 'b-on-pool', label: `B: cache on, ${POOL_SIZE} sessions`, ...servedBy(gwB.on), cookies: poolCookies, cache: true },
+            { id: 'b-on-bearer', label: `B: cache on, ${POOL_SIZE} API keys (Bearer)`, ...servedBy(gwB.on), cookies: poolKeys, header: 'authorization', cache: true },
+            { id: 'b-on-single', label: 'B: cache on, 1 session', ...servedBy(gwB.on), cookies: single, cache: true },
+            { id: 'b-off-pool', label: `B: cache off, ${POOL_SIZE} sessions`, ...servedBy(gwB.off), cookies: poolCookies, cache: false },
+            { id: 'b-off-single', label: 'B: cache off, 1 session', ...servedBy(gwB.off), cookies: single, cache: false },
             { id: 'b-none', label: 'B: `auth: none` route', port: gwB.on.port, pid: gwB.on.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
           ]
         : []),
-    ].filter((t) => !process.env.BENCH_TARGETS || process.env.BENCH_TARGETS.split(',').map((s) => s.trim()).includes(t.id));
+    ].filter((t) => wanted(t.id));
     if (!targets.some((t) => t.id === 'baseline')) throw new Error('BENCH_TARGETS must include baseline: every ratio is to it');
     say(
       `- procedure: ${WARMUP_S} s warm-up per target, then ${ROUNDS} rounds; in each round every target gets ${SETTLE_S} s of unmeasured load then ${DURATION_S} s measured, in an order rotated every round, ` +

@@ -160,7 +160,7 @@ export async function startServers() {
   // --- forward auth: nginx in front of the same upstream ---------------------------------
   // nginx (one worker) and the endpoints are servers under test: on the server core
   const faIds = ['fa-plain', 'fa-sessiongate', 'fa-reference'];
-  const faWanted = RUN_THROUGHPUT && faIds.some((id) => !process.env.BENCH_TARGETS || process.env.BENCH_TARGETS.split(',').map((x) => x.trim()).includes(id));
+  const faWanted = RUN_THROUGHPUT && faIds.some(wanted);
   let fa = null;
   if (faWanted && !nginxBinary()) log('forward-auth targets skipped: nginx is not installed (apt-get install nginx-light)');
   else if (faWanted) {
