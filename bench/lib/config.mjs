@@ -48,6 +48,8 @@ Environment:
   BENCH_GATEWAY_NODE_ARGS     node flags of the gateway processes that NODE_OPTIONS refuses, after
                               the --no-memory-reducer they run with (e.g. "--trace-gc-nvp", or
                               "--memory-reducer" to see the gateway without it)
+  BENCH_BASELINE_NODE_ARGS    node flags of the baseline process (e.g. "--no-memory-reducer --trace-gc-nvp",
+                              to set its collections beside the gateway's)
   BENCH_KEEP_LOGS     1: keep the work folder with every process's log (its path is printed)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
                       (A/B a change: copy gateway/, change it, point this at its bin/)

@@ -45,7 +45,7 @@ export async function startServers() {
   const nodeFlags = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   if (flags.profile) fs.mkdirSync(profDir, { recursive: true });
   const base = RUN_THROUGHPUT
-    ? await startChild('baseline', SERVER_CORE, process.execPath, [...nodeFlags, path.join(HERE, 'baseline.mjs')], {
+    ? await startChild('baseline', SERVER_CORE, process.execPath, [...(process.env.BENCH_BASELINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...nodeFlags, path.join(HERE, 'baseline.mjs')], {
         env: { UPSTREAM: upstreamUrl, PREFIX: ROUTE_PREFIX, PORT: '0' },
         ready: jsonPort,
       })

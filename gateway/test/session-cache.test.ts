@@ -186,6 +186,22 @@ describe('session cache', () => {
     expect(reread.session.slot.derived).toBeUndefined();
   });
 
+  it('holds at most SESSION_CACHE_MAX sessions: the least recently used one leaves first', async () => {
+    const h = await cachedResolver({ cache: { max: 3 } });
+    const sessions = [];
+    for (const sub of ['a', 'b', 'c', 'd']) sessions.push(await h.login(sub));
+    const [a, b, c, d] = sessions as [(typeof sessions)[0], (typeof sessions)[0], (typeof sessions)[0], (typeof sessions)[0]];
+    for (const s of [a, b, c]) expect((await h.resolver.resolve(s.token)).source).toBe('redis');
+    // a is used again: b is now the least recently used, and makes room for d
+    expect((await h.resolver.resolve(a.token)).source).toBe('cache');
+    expect((await h.resolver.resolve(d.token)).source).toBe('redis');
+    expect(h.resolver.cacheSize).toBe(3);
+    const sources = [];
+    for (const s of [a, c, d, b]) sources.push((await h.resolver.resolve(s.token)).source);
+    expect(sources).toEqual(['cache', 'cache', 'cache', 'redis']);
+    expect(h.resolver.cacheSize).toBe(3);
+  });
+
   it('counts distinct sessions seen in the last five minutes', async () => {
     const h = await cachedResolver();
     const sessions = await Promise.all(['a', 'b', 'c'].map((sub) => h.login(sub)));

@@ -4,7 +4,7 @@ import { infoEnabled, prefersHtml } from '@sessiongate/service-kit';
 import { BadRequest, errorResponse, NotFound } from '../errors.js';
 import type { IdentityReuse } from '../identity/reuse.js';
 import type { Admission } from '../policy/admission.js';
-import { AddressSet, canonicalHost, ClientAddressResolver, peerAddress } from '../policy/client-address.js';
+import { AddressSet, canonicalHost, ClientAddressResolver, peerAddress, type ClientAddress } from '../policy/client-address.js';
 import { canonicalize } from '../routes/canonical-path.js';
 import { isEndpointTarget, readReport, type ProxyStyle } from './report.js';
 
@@ -95,7 +95,9 @@ export class ForwardAuth {
         throw new BadRequest(c.ok ? 'The original path is not in canonical form' : c.reason);
       }
       const host = report.host === undefined ? undefined : canonicalHost(report.host);
-      const client = { ...clients.resolve(req), host };
+      // field by field, not with a spread: see SessionResolver.resolveApiKey
+      const peer = clients.resolve(req);
+      const client: ClientAddress = { ip: peer.ip, forwardedFor: peer.forwardedFor, proto: peer.proto, host };
       const state = await admission.check({ method: report.method, path: c.path, query: c.query, headers: req.headers, client }, log, (r) => {
         route = r.name;
       });

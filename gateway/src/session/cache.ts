@@ -1,5 +1,6 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
 import type { Entry } from './entry.js';
+import { growingLru } from './lru.js';
 
 /** A read of Redis under way; an invalidation marks it cancelled, so what it returns is not cached. */
 export interface InFlight {
@@ -39,8 +40,7 @@ export class SessionCache {
   constructor(settings: SessionCacheSettings) {
     this.negativeTtlMs = settings.negativeTtlMs;
     this.max = settings.max;
-    this.lru = new LRUCache<string, Entry>({
-      max: settings.max,
+    this.lru = growingLru<string, Entry>(settings.max, {
       ttl: settings.ttlMs,
       // the TTL counts from the last use: it only bounds the memory of sessions no longer in
       // use, since Redis reports every change and deadlines bound the rest (resolver)
@@ -106,7 +106,7 @@ export class SessionCache {
 
   keepRecent(sid: string, entry: Entry): void {
     // made on first use: a gateway whose cache is on may never need it
-    (this.recentCache ??= new LRUCache<string, Entry>({ max: this.max })).set(sid, entry);
+    (this.recentCache ??= growingLru<string, Entry>(this.max)).set(sid, entry);
   }
 
   dropRecent(sid: string): void {
