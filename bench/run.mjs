@@ -83,7 +83,7 @@ async function main() {
           ]
         : []),
       ...(gwW2
-        ? [{ id: 'on-pool-w2', label: `sessiongate, cache on, ${POOL_SIZE} sessions, 2 workers (not pinned)`, port: gwW2.port, metricsPort: gwW2.metricsPort, pid: gwW2.child.pid, cookies: poolCookies, info: true }]
+        ? [{ id: 'on-pool-w2', label: `sessiongate, cache on, ${POOL_SIZE} sessions, 2 workers (not pinned)`, ...servedBy(gwW2), cookies: poolCookies, info: true }]
         : []),
       ...(gwOtel
         ? [{ id: 'on-pool-otel', label: `sessiongate, cache on, ${POOL_SIZE} sessions, tracing on (OTLP)`, ...servedBy(gwOtel), cookies: poolCookies, info: true }]
@@ -99,7 +99,7 @@ async function main() {
             { id: 'b-on-single', label: 'B: cache on, 1 session', ...servedBy(gwB.on), cookies: single, cache: true },
             { id: 'b-off-pool', label: `B: cache off, ${POOL_SIZE} sessions`, ...servedBy(gwB.off), cookies: poolCookies, cache: false },
             { id: 'b-off-single', label: 'B: cache off, 1 session', ...servedBy(gwB.off), cookies: single, cache: false },
-            { id: 'b-none', label: 'B: `auth: none` route', port: gwB.on.port, pid: gwB.on.child.pid, cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
+            { id: 'b-none', label: 'B: `auth: none` route', ...servedBy(gwB.on), cookies: poolCookies, path: `${PUBLIC_PREFIX}/42`, info: true },
           ]
         : []),
     ].filter((t) => wanted(t.id));

@@ -10,6 +10,11 @@ import { keepLogs, log, sleep, freePort, procStatusKb, loadavg, children, workDi
 import { Redis, cliEntry, compareEntry, ApiKeyStore, SessionStore, KeyLayout, sessionRef, checkGateway, checkForwardAuth } from './checks.mjs';
 import { startWriterUpstream, dataRoutesYaml, fillCartData, checkSessionData } from './session-data.mjs';
 
+/** Node flags given as one string in an environment variable (BENCH_*_NODE_ARGS). */
+function splitArgs(text) {
+  return (text ?? '').split(/\s+/).filter(Boolean);
+}
+
 /** Starts Redis, the upstream, the baseline, the references and the gateways, and writes the sessions. */
 export async function startServers() {
   const started = new Date();
@@ -45,7 +50,7 @@ export async function startServers() {
   const nodeFlags = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   if (flags.profile) fs.mkdirSync(profDir, { recursive: true });
   const base = RUN_THROUGHPUT
-    ? await startChild('baseline', SERVER_CORE, process.execPath, [...(process.env.BENCH_BASELINE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean), ...nodeFlags, path.join(HERE, 'baseline.mjs')], {
+    ? await startChild('baseline', SERVER_CORE, process.execPath, [...splitArgs(process.env.BENCH_BASELINE_NODE_ARGS), ...nodeFlags, path.join(HERE, 'baseline.mjs')], {
         env: { UPSTREAM: upstreamUrl, PREFIX: ROUTE_PREFIX, PORT: '0' },
         ready: jsonPort,
       })
@@ -89,7 +94,7 @@ export async function startServers() {
     const port = await freePort();
     const metricsPort = await freePort();
     // the way the `sessiongate` command and the image start it (gateway/bin/sessiongate.js)
-    const extraArgs = (nodeArgs ?? '').split(/\s+/).filter(Boolean);
+    const extraArgs = splitArgs(nodeArgs);
     const { child } = await startChild(name, core, process.execPath, ['--no-memory-reducer', ...extraArgs, ...nodeFlags, cli, 'gateway'], {
       env: {
         REDIS_URL: redisUrl,
