@@ -19,3 +19,14 @@ function request()
   if i > n then i = 1 end
   return requests[i]
 end
+
+-- the whole latency histogram, for percentiles over several runs pooled:
+-- "HIST <µs>:<count> <µs>:<count> …", one line on stdout
+function done(summary, latency, requests)
+  local parts = {}
+  for k = 1, #latency do
+    local us, count = latency(k)
+    parts[k] = us .. ":" .. count
+  end
+  io.write("HIST ", table.concat(parts, " "), "\n")
+end

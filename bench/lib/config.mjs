@@ -26,6 +26,10 @@ Environment:
                       measured interval is also preceded by BENCH_SETTLE s of unmeasured load
   BENCH_SETTLE        seconds of unmeasured load before each measured (1)
                       interval
+  BENCH_TAIL_PAIRS    p99 phase: slices of each cache-on target,   (10; --quick: 2)
+                      each paired with a baseline slice next to it;
+                      0 skips the phase and judges p99 by the rounds
+  BENCH_TAIL_SLICE    p99 phase: seconds of one slice              (2; --quick: 1)
   BENCH_CONNECTIONS   concurrent connections                       (50)
   BENCH_SESSIONS      size of the session pool                     (1000)
   BENCH_RSS_SESSIONS  distinct sessions of the memory check        (100000)
@@ -33,13 +37,15 @@ Environment:
   BENCH_LOADGEN       autocannon | wrk                             (wrk when on PATH)
   BENCH_TARGETS       comma list of target ids to run              (all: baseline,on-pool,on-bearer,on-single,on-data,on-write,
                       off-pool,off-single,on-pool-w2,on-pool-otel,none,quick,quick-lru,
-                      fa-plain,fa-sessiongate,fa-reference)
+                      fa-plain,fa-sessiongate,fa-reference,aa)
                       on-data: the cache-on gateway, a route whose X-Session carries the
                       session data of a pool of its own (~100 B a session, written beforehand
                       through the session data endpoint); on-write: a route whose upstream
                       PATCHes one key of the session's data on every request (another pool)
                       on-pool-w2: GATEWAY_WORKERS=2, not pinned; on-pool-otel: tracing on,
                       exported to a local OTLP sink (on-pool is the same gateway, tracing off)
+                      aa: a second plain proxy process, the p99 phase's control (an A/A
+                      comparison: what the machine's noise alone does to the ratio)
                       fa-*: forward auth, nginx in front of the upstream (needs nginx with
                       auth_request): plain proxy_pass, auth_request → sessiongate (cache on),
                       auth_request → the hand-rolled bench/reference-authz.mjs
@@ -50,7 +56,8 @@ Environment:
                               "--memory-reducer" to see the gateway without it)
   BENCH_BASELINE_NODE_ARGS    node flags of the baseline process (e.g. "--no-memory-reducer --trace-gc-nvp",
                               to set its collections beside the gateway's)
-  BENCH_KEEP_LOGS     1: keep the work folder with every process's log (its path is printed)
+  BENCH_KEEP_LOGS     1: keep the work folder with every process's log and intervals.json, every
+                      measured interval of the rounds with its latency histogram (its path is printed)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
                       (A/B a change: copy gateway/, change it, point this at its bin/)
   BENCH_COMPARE_NODE_ARGS  node flags of the B gateways instead of BENCH_GATEWAY_NODE_ARGS (A/B a
@@ -90,6 +97,8 @@ export const DURATION_S = envNumber('BENCH_DURATION', QUICK ? 2 : 5, { min: 1 })
 export const ROUNDS = envNumber('BENCH_ROUNDS', QUICK ? 2 : 3, { min: 1, integer: true });
 export const WARMUP_S = envNumber('BENCH_WARMUP', QUICK ? 1 : 5, { min: 0 });
 export const SETTLE_S = envNumber('BENCH_SETTLE', 1, { min: 0 });
+export const TAIL_PAIRS = envNumber('BENCH_TAIL_PAIRS', QUICK ? 2 : 10, { min: 0, integer: true });
+export const TAIL_SLICE_S = envNumber('BENCH_TAIL_SLICE', QUICK ? 1 : 2, { min: 1, integer: true });
 export const QUIESCE_MS = 200;
 export const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50, { min: 1, integer: true });
 export const POOL_SIZE = envNumber('BENCH_SESSIONS', 1000, { min: 1, integer: true });

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HERE, require, CONNECTIONS, REQUEST_PATH } from './config.mjs';
+import { histOfMs, histOfWrk } from './latency.mjs';
 import { log, which, versionOf, percentile, children, workDir, DRIVER_CORE, pinned } from './proc.mjs';
 
 export const wrkPath = which('wrk');
@@ -114,6 +115,7 @@ export async function drive(port, cookies, { path: reqPath = REQUEST_PATH, secon
     rps: ok / elapsed,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
+    hist: histOfMs(sorted),
   };
 }
 
@@ -160,7 +162,7 @@ export async function driveWrk(port, cookies, reqPath, seconds, header = 'cookie
   const errors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
   const pct = (p) => wrkMs(new RegExp(`^\\s*${p}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '');
   const ok = total - other;
-  return { ok, other, errors, statuses: other ? { 'non-2xx': other } : {}, elapsed, rps: ok / elapsed, p50: pct(50), p99: pct(99) };
+  return { ok, other, errors, statuses: other ? { 'non-2xx': other } : {}, elapsed, rps: ok / elapsed, p50: pct(50), p99: pct(99), hist: histOfWrk(text) };
 }
 
 // ---------------------------------------------------------------------------------------

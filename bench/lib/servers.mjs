@@ -49,12 +49,12 @@ export async function startServers() {
   const profDir = path.join(HERE, 'results', 'profiles');
   const nodeFlags = flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   if (flags.profile) fs.mkdirSync(profDir, { recursive: true });
-  const base = RUN_THROUGHPUT
-    ? await startChild('baseline', SERVER_CORE, process.execPath, [...splitArgs(process.env.BENCH_BASELINE_NODE_ARGS), ...nodeFlags, path.join(HERE, 'baseline.mjs')], {
-        env: { UPSTREAM: upstreamUrl, PREFIX: ROUTE_PREFIX, PORT: '0' },
-        ready: jsonPort,
-      })
-    : null;
+  const startBaseline = (name) =>
+    startChild(name, SERVER_CORE, process.execPath, [...splitArgs(process.env.BENCH_BASELINE_NODE_ARGS), ...nodeFlags, path.join(HERE, 'baseline.mjs')], {
+      env: { UPSTREAM: upstreamUrl, PREFIX: ROUTE_PREFIX, PORT: '0' },
+      ready: jsonPort,
+    });
+  const base = RUN_THROUGHPUT ? await startBaseline('baseline') : null;
   // the writing route's upstream: it PATCHes the cache-on gateway's session data endpoint
   const writer = RUN_THROUGHPUT ? await startWriterUpstream() : null;
 
@@ -146,6 +146,8 @@ export async function startServers() {
   // the session data endpoint on this one only: the writing route's upstream calls it
   const gwOther = RUN_THROUGHPUT ? await startGateway('sessiongate-cache-on-other', true, cliEntry, { env: { SESSION_DATA_PORT: String(writer.dataPort) } }) : null;
   const gwOff = RUN_THROUGHPUT ? await startGateway('sessiongate-cache-off', false) : null;
+  // a second plain proxy, the p99 phase's control: how far two identical servers differ here
+  const baseAA = RUN_THROUGHPUT && wanted('aa') ? await startBaseline('baseline-aa') : null;
   // two worker processes, on every core (pinning them to one would measure nothing)
   const gwW2 = RUN_THROUGHPUT && wanted('on-pool-w2') ? await startGateway('sessiongate-2-workers', true, cliEntry, { env: { GATEWAY_WORKERS: '2' }, core: null }) : null;
   // tracing on, every request sampled, exported to a collector that drops what it gets
@@ -280,5 +282,5 @@ export async function startServers() {
   const dataCookies = dataPool.map((s) => s.cookie);
   const writeCookies = writePool.map((s) => s.cookie);
 
-  return { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOther, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes };
+  return { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, baseAA, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOther, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes };
 }
