@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -202,6 +202,44 @@ describe('a running gateway', () => {
     expect(await svc.exited()).toEqual({ code: 0, signal: null });
     expect(svc.output()).toMatch(/shutdown complete/);
     await expect(fetch(`http://127.0.0.1:${port}/public/x`)).rejects.toThrow();
+  });
+
+  it('writes a heap snapshot on the --heapsnapshot-signal signal and keeps serving', async () => {
+    const file = path.join(dir, `routes-${randomUUID()}.yaml`);
+    writeFileSync(file, routes());
+    const snapshots = mkdtempSync(path.join(tmpdir(), 'sessiongate-snap-'));
+    const port = await freePort();
+    const svc = startService(['gateway'], {
+      REDIS_URL: inject('redisUrl'),
+      SESSIONGATE_REDIS_PREFIX: prefix,
+      SESSIONGATE_ROUTES: file,
+      X_SESSION_KEYS: keysJson,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      METRICS_PORT: String(await freePort()),
+      NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshots}`,
+    });
+    try {
+      await svc.waitFor(/sessiongate gateway ready/);
+      svc.child.kill('SIGUSR2');
+      // the snapshot is written in the background: wait until it is whole
+      const deadline = Date.now() + 15_000;
+      let written: string | undefined;
+      while (!written && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        const file = readdirSync(snapshots).find((f) => f.endsWith('.heapsnapshot'));
+        if (file && statSync(path.join(snapshots, file)).size > 0 && svc.child.exitCode === null) {
+          const res = await fetch(`http://127.0.0.1:${port}/public/x`);
+          if (res.status === 200) written = file;
+        }
+      }
+      expect(written, svc.output().slice(-2000)).toBeDefined();
+      expect(svc.child.exitCode).toBeNull();
+      expect(svc.output()).not.toMatch(/shutting down/);
+    } finally {
+      await svc.stop();
+      rmSync(snapshots, { recursive: true, force: true });
+    }
   });
 
   it('never writes the session token or an X-Session value to its log', async () => {

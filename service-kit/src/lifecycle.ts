@@ -33,8 +33,24 @@ export interface GracefulShutdownOptions {
 }
 
 /**
- * Wires SIGTERM/SIGINT (and a fatal error) to a graceful close and SIGHUP to a reload.
- * Resolves to the close for callers that stop the service themselves; it runs once.
+ * The signal Node.js writes a heap snapshot on (`--heapsnapshot-signal`, on the command line
+ * or in NODE_OPTIONS), if any: an operator who sends it wants a snapshot, not a shutdown.
+ */
+export function heapSnapshotSignal(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string | undefined {
+  const args = [...execArgv, ...nodeOptions.split(/\s+/)];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.startsWith('--heapsnapshot-signal=')) return arg.slice('--heapsnapshot-signal='.length);
+    if (arg === '--heapsnapshot-signal') return args[i + 1];
+  }
+  return undefined;
+}
+
+/**
+ * Wires the termination signals (SIGTERM, SIGINT and the others close-with-grace knows) and a
+ * fatal error to a graceful close, and SIGHUP to a reload; the signal of
+ * `--heapsnapshot-signal` keeps writing heap snapshots. Resolves to the close for callers
+ * that stop the service themselves; it runs once.
  */
 export function gracefulShutdown(opts: GracefulShutdownOptions): () => Promise<void> {
   const { log, delayMs, onHup } = opts;
@@ -46,8 +62,13 @@ export function gracefulShutdown(opts: GracefulShutdownOptions): () => Promise<v
       grace.uninstall();
       await opts.close();
     })());
-  // SIGHUP reloads (above); close-with-grace would otherwise treat it as a shutdown
-  const grace = closeWithGrace({ delay: delayMs, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
+  // SIGHUP reloads (above), and Node.js answers the heap snapshot signal itself:
+  // close-with-grace would otherwise treat either as a shutdown
+  const snapshot = heapSnapshotSignal();
+  const skip: closeWithGrace.AllEvents[] = ['SIGHUP'];
+  // a signal close-with-grace does not know (SIGUSR1, say) never reached it anyway
+  if (snapshot) skip.push(snapshot as closeWithGrace.AllEvents);
+  const grace = closeWithGrace({ delay: delayMs, skip, logger: false }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error: shutting down');
     else log.info({ signal, deadlineMs: delayMs }, 'shutting down: draining in-flight requests');
     await close();
