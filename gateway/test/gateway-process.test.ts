@@ -33,7 +33,7 @@ ${extra}`,
   );
 }
 
-async function start(routesFile: string): Promise<{ svc: Service; port: number; metricsPort: number }> {
+async function start(routesFile: string, env: NodeJS.ProcessEnv = {}): Promise<{ svc: Service; port: number; metricsPort: number }> {
   const port = await freePort();
   const metricsPort = await freePort();
   const svc = startService(['gateway'], {
@@ -45,6 +45,7 @@ async function start(routesFile: string): Promise<{ svc: Service; port: number; 
     PORT: String(port),
     METRICS_PORT: String(metricsPort),
     SHUTDOWN_TIMEOUT: '5s',
+    ...env,
   });
   await svc.waitFor(/sessiongate gateway ready/);
   await svc.waitFor(/cache on/);
@@ -208,19 +209,8 @@ describe('a running gateway', () => {
     const file = path.join(dir, `routes-${randomUUID()}.yaml`);
     writeFileSync(file, routes());
     const snapshots = mkdtempSync(path.join(tmpdir(), 'sessiongate-snap-'));
-    const port = await freePort();
-    const svc = startService(['gateway'], {
-      REDIS_URL: inject('redisUrl'),
-      SESSIONGATE_REDIS_PREFIX: prefix,
-      SESSIONGATE_ROUTES: file,
-      X_SESSION_KEYS: keysJson,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      METRICS_PORT: String(await freePort()),
-      NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshots}`,
-    });
+    const { svc, port } = await start(file, { NODE_OPTIONS: `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapshots}` });
     try {
-      await svc.waitFor(/sessiongate gateway ready/);
       svc.child.kill('SIGUSR2');
       // the snapshot is written in the background: wait until it is whole
       const deadline = Date.now() + 15_000;
