@@ -216,6 +216,12 @@ async function main() {
     // --- the p99 phase: the cache-on targets, and a second plain proxy as a control ----------
     const tailTargets = [...targets.filter((t) => t.cache), ...(control ? [control] : [])];
     const tail = TAIL_PAIRS > 0 && tailTargets.length ? await runTailPhase(targets[bi], tailTargets) : null;
+    if (tail && process.env.BENCH_KEEP_LOGS === '1') {
+      // every slice of the p99 phase, with its histogram, beside its pair
+      const slice = ({ hist, ...m }) => ({ ...m, hist: hist ? [...hist] : null });
+      const phase = tailTargets.map((t) => ({ id: t.id, target: tail.get(t.id).slices.target.map(slice), base: tail.get(t.id).slices.base.map(slice) }));
+      fs.writeFileSync(path.join(workDir, 'p99-phase.json'), JSON.stringify(phase));
+    }
 
     // --- summary -------------------------------------------------------------------------
     const summary = targets.map((t, i) => {

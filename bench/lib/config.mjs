@@ -26,7 +26,7 @@ Environment:
                       measured interval is also preceded by BENCH_SETTLE s of unmeasured load
   BENCH_SETTLE        seconds of unmeasured load before each measured (1)
                       interval
-  BENCH_TAIL_PAIRS    p99 phase: slices of each cache-on target,   (10; --quick: 2)
+  BENCH_TAIL_PAIRS    p99 phase: slices of each cache-on target,   (20; --quick: 2)
                       each paired with a baseline slice next to it;
                       0 skips the phase and judges p99 by the rounds
   BENCH_TAIL_SLICE    p99 phase: seconds of one slice              (2; --quick: 1)
@@ -97,7 +97,7 @@ export const DURATION_S = envNumber('BENCH_DURATION', QUICK ? 2 : 5, { min: 1 })
 export const ROUNDS = envNumber('BENCH_ROUNDS', QUICK ? 2 : 3, { min: 1, integer: true });
 export const WARMUP_S = envNumber('BENCH_WARMUP', QUICK ? 1 : 5, { min: 0 });
 export const SETTLE_S = envNumber('BENCH_SETTLE', 1, { min: 0 });
-export const TAIL_PAIRS = envNumber('BENCH_TAIL_PAIRS', QUICK ? 2 : 10, { min: 0, integer: true });
+export const TAIL_PAIRS = envNumber('BENCH_TAIL_PAIRS', QUICK ? 2 : 20, { min: 0, integer: true });
 export const TAIL_SLICE_S = envNumber('BENCH_TAIL_SLICE', QUICK ? 1 : 2, { min: 1, integer: true });
 export const QUIESCE_MS = 200;
 export const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 50, { min: 1, integer: true });

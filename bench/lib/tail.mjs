@@ -17,7 +17,7 @@ import { fmt, fmtInt } from './checks.mjs';
  * Runs the phase for `targets` against `baseline` (target objects as in run.mjs): for each
  * target in turn, TAIL_PAIRS pairs of slices, the baseline slice first in even pairs and
  * second in odd ones. Resolves to a Map of target id → { p50, p99, baseP50, baseP99,
- * p99Ratio, rpsRatio, requests, baseRequests, bad }.
+ * p99Ratio, rpsRatio, requests, baseRequests, bad, slices }.
  */
 export async function runTailPhase(baseline, targets) {
   const sides = new Map(targets.map((t) => [t.id, { target: [], base: [] }]));
@@ -52,6 +52,8 @@ export async function runTailPhase(baseline, targets) {
       baseRequests: base.reduce((a, x) => a + x.ok + x.other, 0),
       rpsRatio: rate(target) / rate(base),
       bad: target.reduce((a, x) => a + x.other + x.errors, 0),
+      // each slice in the order run, for intervals.json (BENCH_KEEP_LOGS=1)
+      slices: { target, base },
     };
     r.p99Ratio = r.p99 / r.baseP99;
     results.set(t.id, r);
