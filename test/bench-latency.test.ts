@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/process.js';
@@ -62,6 +64,50 @@ describe('pooled latency histograms', () => {
       [450, 1],
       [9000, 2],
     ]);
+  });
+});
+
+describe('bench/p99-spread.mjs', () => {
+  // a phase of 20 pairs as BENCH_KEEP_LOGS=1 writes it: slices of [µs, count] pairs
+  const slice = (fastUs: number, slowUs: number, slow: number) => ({ hist: [[fastUs, 1000 - slow], [slowUs, slow]] });
+  const spread = (phase: unknown) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p99-spread-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'p99-phase.json'), JSON.stringify(phase));
+      const run = spawnSync(process.execPath, [path.join(ROOT, 'bench/p99-spread.mjs'), dir, '10'], { encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+      return run.stdout;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('gives an identical server 1.00× with no spread, and a slower tail its ratio', () => {
+    const base = Array.from({ length: 20 }, () => slice(4000, 20000, 20));
+    const out = spread([
+      { id: 'aa', target: base, base },
+      // every slice's slowest 2% at 30 ms instead of 20: the pooled p99 is 1.5×
+      { id: 'slow', target: Array.from({ length: 20 }, () => slice(4000, 30000, 20)), base },
+    ]);
+    expect(out).toContain('aa: 20 pairs, pooled p99 ratio 1.00×');
+    expect(out).toMatch(/aa: .*\n {2} 10 pairs: 5–95% 1\.00–1\.00×, sd 0\.000, over 1\.2× in 0% of draws/);
+    expect(out).toContain('slow: 20 pairs, pooled p99 ratio 1.50×');
+    expect(out).toMatch(/slow: .*\n {2} 10 pairs: 5–95% 1\.50–1\.50×, sd 0\.000, over 1\.2× in 100% of draws/);
+  });
+
+  it('spreads the ratio when pairs differ, drawing pairs together', () => {
+    // half the pairs have a stall in both slices, half in neither: drawn as pairs, the
+    // ratio stays 1.00×; half the target slices alone slow gives a spread around the middle
+    const calm = slice(4000, 5000, 20);
+    const stalled = slice(4000, 40000, 20);
+    const base = Array.from({ length: 20 }, (_, i) => (i % 2 ? stalled : calm));
+    const out = spread([
+      { id: 'paired', target: base, base },
+      { id: 'unpaired', target: base, base: Array.from({ length: 20 }, () => calm) },
+    ]);
+    expect(out).toMatch(/paired: .*\n {2} 10 pairs: 5–95% 1\.00–1\.00×/);
+    const sd = Number(/unpaired: .*\n {2} 10 pairs: .*sd (\d\.\d+)/.exec(out)?.[1]);
+    expect(sd).toBeGreaterThan(0.5);
   });
 });
 

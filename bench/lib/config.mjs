@@ -57,7 +57,8 @@ Environment:
   BENCH_BASELINE_NODE_ARGS    node flags of the baseline process (e.g. "--no-memory-reducer --trace-gc-nvp",
                               to set its collections beside the gateway's)
   BENCH_KEEP_LOGS     1: keep the work folder with every process's log and intervals.json, every
-                      measured interval of the rounds with its latency histogram (its path is printed)
+                      measured interval of the rounds with its latency histogram, and p99-phase.json,
+                      every slice of the p99 phase with its own (its path is printed)
   BENCH_COMPARE_BIN   a second sessiongate CLI, measured in the same rounds as "B: …" targets
                       (A/B a change: copy gateway/, change it, point this at its bin/)
   BENCH_COMPARE_NODE_ARGS  node flags of the B gateways instead of BENCH_GATEWAY_NODE_ARGS (A/B a

@@ -11,7 +11,7 @@ import { CONNECTIONS, SETTLE_S, TAIL_PAIRS, TAIL_SLICE_S } from './config.mjs';
 import { pooledPercentile } from './latency.mjs';
 import { drive } from './load.mjs';
 import { log } from './proc.mjs';
-import { fmt, fmtInt } from './checks.mjs';
+import { fmt, fmtInt, gcMs } from './checks.mjs';
 
 /**
  * Runs the phase for `targets` against `baseline` (target objects as in run.mjs): for each
@@ -32,9 +32,17 @@ export async function runTailPhase(baseline, targets) {
     // machine's speed falls alike on both sides
     for (let k = 0; k < TAIL_PAIRS; k++) {
       for (const s of k % 2 === 0 ? [baseline, t] : [t, baseline]) {
+        // a gateway's collection time during the slice, to set its slow slices beside
+        const gc0 = s.metricsPort ? await gcMs(s.metricsPort) : null;
+        const at = Date.now();
         const res = await slice(s);
-        (s === baseline ? side.base : side.target).push(res);
-        log(`p99 phase ${k + 1}/${TAIL_PAIRS}  ${s.label.padEnd(48)} ${fmtInt(res.rps).padStart(7)} req/s  p50 ${fmt(res.p50)} ms  p99 ${fmt(res.p99)} ms`);
+        const gc1 = s.metricsPort ? await gcMs(s.metricsPort) : null;
+        if (gc0 && gc1) Object.assign(res, { gcMinor: (gc1.minor - gc0.minor) / res.elapsed, gcMajor: (gc1.major - gc0.major) / res.elapsed });
+        (s === baseline ? side.base : side.target).push({ ...res, at });
+        log(
+          `p99 phase ${k + 1}/${TAIL_PAIRS}  ${s.label.padEnd(48)} ${fmtInt(res.rps).padStart(7)} req/s  p50 ${fmt(res.p50)} ms  p99 ${fmt(res.p99)} ms` +
+            (gc0 && gc1 ? `  gc ${fmt(res.gcMinor, 1)}+${fmt(res.gcMajor, 1)} ms/s` : ''),
+        );
       }
     }
   }
