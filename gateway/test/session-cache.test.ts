@@ -111,10 +111,11 @@ describe('session cache', () => {
     try {
       pending = h.resolver.resolve(s.token);
       await sleep(50);
-      // logout elsewhere: the key goes (queued behind the read) and the message arrives.
-      // The client auto-pipelines, so the DEL leaves on a later tick: wait until it has, or
-      // the resumed Redis could answer the resolver's second read before it sees the DEL
-      void redis.del(h.store.keys.session(s.ref)).catch(() => undefined);
+      // logout elsewhere: the key goes and the message arrives. The DEL goes on the
+      // resolver's own connection, behind its read and ahead of any read it makes after it:
+      // Redis runs one connection's commands in order. (Sent on another connection, the DEL
+      // could reach the resumed Redis after the resolver's second read.)
+      void h.store.redis.del(h.store.keys.session(s.ref)).catch(() => undefined);
       await sleep(20);
       h.resolver.invalidate([s.ref.sid]);
     } finally {
