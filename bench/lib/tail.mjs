@@ -60,7 +60,7 @@ export async function runTailPhase(baseline, targets) {
       baseRequests: base.reduce((a, x) => a + x.ok + x.other, 0),
       rpsRatio: rate(target) / rate(base),
       bad: target.reduce((a, x) => a + x.other + x.errors, 0),
-      // each slice in the order run, for intervals.json (BENCH_KEEP_LOGS=1)
+      // each slice in the order run, for p99-phase.json (BENCH_KEEP_LOGS=1)
       slices: { target, base },
     };
     r.p99Ratio = r.p99 / r.baseP99;
