@@ -29,6 +29,9 @@ function servedBy(gw) {
   return { port: gw.port, metricsPort: gw.metricsPort, pid: gw.child.pid };
 }
 
+/** A measured interval or slice as BENCH_KEEP_LOGS=1 writes it: its histogram as [µs, count] pairs. */
+const keptInterval = ({ hist, base, ...m }) => ({ ...m, hist: hist ? [...hist] : null });
+
 async function main() {
   const { started, redisVersion, cpuModel, sgVersion, loadAtStart, redisPort, redisDir, redisUrl, redis, up, upstreamUrl, profDir, nodeFlags, base, baseAA, quick, quickNoCache, quickLru, keysJson, keysFile, secret, routesFile, routesText, plainRoutesFile, startGateway, gwOn, gwOther, gwOff, wanted, gwW2, sink, gwOtel, gwB, faIds, faWanted, fa, store, newSession, pool, guest, poolCookies, single, apiKeys, poolKeys, writer, dataCookies, writeCookies, cartBytes } = await startServers();
   // --- header ----------------------------------------------------------------------------
@@ -209,7 +212,7 @@ async function main() {
 
     if (process.env.BENCH_KEEP_LOGS === '1') {
       // every measured interval, `seq` its place in the run, with its latency histogram ([µs, count] pairs)
-      const intervals = targets.map((t, i) => ({ id: t.id, intervals: rounds[i].map(({ hist, base, ...m }) => ({ ...m, hist: hist ? [...hist] : null })) }));
+      const intervals = targets.map((t, i) => ({ id: t.id, intervals: rounds[i].map(keptInterval) }));
       fs.writeFileSync(path.join(workDir, 'intervals.json'), JSON.stringify(intervals));
     }
 
@@ -218,8 +221,7 @@ async function main() {
     const tail = TAIL_PAIRS > 0 && tailTargets.length ? await runTailPhase(targets[bi], tailTargets) : null;
     if (tail && process.env.BENCH_KEEP_LOGS === '1') {
       // every slice of the p99 phase, with its histogram, beside its pair
-      const slice = ({ hist, ...m }) => ({ ...m, hist: hist ? [...hist] : null });
-      const phase = tailTargets.map((t) => ({ id: t.id, target: tail.get(t.id).slices.target.map(slice), base: tail.get(t.id).slices.base.map(slice) }));
+      const phase = tailTargets.map((t) => ({ id: t.id, target: tail.get(t.id).slices.target.map(keptInterval), base: tail.get(t.id).slices.base.map(keptInterval) }));
       fs.writeFileSync(path.join(workDir, 'p99-phase.json'), JSON.stringify(phase));
     }
 

@@ -116,7 +116,6 @@ describe('session cache', () => {
       // Redis runs one connection's commands in order. (Sent on another connection, the DEL
       // could reach the resumed Redis after the resolver's second read.)
       void h.store.redis.del(h.store.keys.session(s.ref)).catch(() => undefined);
-      await sleep(20);
       h.resolver.invalidate([s.ref.sid]);
     } finally {
       server.resume();

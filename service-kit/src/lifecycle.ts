@@ -36,8 +36,8 @@ export interface GracefulShutdownOptions {
  * The signal Node.js writes a heap snapshot on (`--heapsnapshot-signal`, on the command line
  * or in NODE_OPTIONS), if any: an operator who sends it wants a snapshot, not a shutdown.
  */
-function heapSnapshotSignal(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string | undefined {
-  const args = [...execArgv, ...nodeOptions.split(/\s+/)];
+function heapSnapshotSignal(): string | undefined {
+  const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg.startsWith('--heapsnapshot-signal=')) return arg.slice('--heapsnapshot-signal='.length);
