@@ -85,10 +85,20 @@ export async function startServers() {
     `version: 1\nroutes:\n  - name: orders\n    prefix: ${ROUTE_PREFIX}\n    upstream: ${upstreamUrl}\n    roles: [user]\n${credentials}` +
     `  - name: public\n    prefix: ${PUBLIC_PREFIX}\n    upstream: ${upstreamUrl}\n    auth: none\n${more}`;
   // the route takes API keys too; a build compared against (BENCH_COMPARE_BIN) may not know
-  // `credentials` nor `sessionData`: the session data routes are in this build's file only
+  // `credentials` nor `sessionData`: it gets this build's file if its own `check` accepts it,
+  // and a cookie-only file otherwise (its API-key rows then fail with 401)
   fs.writeFileSync(routesFile, routesText('    credentials: [cookie, api_key]\n', writer ? dataRoutesYaml(upstreamUrl, writer.url) : ''));
   const plainRoutesFile = path.join(workDir, 'routes-cookie-only.yaml');
   fs.writeFileSync(plainRoutesFile, routesText(''));
+  const routesFor = (cli) => {
+    if (cli === cliEntry) return routesFile;
+    try {
+      execFileSync(process.execPath, [cli, 'check', routesFile], { stdio: 'ignore' });
+      return routesFile;
+    } catch {
+      return plainRoutesFile;
+    }
+  };
 
   async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE, nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS } = {}) {
     const port = await freePort();
@@ -102,7 +112,7 @@ export async function startServers() {
         PORT: String(port),
         METRICS_HOST: '127.0.0.1',
         METRICS_PORT: String(metricsPort),
-        SESSIONGATE_ROUTES: cli === cliEntry ? routesFile : plainRoutesFile,
+        SESSIONGATE_ROUTES: routesFor(cli),
         SESSIONGATE_WATCH_ROUTES: 'false',
         X_SESSION_KEYS: keysFile,
         SESSION_CACHE: cacheOn ? 'true' : 'false',

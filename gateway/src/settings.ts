@@ -32,6 +32,7 @@ import {
   DEFAULT_CACHE_TTL_MS,
   DEFAULT_GATEWAY_METRICS_PORT,
   DEFAULT_GATEWAY_PORT,
+  DEFAULT_HEAP_FLOOR_MB,
   DEFAULT_HEAP_GROWTH_PERCENT,
   DEFAULT_LOG_LEVEL,
   DEFAULT_MAX_COOKIE_BYTES,
@@ -68,6 +69,11 @@ export interface GatewayConfig {
    * V8's own choice, up to 300 % under load). Applied by the CLI only.
    */
   readonly heapGrowthPercent: number;
+  /**
+   * Below this heap size, in MB, the heap grows past the percent without a full collection
+   * (0: no floor). Applied by the CLI only, with the percent.
+   */
+  readonly heapFloorMb: number;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
   readonly maxHeaderBytes: number;
@@ -144,6 +150,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     },
     refreshFraction,
     heapGrowthPercent: intSetting(env, 'SESSIONGATE_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PERCENT, 0, 1000),
+    heapFloorMb: intSetting(env, 'SESSIONGATE_HEAP_FLOOR', DEFAULT_HEAP_FLOOR_MB, 0, 65536),
     logLevel: logLevelSetting(env, DEFAULT_LOG_LEVEL),
     shutdownTimeoutMs: durationSetting(env, 'SHUTDOWN_TIMEOUT', DEFAULT_SHUTDOWN_TIMEOUT_MS),
     maxHeaderBytes: intSetting(env, 'SESSIONGATE_MAX_HEADER_BYTES', DEFAULT_MAX_HEADER_BYTES, 1024),

@@ -80,10 +80,13 @@ describe('startup', () => {
     expect(r.stderr).toMatch(/SESSION_IDLE_TIMEOUT/);
   });
 
-  it('refuses to start on a bad heap growth, naming the variable', async () => {
+  it('refuses to start on a bad heap growth or floor, naming the variable', async () => {
     const r = await runCli(['gateway'], { env: { X_SESSION_KEYS: keysJson, SESSIONGATE_HEAP_GROWTH: '-5' } });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/SESSIONGATE_HEAP_GROWTH: "-5" is not a whole number from 0 to 1000/);
+    const floor = await runCli(['gateway'], { env: { X_SESSION_KEYS: keysJson, SESSIONGATE_HEAP_FLOOR: '64MB' } });
+    expect(floor.code).toBe(1);
+    expect(floor.stderr).toMatch(/SESSIONGATE_HEAP_FLOOR: "64MB" is not a whole number from 0 to 65536/);
   });
 
   it('refuses to start on an invalid routes file, with line:column', async () => {

@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
 import { runServiceCommand, type CliIo } from '@sessiongate/service-kit';
 import {
   DEFAULT_ABSOLUTE_TIMEOUT_MS,
@@ -16,6 +15,7 @@ import {
   DEFAULT_CACHE_TTL_MS,
   DEFAULT_GATEWAY_METRICS_PORT,
   DEFAULT_GATEWAY_PORT,
+  DEFAULT_HEAP_FLOOR_MB,
   DEFAULT_HEAP_GROWTH_PERCENT,
   DEFAULT_LOG_LEVEL,
   DEFAULT_MAX_COOKIE_BYTES,
@@ -89,6 +89,8 @@ ${REDIS_ENVIRONMENT_HELP}
   SESSION_CACHE_NEGATIVE_TTL  ${dur(DEFAULT_NEGATIVE_TTL_MS)}remember unknown tokens this long
   SESSIONGATE_HEAP_GROWTH     ${col(DEFAULT_HEAP_GROWTH_PERCENT)}% the heap may grow past its live data before a
                                         full collection (0: V8's default, up to 300 %)
+  SESSIONGATE_HEAP_FLOOR      ${col(DEFAULT_HEAP_FLOOR_MB)}MB the heap may reach before that percent holds
+                                        (0: none)
   X_SESSION_KEYS              required  JWK set (JSON) or a path to one; the first key
                                         signs, all are published (sessiongate keys generate)
   X_SESSION_TTL               ${dur(DEFAULT_X_SESSION_TTL_MS)}lifetime of each X-Session
@@ -139,9 +141,8 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     // the server's modules load only when it starts, so --help stays instant
     loadConfig: async (env) => (await import('../settings.js')).gatewayConfigFromEnv(env),
     start: async (config, out) => {
-      // a cache of many sessions is long-lived data: by default V8 lets the heap grow to up to
-      // four times what a full collection keeps, which here means hundreds of MB of garbage
-      if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
+      const { governHeapGrowth } = await import('../ops/heap.js');
+      governHeapGrowth({ percent: config.heapGrowthPercent, floorBytes: config.heapFloorMb * 1024 * 1024 });
       if (config.workers.count > 1) return (await import('../cluster/start.js')).startCluster(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
       const { startGatewayServer } = await import('../server.js');
       return startGatewayServer(config, { pretty: Boolean((out.stdout as NodeJS.WriteStream).isTTY) });
