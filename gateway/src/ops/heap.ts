@@ -5,7 +5,7 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 export interface HeapGrowth {
   /** How far the heap may grow past what the last full collection kept, in percent (0: V8's own choice). */
   readonly percent: number;
-  /** No full collection is started for growth while the heap is below this many bytes (0: none). */
+  /** A heap below this many bytes may grow past the percent, up to it and at most doubling (0: none). */
   readonly floorBytes: number;
 }
 
