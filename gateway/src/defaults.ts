@@ -22,7 +22,7 @@ export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** The gateway process keeps its heap within this much of its live data, in percent (SESSIONGATE_HEAP_GROWTH). @default 20 */
 export const DEFAULT_HEAP_GROWTH_PERCENT = 20;
-/** Below this heap size, in MB, the heap grows without a full collection (SESSIONGATE_HEAP_FLOOR). @default 64 */
+/** A heap below this size, in MB, may grow past the percent between full collections, up to it and at most doubling (SESSIONGATE_HEAP_FLOOR). @default 64 */
 export const DEFAULT_HEAP_FLOOR_MB = 64;
 /** LOG_LEVEL. @default 'info' */
 export const DEFAULT_LOG_LEVEL = 'info';

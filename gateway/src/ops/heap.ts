@@ -44,9 +44,10 @@ export function growthPercentFor(liveBytes: number, previousLiveBytes: number, g
  * Applies the heap growth to this process, and keeps the floor after every full collection.
  * A cache of many sessions is long-lived data: V8's own growth lets the heap grow to up to
  * four times what a full collection keeps, hundreds of MB of garbage with 100,000 sessions,
- * hence the percent. A small heap under load, on the other hand, would reach its 20 % in
- * seconds, and each full collection stalls requests for a few ms, hence the floor: a heap
- * well below it may grow up to it (at most doubling), one near or above it keeps the percent.
+ * hence the percent. A small heap under load, on the other hand, fills its 20 % (or V8's
+ * smallest step, 8 MB) every half minute or so, and each full collection stalls the requests
+ * in flight, hence the floor: a heap well below it may grow up to it (at most doubling), one
+ * near or above it keeps the percent.
  *
  * V8 reads the percent when a full collection ends, to set the next one's limit; it is
  * worked out again as soon as Node.js reports that collection, for the one after. Returns a
