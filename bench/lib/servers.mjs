@@ -90,14 +90,17 @@ export async function startServers() {
   fs.writeFileSync(routesFile, routesText('    credentials: [cookie, api_key]\n', writer ? dataRoutesYaml(upstreamUrl, writer.url) : ''));
   const plainRoutesFile = path.join(workDir, 'routes-cookie-only.yaml');
   fs.writeFileSync(plainRoutesFile, routesText(''));
+  const routesByCli = new Map([[cliEntry, routesFile]]);
   const routesFor = (cli) => {
-    if (cli === cliEntry) return routesFile;
-    try {
-      execFileSync(process.execPath, [cli, 'check', routesFile], { stdio: 'ignore' });
-      return routesFile;
-    } catch {
-      return plainRoutesFile;
+    if (!routesByCli.has(cli)) {
+      try {
+        execFileSync(process.execPath, [cli, 'check', routesFile], { stdio: 'ignore' });
+        routesByCli.set(cli, routesFile);
+      } catch {
+        routesByCli.set(cli, plainRoutesFile);
+      }
     }
+    return routesByCli.get(cli);
   };
 
   async function startGateway(name, cacheOn, cli = cliEntry, { env: extraEnv = {}, core = SERVER_CORE, nodeArgs = process.env.BENCH_GATEWAY_NODE_ARGS } = {}) {

@@ -13,7 +13,7 @@ export interface HeapGrowth {
 const YOUNG_SPACES = new Set(['new_space', 'new_large_object_space']);
 
 /** The bytes in V8's old generation (every space but the young ones). */
-export function oldGenerationBytes(): number {
+function oldGenerationBytes(): number {
   let bytes = 0;
   for (const space of getHeapSpaceStatistics()) if (!YOUNG_SPACES.has(space.space_name)) bytes += space.space_used_size;
   return bytes;
@@ -50,11 +50,10 @@ export function growthPercentFor(liveBytes: number, previousLiveBytes: number, g
  * near or above it keeps the percent.
  *
  * V8 reads the percent when a full collection ends, to set the next one's limit; it is
- * worked out again as soon as Node.js reports that collection, for the one after. Returns a
- * stop function.
+ * worked out again as soon as Node.js reports that collection, for the one after.
  */
-export function governHeapGrowth(growth: HeapGrowth): () => void {
-  if (growth.percent <= 0) return () => {};
+export function governHeapGrowth(growth: HeapGrowth): void {
+  if (growth.percent <= 0) return;
   let applied = 0;
   let previous = 0;
   const apply = (): void => {
@@ -66,14 +65,12 @@ export function governHeapGrowth(growth: HeapGrowth): () => void {
     applied = percent;
   };
   apply();
-  if (growth.floorBytes <= 0) return () => {};
-  const observer = new PerformanceObserver((list) => {
+  if (growth.floorBytes <= 0) return;
+  new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue;
       apply();
       return;
     }
-  });
-  observer.observe({ entryTypes: ['gc'] });
-  return () => observer.disconnect();
+  }).observe({ entryTypes: ['gc'] });
 }
