@@ -49,7 +49,9 @@ export async function gcMs(metricsPort) {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const of = (kind) => Number(new RegExp(`^nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\} ([\\d.e+-]+)`, 'm').exec(text)?.[1] ?? 0) * 1000;
   const heap = Number(/^nodejs_heap_size_used_bytes ([\d.e+-]+)/m.exec(text)?.[1] ?? NaN) / 2 ** 20;
-  return { minor: of('minor'), major: of('major') + of('incremental'), heapMb: heap };
+  // the longest event-loop stall since the previous scrape (prom-client resets it on each one)
+  const lagMaxMs = Number(/^nodejs_eventloop_lag_max_seconds ([\d.e+-]+)/m.exec(text)?.[1] ?? NaN) * 1000;
+  return { minor: of('minor'), major: of('major') + of('incremental'), heapMb: heap, lagMaxMs };
 }
 
 /** A gateway's own counts: session lookups (all, and those Redis answered) and session data writes. */

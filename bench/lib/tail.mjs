@@ -37,11 +37,11 @@ export async function runTailPhase(baseline, targets) {
         const at = Date.now();
         const res = await slice(s);
         const gc1 = s.metricsPort ? await gcMs(s.metricsPort) : null;
-        if (gc0 && gc1) Object.assign(res, { gcMinor: (gc1.minor - gc0.minor) / res.elapsed, gcMajor: (gc1.major - gc0.major) / res.elapsed });
+        if (gc0 && gc1) Object.assign(res, { gcMinor: (gc1.minor - gc0.minor) / res.elapsed, gcMajor: (gc1.major - gc0.major) / res.elapsed, lagMaxMs: gc1.lagMaxMs });
         (s === baseline ? side.base : side.target).push({ ...res, at });
         log(
           `p99 phase ${k + 1}/${TAIL_PAIRS}  ${s.label.padEnd(48)} ${fmtInt(res.rps).padStart(7)} req/s  p50 ${fmt(res.p50)} ms  p99 ${fmt(res.p99)} ms` +
-            (gc0 && gc1 ? `  gc ${fmt(res.gcMinor, 1)}+${fmt(res.gcMajor, 1)} ms/s` : ''),
+            (gc0 && gc1 ? `  gc ${fmt(res.gcMinor, 1)}+${fmt(res.gcMajor, 1)} ms/s, longest stall ${fmt(res.lagMaxMs, 0)} ms` : ''),
         );
       }
     }
