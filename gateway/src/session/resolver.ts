@@ -15,6 +15,7 @@ import { InvalidationChannel } from './invalidation.js';
 import { growingLru } from './lru.js';
 import { RefreshPacer, type StoreHealth } from './refresh.js';
 import { RevocationWatch, type RevokedListener } from './revocations.js';
+import { ownSid } from './sid-bits.js';
 
 export type { SessionSlot } from './entry.js';
 export type { CredentialRef, CredentialVia, Lookup, LookupOutcome, LookupSource, ResolvedSession } from './lookup.js';
@@ -129,7 +130,7 @@ export class SessionResolver {
       sweep: this.cacheEnabled,
       onLeave: (sid, entry) => this.refresh.remember(sid, entry.touchedAt),
     });
-    this.seen = new ActiveSessions(ACTIVE_WINDOW_MS, Math.max(max, 100_000) * 10);
+    this.seen = new ActiveSessions(ACTIVE_WINDOW_MS);
     this.channel = new InvalidationChannel(store, {
       heartbeatIntervalMs: opts.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
       heartbeatTimeoutMs: opts.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
@@ -298,9 +299,11 @@ export class SessionResolver {
 
   /** One read of a session into the cache, shared by every request that misses meanwhile. */
   private startRead(kind: Kind, ref: CredentialRef): InFlight {
+    // the cache's key and the record's sid: its own string, not a slice of the request's hash
+    const own = { ...ref, sid: ownSid(ref.sid) };
     // an expired entry of this session, or what was remembered of it, knows when it was last refreshed
-    const touchedAt = this.refresh.lastRefreshOf(ref.sid, this.cache.stale(ref.sid));
-    return this.cache.read(ref.sid, () => this.load(kind, ref, touchedAt));
+    const touchedAt = this.refresh.lastRefreshOf(own.sid, this.cache.stale(own.sid));
+    return this.cache.read(own.sid, () => this.load(kind, own, touchedAt));
   }
 
   /** One read of Redis, whatever the cache holds: the path while the cache is bypassed. */
@@ -320,10 +323,11 @@ export class SessionResolver {
     if (prev && raw !== null && prev.raw === raw) {
       entry = prev;
     } else {
-      entry = kind.parse(ref, raw, prev?.record ? prev.touchedAt : undefined);
+      const own = { ...ref, sid: ownSid(ref.sid) };
+      entry = kind.parse(own, raw, prev?.record ? prev.touchedAt : undefined);
       if (entry.record) {
         entry.raw = raw!;
-        this.cache.keepRecent(ref.sid, entry);
+        this.cache.keepRecent(own.sid, entry);
       } else {
         this.cache.dropRecent(ref.sid);
       }
