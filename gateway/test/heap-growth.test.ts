@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runFixture } from '../../test/support/process.js';
 import { growthPercentFor } from '../src/ops/heap.js';
 
 // SESSIONGATE_HEAP_GROWTH and SESSIONGATE_HEAP_FLOOR: how far V8 lets the heap grow between
@@ -48,19 +48,8 @@ interface Run {
   usedBytes: number;
 }
 
-function runChild(percent: number, floorMb: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD], {
-      env: { ...process.env, HEAP_GROWTH: String(percent), HEAP_FLOOR_MB: String(floorMb) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Run) : reject(new Error(`child exited ${code}: ${err}`))));
-  });
+async function runChild(percent: number, floorMb: number): Promise<Run> {
+  return JSON.parse(await runFixture(CHILD, { env: { HEAP_GROWTH: String(percent), HEAP_FLOOR_MB: String(floorMb) } })) as Run;
 }
 
 describe('the heap growth in a process (V8 takes the percent while it runs)', () => {

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFixture } from '../../test/support/process.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 
 // What a cached lookup leaves behind: nothing that outlives a young-generation collection.
@@ -22,19 +22,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** The child's stdout: V8's collection lines and its own `measure` / `done` marks. */
-function runChild(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--trace-gc-nvp', CHILD], { env: { ...process.env, REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`child exited ${code}: ${err}`))));
-  });
-}
-
 /** Young-generation collections (`gc=s`) between the marks: how many, bytes allocated and promoted. */
 function scavenges(out: string): { count: number; allocated: number; promoted: number } {
   const measured = out.split('\nmeasure\n')[1]?.split('\ndone ')[0] ?? '';
@@ -52,7 +39,7 @@ function scavenges(out: string): { count: number; allocated: number; promoted: n
 
 describe('old generation', () => {
   it('cached session and API-key lookups promote (next to) nothing', async () => {
-    const out = await runChild();
+    const out = await runFixture(CHILD, { nodeArgs: ['--trace-gc-nvp'], env: { REDIS_URL: redis.url } });
     expect(out).toMatch(/\ndone 210000\n/);
     const s = scavenges(out);
     // the loop allocates enough for several collections, or there would be nothing to weigh

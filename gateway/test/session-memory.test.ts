@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFixture } from '../../test/support/process.js';
 import { startRedisServer, type RedisServer } from '../../test/support/redis-server.js';
 
 // What a cached session costs: a gateway may hold 100,000 of them, and the bench's memory
@@ -20,21 +20,9 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function runChild(): Promise<{ sessions: number; cached: number; bytesPerSession: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', CHILD], { env: { ...process.env, REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}: ${err}`))));
-  });
-}
-
 describe('session cache memory', () => {
   it('holds a cached session in about half a kilobyte', async () => {
-    const r = await runChild();
+    const r = JSON.parse(await runFixture(CHILD, { nodeArgs: ['--expose-gc'], env: { REDIS_URL: redis.url } })) as { cached: number; bytesPerSession: number };
     expect(r.cached).toBe(20_000);
     // about 510 bytes: the entry, the record's fields and strings, the LRU's slots. It was
     // about 610 while each cached sid was a slice that kept its whole 43-character hash

@@ -38,6 +38,23 @@ export function runCli(args: string[], o: { env?: NodeJS.ProcessEnv; stdin?: str
   });
 }
 
+/**
+ * Runs a Node script of test/fixtures to completion (a measurement in a process of its own,
+ * under the V8 flags it needs) and resolves to its stdout; rejects, with its stderr, if it
+ * does not exit with 0.
+ */
+export function runFixture(file: string, o: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(o.nodeArgs ?? []), file], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${path.basename(file)} exited ${code}: ${err}`))));
+  });
+}
+
 /** A long-running `sessiongate` process with its output captured. */
 export interface Service {
   readonly child: ChildProcess;
