@@ -26,13 +26,10 @@ export class ActiveSessions {
   private readonly slotOf: number[];
   private readonly merged = new Uint32Array(BITMAP_WORDS);
 
-  constructor(
-    private readonly windowMs: number = ACTIVE_WINDOW_MS,
-    private readonly slotMs: number = SLOT_MS,
-  ) {
-    const slots = Math.ceil(windowMs / slotMs) + 1;
-    this.bitmaps = new Array<Uint32Array | undefined>(slots).fill(undefined);
-    this.slotOf = new Array<number>(slots).fill(-1);
+  constructor(private readonly windowMs: number = ACTIVE_WINDOW_MS) {
+    const slots = Math.ceil(windowMs / SLOT_MS) + 1;
+    this.bitmaps = Array.from({ length: slots }, () => undefined);
+    this.slotOf = Array.from({ length: slots }, () => -1);
   }
 
   /**
@@ -47,7 +44,7 @@ export class ActiveSessions {
   }
 
   note(sid: string, now: number): void {
-    const slot = Math.floor(now / this.slotMs);
+    const slot = Math.floor(now / SLOT_MS);
     const at = slot % this.bitmaps.length;
     let bitmap = this.bitmaps[at];
     if (this.slotOf[at] !== slot) {
@@ -62,8 +59,8 @@ export class ActiveSessions {
 
   /** Distinct sessions seen within the window (the slots that overlap it) before `now`. */
   count(now: number): number {
-    const current = Math.floor(now / this.slotMs);
-    const oldest = Math.floor((now - this.windowMs) / this.slotMs);
+    const current = Math.floor(now / SLOT_MS);
+    const oldest = Math.floor((now - this.windowMs) / SLOT_MS);
     const merged = this.merged;
     merged.fill(0);
     let any = false;

@@ -8,7 +8,7 @@ import {
 } from '../defaults.js';
 import type { LRUCache } from 'lru-cache';
 import { ApiKeyStore, apiKeyMatches, apiKeyRef, isLegacyToken, isWellFormedToken, sessionRef, type SessionRecord, type SessionRef, type SessionStore } from '@sessiongate/session';
-import { ACTIVE_WINDOW_MS, ActiveSessions } from './active-sessions.js';
+import { ActiveSessions } from './active-sessions.js';
 import { SessionCache, type InFlight } from './cache.js';
 import { EntryParser, cacheDeadline, type Entry } from './entry.js';
 import { InvalidationChannel } from './invalidation.js';
@@ -130,7 +130,7 @@ export class SessionResolver {
       sweep: this.cacheEnabled,
       onLeave: (sid, entry) => this.refresh.remember(sid, entry.touchedAt),
     });
-    this.seen = new ActiveSessions(ACTIVE_WINDOW_MS);
+    this.seen = new ActiveSessions();
     this.channel = new InvalidationChannel(store, {
       heartbeatIntervalMs: opts.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
       heartbeatTimeoutMs: opts.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
